@@ -1,0 +1,1 @@
+"""enphase_battery: asyncio SDK for Enphase IQ Batteries (Enlighten Systems API v4)."""

@@ -1,0 +1,144 @@
+"""Exceptions raised by enphase_battery.
+
+Every exception derives from :class:`EnphaseError`, so ``except EnphaseError`` catches
+everything the SDK raises on purpose.  Each subclass is something a caller would handle
+differently: re-authorize, slow down, fix the arguments, retry later.
+
+No exception ever carries the API key, the client secret or a token: messages are built
+from the request's method and path (never its query string, which holds ``key=``), and
+from the server's error body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "EnphaseConnectionError",
+    "EnphaseError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ResponseFormatError",
+]
+
+
+class EnphaseError(Exception):
+    """Base class of every error raised by enphase_battery."""
+
+
+class InvalidRequestError(EnphaseError, ValueError):
+    """The arguments are invalid; raised before any request is sent."""
+
+
+class EnphaseConnectionError(EnphaseError):
+    """The API could not be reached: a network error, a dropped connection or a timeout."""
+
+
+class ApiError(EnphaseError):
+    """The API answered with an error status.
+
+    Attributes:
+        status: the HTTP status code, or ``None`` where the error was decided locally
+            (a spent monthly quota, a token that cannot be refreshed).
+        body: the parsed JSON error body (a ``dict``), the raw text where it was not JSON,
+            or ``None``.
+        method / path: the request that failed (never with its query string).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.method = method
+        self.path = path
+
+    @property
+    def details(self) -> str | None:
+        """The ``details`` (or ``message``) field of the error body, when there is one."""
+        if isinstance(self.body, dict):
+            for key in ("details", "message", "error_description", "error"):
+                value = self.body.get(key)
+                if isinstance(value, str) and value:
+                    return value
+        return None
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        status = f"HTTP {self.status}: " if self.status is not None else ""
+        return f"{status}{self.message}{where}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status={self.status!r}, path={self.path!r})"
+        )
+
+
+class AuthenticationError(ApiError):
+    """The credentials were refused.
+
+    Raised for a 401 that persists after one refresh-and-retry, and when the refresh
+    token itself is dead (Enlighten refresh tokens lapse after 30 days, and a rotated one
+    is dead once used): the homeowner must authorize the app again
+    (``enphase-battery auth login``).
+    """
+
+
+class PermissionDeniedError(ApiError):
+    """403: the API plan or the homeowner's grant lacks access to this operation."""
+
+
+class NotFoundError(ApiError):
+    """404: the system, Encharge or path does not exist for this account."""
+
+
+class RateLimitError(ApiError):
+    """429 after the retries were spent (or a wait longer than the caller allows).
+
+    Attributes:
+        retry_after: seconds to wait before the limit resets, when known.
+        period: ``"minute"`` or ``"month"``, as the API reported it.
+        limit: the plan's limit for that period, when reported.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        period: str | None = None,
+        limit: int | None = None,
+        status: int | None = 429,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body, method=method, path=path)
+        self.retry_after = retry_after
+        self.period = period
+        self.limit = limit
+
+
+class QuotaExceededError(RateLimitError):
+    """The monthly request quota is spent: counted locally, or a 429 with ``period: month``.
+
+    Raised before sending when the client's own count says the quota is gone, so a
+    spent quota never costs another request.
+    """
+
+
+class ResponseFormatError(ApiError):
+    """A 2xx response whose body is not the JSON shape the API documents."""
