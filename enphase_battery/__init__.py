@@ -1,1 +1,106 @@
-"""enphase_battery: asyncio SDK for Enphase IQ Batteries (Enlighten Systems API v4)."""
+"""enphase_battery: asyncio SDK for Enphase IQ Batteries (Enlighten Systems API v4).
+
+The public API is importable from here; see README.md for a quick start.
+"""
+
+from .auth import (
+    DEFAULT_AUTHORIZE_URL,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_TOKEN_URL,
+    AccessTokenProvider,
+    FileTokenStore,
+    OAuth2Token,
+    TokenManager,
+)
+from .client import DEFAULT_BASE_URL, EnphaseClient
+from .exceptions import (
+    ApiError,
+    AuthenticationError,
+    EnphaseConnectionError,
+    EnphaseError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ResponseFormatError,
+)
+from .limits import MonthlyQuota, RateLimits
+from .models import (
+    Address,
+    BatteryInterval,
+    BatteryLifetime,
+    BatteryMode,
+    BatterySettings,
+    BatteryTelemetry,
+    Device,
+    DeviceGroups,
+    EnchargeInterval,
+    EnchargeTelemetry,
+    EnergyReading,
+    Granularity,
+    GridState,
+    GridStatus,
+    LifetimeDay,
+    LifetimeMeta,
+    LoadCircuit,
+    LoadControl,
+    LoadControlMode,
+    SocReading,
+    StormGuard,
+    System,
+    SystemDevices,
+)
+from .routes import ROUTES, Route
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_AUTHORIZE_URL",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_REDIRECT_URI",
+    "DEFAULT_TOKEN_URL",
+    "ROUTES",
+    "AccessTokenProvider",
+    "Address",
+    "ApiError",
+    "AuthenticationError",
+    "BatteryInterval",
+    "BatteryLifetime",
+    "BatteryMode",
+    "BatterySettings",
+    "BatteryTelemetry",
+    "Device",
+    "DeviceGroups",
+    "EnchargeInterval",
+    "EnchargeTelemetry",
+    "EnergyReading",
+    "EnphaseClient",
+    "EnphaseConnectionError",
+    "EnphaseError",
+    "FileTokenStore",
+    "Granularity",
+    "GridState",
+    "GridStatus",
+    "InvalidRequestError",
+    "LifetimeDay",
+    "LifetimeMeta",
+    "LoadCircuit",
+    "LoadControl",
+    "LoadControlMode",
+    "MonthlyQuota",
+    "NotFoundError",
+    "OAuth2Token",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RateLimits",
+    "ResponseFormatError",
+    "Route",
+    "SocReading",
+    "StormGuard",
+    "System",
+    "SystemDevices",
+    "TokenManager",
+    "__version__",
+]

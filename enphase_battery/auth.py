@@ -459,7 +459,6 @@ class TokenManager:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw[:500].decode("utf-8", "replace")
-        body = _scrub(body, self.secrets() + tuple(params.values()))
         if 200 <= status < 300:
             if not isinstance(body, dict):
                 raise _TransientTokenError(
@@ -471,7 +470,8 @@ class TokenManager:
                     )
                 )
             return OAuth2Token.from_response(body)
-        if status in (429,) or status >= 500:
+        body = _scrub(body, self.secrets() + tuple(params.values()))
+        if status == 429 or status >= 500:
             raise _TransientTokenError(
                 ApiError(
                     "token endpoint failed", status=status, body=body, method="POST", path=path

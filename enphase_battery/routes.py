@@ -1,0 +1,58 @@
+"""The one route table: every API path the SDK calls, keyed by the spec's operationId.
+
+Paths follow the official Swagger spec (fact sheet, "Decisions"): the four configuration
+operations live under ``/api/v4/systems/config/{system_id}/``; some third-party summaries
+write them without ``config/``.  Should the service ever move them, this table is the one
+place to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["API_PREFIX", "ROUTES", "Route"]
+
+API_PREFIX = "/api/v4"
+
+
+@attrs.frozen
+class Route:
+    """An operation: its HTTP method, path template and whether it writes."""
+
+    operation_id: str
+    method: str
+    template: str
+
+    @property
+    def writes(self) -> bool:
+        """Whether the operation changes the system (PUT)."""
+        return self.method != "GET"
+
+    def path(self, **params: Any) -> str:
+        """The path with its ``{placeholders}`` filled in (values already validated)."""
+        return API_PREFIX + self.template.format(**params)
+
+
+_TABLE = (
+    Route("list_systems", "GET", "/systems"),
+    Route("get_system_devices", "GET", "/systems/{system_id}/devices"),
+    Route("get_system_battery_settings", "GET", "/systems/config/{system_id}/battery_settings"),
+    Route("update_system_battery_settings", "PUT", "/systems/config/{system_id}/battery_settings"),
+    Route("get_system_storm_guard", "GET", "/systems/config/{system_id}/storm_guard"),
+    Route("update_system_storm_guard", "PUT", "/systems/config/{system_id}/storm_guard"),
+    Route("get_system_grid_status", "GET", "/systems/config/{system_id}/grid_status"),
+    Route("get_system_load_control", "GET", "/systems/config/{system_id}/load_control"),
+    Route("update_system_load_control", "PUT", "/systems/config/{system_id}/load_control"),
+    Route("get_battery_lifetime", "GET", "/systems/{system_id}/battery_lifetime"),
+    Route("get_battery_telemetry", "GET", "/systems/{system_id}/telemetry/battery"),
+    Route(
+        "get_encharge_telemetry",
+        "GET",
+        "/systems/{system_id}/devices/encharges/{serial_no}/telemetry",
+    ),
+)
+
+#: operationId -> Route.
+ROUTES: dict[str, Route] = {route.operation_id: route for route in _TABLE}
