@@ -1,0 +1,100 @@
+"""``enphase-battery simulate``: argparse wiring for running the simulator standalone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from .ratelimit import PLANS
+from .runner import serve
+
+__all__ = ["add_simulate_parser", "build_parser", "main", "run_simulate"]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1; anything else exposes the simulator)",
+    )
+    parser.add_argument("--port", type=int, default=8787, help="port (default 8787; 0: any)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (default 1; 0 freezes the clock)",
+    )
+    parser.add_argument("--systems", type=int, default=2, help="number of systems (default 2)")
+    parser.add_argument("--encharges", type=int, default=2, help="Encharges per system (default 2)")
+    parser.add_argument(
+        "--plan", choices=sorted(PLANS), default="partner", help="API plan (default partner)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--history-days", type=float, default=7.0, help="days of history (default 7)"
+    )
+    parser.add_argument(
+        "--late-probability",
+        type=float,
+        default=0.0,
+        help="chance a device interval arrives hours late (default 0)",
+    )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help="write the initial OAuth2 token to this JSON file instead of printing it",
+    )
+
+
+def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``simulate`` sub-command to an ``argparse`` subparsers object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="run the embedded Enphase v4 API simulator",
+        description="Serve a simulated Enphase v4 battery API on loopback until Ctrl-C.",
+    )
+    _add_arguments(parser)
+    return parser
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run the simulator the parsed ``args`` describe; returns the exit status."""
+    try:
+        asyncio.run(
+            serve(
+                token_file=args.token_file,
+                host=args.host,
+                port=args.port,
+                speed=args.speed,
+                systems=args.systems,
+                encharges=args.encharges,
+                plan=args.plan,
+                seed=args.seed,
+                history=timedelta(days=args.history_days),
+                late_probability=args.late_probability,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as err:
+        print(f"cannot serve on {args.host}:{args.port}: {err}")
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m enphase_battery.simulator``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m enphase_battery.simulator",
+        description="Serve a simulated Enphase v4 battery API on loopback until Ctrl-C.",
+    )
+    _add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m enphase_battery.simulator``."""
+    return run_simulate(build_parser().parse_args(argv))

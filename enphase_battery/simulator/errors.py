@@ -1,0 +1,70 @@
+"""Error bodies exactly as the v4 API shapes them (fact sheet §3)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ApiProblem", "envelope", "error_response"]
+
+_MESSAGES = {
+    400: "Bad Request",
+    401: "Not Authorized",
+    403: "Forbidden",
+    404: "Not Found",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+_DEFAULT_DETAILS = {
+    401: "User is not authorized",
+    403: "Not authorized to access this resource",
+    404: "The requested resource could not be found",
+    429: "Usage limit exceeded",
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service temporarily unavailable",
+}
+
+
+def envelope(status: int, details: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The body the API sends for ``status``.
+
+    405 and 501 use ``{"reason": "405", "message": [...]}``; everything else the
+    ``{"message", "details", "code"}`` envelope.
+    """
+    if status in (405, 501):
+        phrase = "Method not allowed" if status == 405 else "Not Implemented"
+        return {"reason": str(status), "message": [details or phrase]}
+    try:
+        phrase = _MESSAGES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    body: dict[str, Any] = {
+        "message": phrase,
+        "details": details or _DEFAULT_DETAILS.get(status, phrase),
+        "code": status,
+    }
+    body.update(extra)
+    return body
+
+
+def error_response(status: int, details: str | None = None, **extra: Any) -> web.Response:
+    """A JSON error response in the API's envelope."""
+    return web.json_response(envelope(status, details, **extra), status=status)
+
+
+class ApiProblem(Exception):
+    """Raised by handlers; the middleware turns it into the error envelope."""
+
+    def __init__(self, status: int, details: str | None = None, **extra: Any) -> None:
+        super().__init__(details or str(status))
+        self.status = status
+        self.details = details
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        """The HTTP response for this problem."""
+        return error_response(self.status, self.details, **self.extra)

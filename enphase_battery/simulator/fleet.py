@@ -1,0 +1,87 @@
+"""Builds the simulated fleet deterministically from the seed: systems, ids, serials."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from .battery import INTERVAL_S, BatterySystem, Encharge
+from .catalog import SITE_TEMPLATES, BatteryModel, model_for_capacity
+
+__all__ = ["Fleet"]
+
+
+class Fleet:
+    """Every simulated system, indexed by id, plus the id and serial allocators."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        systems: int,
+        encharges: int | Sequence[int],
+        first_end_at: int,
+        late_probability: float,
+    ) -> None:
+        if systems < 0:
+            raise ValueError("systems must be >= 0")
+        counts = [encharges] * systems if isinstance(encharges, int) else list(encharges)
+        if len(counts) != systems:
+            raise ValueError("encharges must be an int or one count per system")
+        if any(c < 0 for c in counts):
+            raise ValueError("encharge counts must be >= 0")
+        self.seed = seed
+        self._late_probability = late_probability
+        rng = random.Random(f"ids:{seed}")
+        # Real system ids are 6-7 digit integers, listed in ascending order.
+        ids = sorted(rng.sample(range(2_000_000, 5_000_000), systems))
+        self.systems: dict[int, BatterySystem] = {}
+        self._next_device_id = 100_000 + seed % 1000 * 1000
+        self._serial_counter: dict[int, int] = {}
+        for index, (system_id, count) in enumerate(zip(ids, counts, strict=True)):
+            template = SITE_TEMPLATES[index % len(SITE_TEMPLATES)]
+            name = template.name
+            if index >= len(SITE_TEMPLATES):
+                name = f"{name} {index // len(SITE_TEMPLATES) + 1}"
+            system = BatterySystem(
+                system_id=system_id,
+                template=template,
+                first_end_at=first_end_at,
+                seed=seed,
+                late_probability=late_probability,
+                name=name,
+            )
+            self._serial_counter[system_id] = 0
+            self.systems[system_id] = system
+            for _ in range(count):
+                self.add_encharge(system, template.battery_model, first_end_at)
+
+    def system_index(self, system_id: int) -> int:
+        """Position of the system in the fleet (stable, used in serial numbers)."""
+        return list(self.systems).index(system_id)
+
+    def add_encharge(
+        self, system: BatterySystem, model: BatteryModel | int, first_end_at: int
+    ) -> Encharge:
+        """Install a new Encharge reporting from the interval ending at ``first_end_at``."""
+        if isinstance(model, int):
+            model = model_for_capacity(model)
+        n = self._serial_counter[system.system_id] + 1
+        self._serial_counter[system.system_id] = n
+        # 12-digit serials like the real ones ("1221xxxxxxxx"), unique per fleet.
+        serial = f"12{self.seed % 100:02d}{self.system_index(system.system_id):02d}{n:06d}"
+        self._next_device_id += 1
+        device = Encharge(
+            serial=serial,
+            device_id=self._next_device_id,
+            model=model,
+            first_end_at=max(first_end_at, system.first_end_at),
+            seed=self.seed,
+        )
+        system.encharges.append(device)
+        return device
+
+    @staticmethod
+    def first_end_at_after(epoch: float) -> int:
+        """The end of the interval in progress at ``epoch`` (the next one to be computed)."""
+        return (int(epoch) // INTERVAL_S + 1) * INTERVAL_S

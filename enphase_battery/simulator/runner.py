@@ -1,0 +1,69 @@
+"""Run a simulator until told to stop, printing how to connect to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..auth import FileTokenStore
+from .server import EnphaseSimulator
+
+__all__ = ["connection_banner", "serve"]
+
+
+def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
+    """Human-readable connection details (a simulator's credentials are not secrets)."""
+    lines = [
+        "Enphase v4 API simulator",
+        f"  base URL       {sim.base_url}   (API under /api/v4)",
+        f"  token URL      {sim.token_url}",
+        f"  authorize URL  {sim.authorize_url}",
+        f"  api key        {sim.api_key}",
+        f"  client id      {sim.client_id}",
+        f"  client secret  {sim.client_secret}",
+        f"  plan           {sim.plan}    clock {sim.clock.now().isoformat()} x{sim.clock.speed:g}",
+        f"  systems        {', '.join(str(s) for s in sim.system_ids)}",
+    ]
+    if token_file is not None:
+        lines.append(f"  token file     {token_file}")
+    else:
+        lines.append(f"  access token   {sim.token.access_token}")
+        lines.append(f"  refresh token  {sim.token.refresh_token}")
+    lines.append(f'  admin          POST {sim.base_url}/__admin/clock {{"advance_seconds": 900}}')
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+async def serve(
+    *,
+    token_file: str | Path | None = None,
+    stop: asyncio.Event | None = None,
+    announce: Callable[[str], None] = print,
+    **simulator_kwargs: Any,
+) -> None:
+    """Start an :class:`EnphaseSimulator`, announce it, and serve until ``stop`` is set.
+
+    Without ``stop``, SIGINT/SIGTERM end it.  With ``token_file``, the fresh token is
+    written there in :class:`~enphase_battery.auth.FileTokenStore` format.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        async with EnphaseSimulator(**simulator_kwargs) as sim:
+            path = Path(token_file) if token_file is not None else None
+            if path is not None:
+                await FileTokenStore(path).save(sim.token)
+            announce(connection_banner(sim, path))
+            await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,302 @@
+"""Telemetry and lifetime responses: query windows, visibility and aggregation.
+
+Semantics follow fact sheet §5: 15-minute intervals labelled by their end, a window of
+``(start, min(now, start + span)]``, local-midnight defaults in the system's timezone,
+and 422s for windows the system has no data for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from .arrival import ArrivalModel
+from .battery import INTERVAL_S, BatterySystem, Encharge
+from .errors import ApiProblem
+
+__all__ = [
+    "GRANULARITY_SPAN_S",
+    "Window",
+    "battery_lifetime",
+    "battery_telemetry",
+    "encharge_telemetry",
+    "last_visible_end_at",
+    "local_midnight",
+    "parse_window",
+]
+
+GRANULARITY_SPAN_S = {"15mins": INTERVAL_S, "day": 86_400, "week": 7 * 86_400}
+#: The API serves at most two years back (fact sheet §5).
+MAX_AGE_S = 730 * 86_400
+#: How far back "last reported" lookups search before giving up.
+_LOOKBACK_INTERVALS = 30 * 96
+
+
+@attrs.frozen
+class Window:
+    """A resolved telemetry request window: intervals with end_at in (start, end]."""
+
+    start: int
+    end: int
+    granularity: str
+    #: Whether the caller passed ``start_date`` (the response then echoes date names).
+    by_date: bool
+
+    def end_ats(self, last_end_at: int) -> range:
+        """Interval labels in the window, up to ``last_end_at``."""
+        first = (self.start // INTERVAL_S + 1) * INTERVAL_S
+        last = min(self.end - self.end % INTERVAL_S, last_end_at)
+        return range(first, last + 1, INTERVAL_S)
+
+    def echo(self) -> dict[str, int]:
+        """The window fields of the response, named as the request named them."""
+        if self.by_date:
+            return {"start_date": self.start, "end_date": self.end}
+        return {"start_at": self.start, "end_at": self.end}
+
+
+def local_midnight(tz: ZoneInfo, day: date) -> int:
+    """Epoch of local midnight starting ``day`` in ``tz``."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def _local_date(tz: ZoneInfo, epoch: float) -> date:
+    return datetime.fromtimestamp(epoch, UTC).astimezone(tz).date()
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiProblem(422, f"Invalid {name}: expected YYYY-MM-DD") from None
+
+
+def _invalid_range(start: int, end: int, first: int, last: int | None) -> ApiProblem:
+    return ApiProblem(
+        422,
+        "Requested date range is invalid for this system. "
+        f"{{:start_at=>{start}, :end_at=>{end}, :first_interval=>{first}, "
+        f":last_interval=>{last if last is not None else 'nil'}}}",
+    )
+
+
+def parse_window(
+    query: Mapping[str, str],
+    *,
+    tz: ZoneInfo,
+    now: int,
+    first_end_at: int,
+    last_visible: int | None,
+) -> Window:
+    """Resolve ``start_at``/``start_date`` and ``granularity``, or raise a 422 problem."""
+    granularity = query.get("granularity", "day")
+    span = GRANULARITY_SPAN_S.get(granularity)
+    if span is None:
+        raise ApiProblem(
+            422, f"Invalid granularity '{granularity}'. Allowed values are 15mins, day, week"
+        )
+    by_date = False
+    if "start_at" in query:
+        try:
+            start = int(query["start_at"])
+        except ValueError:
+            raise ApiProblem(422, "start_at must be a Unix epoch in seconds") from None
+    elif "start_date" in query:
+        by_date = True
+        start = local_midnight(tz, _parse_date(query["start_date"], "start_date"))
+    else:
+        start = local_midnight(tz, _local_date(tz, now))
+    if start > now:
+        raise ApiProblem(422, "Requested date is in the future")
+    end = min(now, start + span)
+    if start < now - MAX_AGE_S:
+        raise ApiProblem(422, "Requested date range is invalid: start must be within 2 years")
+    if start < first_end_at - INTERVAL_S:
+        raise _invalid_range(start, end, first_end_at, last_visible)
+    return Window(start, end, granularity, by_date)
+
+
+def last_visible_end_at(
+    devices: list[Encharge], arrival: ArrivalModel, now: float, newest_end_at: int
+) -> tuple[int, list[Encharge]] | None:
+    """The newest end_at any of ``devices`` has reported, with the devices that have."""
+    end_at = newest_end_at
+    for _ in range(_LOOKBACK_INTERVALS):
+        reporting = [
+            d
+            for d in devices
+            if 0 <= (i := d.index(end_at)) < len(d) and arrival.visible_at(d, i) <= now
+        ]
+        if reporting:
+            return end_at, reporting
+        end_at -= INTERVAL_S
+    return None
+
+
+def _percent_str(stored_wh: float, capacity_wh: float) -> str:
+    return f"{min(100, max(0, round(stored_wh * 100.0 / capacity_wh)))}%"
+
+
+def battery_telemetry(
+    system: BatterySystem, arrival: ArrivalModel, window: Window, now: float
+) -> dict[str, Any]:
+    """``GET /systems/{id}/telemetry/battery``: sums over the devices that reported."""
+    end_ats = window.end_ats(system.last_end_at)
+    n = len(end_ats)
+    charge = [0] * n
+    discharge = [0] * n
+    stored = [0.0] * n
+    capacity = [0] * n
+    reporting = [0] * n
+    if n:
+        first_label = end_ats[0]
+        for device in system.encharges:
+            lo = max(0, device.index(first_label))
+            hi = min(len(device) - 1, device.index(end_ats[-1]))
+            if lo > hi:
+                continue
+            mask = arrival.visible_mask(device, lo, hi, now)
+            offset = (device.first_end_at - first_label) // INTERVAL_S
+            dev_charge, dev_discharge = device.charge_wh, device.discharge_wh
+            dev_stored, dev_capacity = device.stored_end_wh, device.capacity_wh
+            for k, visible in enumerate(mask):
+                if visible:
+                    i = lo + k
+                    j = i + offset
+                    charge[j] += dev_charge[i]
+                    discharge[j] += dev_discharge[i]
+                    stored[j] += dev_stored[i]
+                    capacity[j] += dev_capacity
+                    reporting[j] += 1
+    intervals = [
+        {
+            "end_at": end_ats[j],
+            "charge": {"enwh": charge[j], "devices_reporting": reporting[j]},
+            "discharge": {"enwh": discharge[j], "devices_reporting": reporting[j]},
+            "soc": {
+                "percent": min(100, max(0, round(stored[j] * 100.0 / capacity[j]))),
+                "devices_reporting": reporting[j],
+            },
+        }
+        for j in range(n)
+        if reporting[j]
+    ]
+    last = last_visible_end_at(system.encharges, arrival, now, system.last_end_at)
+    aggregate_soc: str | None = None
+    if last is not None:
+        end_at, devices = last
+        aggregate_soc = _percent_str(
+            sum(d.stored_end_wh[d.index(end_at)] for d in devices),
+            sum(d.capacity_wh for d in devices),
+        )
+    return {
+        "system_id": system.system_id,
+        "granularity": window.granularity,
+        "total_devices": len(system.encharges),
+        **window.echo(),
+        "items": "intervals",
+        "intervals": intervals,
+        "last_reported_aggregate_soc": aggregate_soc,
+    }
+
+
+def encharge_telemetry(
+    system: BatterySystem,
+    device: Encharge,
+    arrival: ArrivalModel,
+    window: Window,
+    now: float,
+) -> dict[str, Any]:
+    """``GET /systems/{id}/devices/encharges/{serial}/telemetry``."""
+    end_ats = window.end_ats(device.last_end_at)
+    intervals: list[dict[str, Any]] = []
+    if len(end_ats):
+        lo = max(0, device.index(end_ats[0]))
+        hi = min(len(device) - 1, device.index(end_ats[-1]))
+        if lo <= hi:
+            mask = arrival.visible_mask(device, lo, hi, now)
+            for k, visible in enumerate(mask):
+                if visible:
+                    i = lo + k
+                    intervals.append(
+                        {
+                            "end_at": device.first_end_at + i * INTERVAL_S,
+                            "charge": {"enwh": device.charge_wh[i]},
+                            "discharge": {"enwh": device.discharge_wh[i]},
+                            "soc": {"percent": device.soc_percent(i)},
+                        }
+                    )
+    last = last_visible_end_at([device], arrival, now, device.last_end_at)
+    return {
+        "system_id": system.system_id,
+        "serial_number": device.serial,
+        "granularity": window.granularity,
+        "total_devices": 1,
+        **window.echo(),
+        "items": "intervals",
+        "intervals": intervals,
+        "last_reported_time": last[0] if last else None,
+        "last_reported_soc": f"{device.soc_percent(device.index(last[0]))}%" if last else None,
+    }
+
+
+def battery_lifetime(
+    system: BatterySystem, arrival: ArrivalModel, query: Mapping[str, str], now: float
+) -> dict[str, Any]:
+    """``GET /systems/{id}/battery_lifetime``: Wh per local day, summing visible telemetry.
+
+    ``start_date`` defaults to (and is clamped to) the day the system started
+    operating; ``end_date`` defaults to yesterday and is clamped to today.
+    """
+    tz = system.tz
+    today = _local_date(tz, now)
+    first_day = _local_date(tz, system.operational_at)
+    start_day = (
+        _parse_date(query["start_date"], "start_date") if "start_date" in query else first_day
+    )
+    end_day = (
+        _parse_date(query["end_date"], "end_date")
+        if "end_date" in query
+        else today - timedelta(days=1)
+    )
+    if start_day > today:
+        raise ApiProblem(422, "Requested date is in the future")
+    start_day = max(start_day, first_day)
+    end_day = min(end_day, today)
+    if end_day < start_day:
+        raise ApiProblem(422, "end_date must not be before start_date")
+    days = (end_day - start_day).days + 1
+    bounds = [local_midnight(tz, start_day + timedelta(days=k)) for k in range(days + 1)]
+    charge = [0] * days
+    discharge = [0] * days
+    for device in system.encharges:
+        lo = max(0, device.index(bounds[0] + INTERVAL_S))
+        hi = min(len(device) - 1, device.index(bounds[-1]))
+        if lo > hi:
+            continue
+        mask = arrival.visible_mask(device, lo, hi, now)
+        for day in range(days):
+            day_lo = max(lo, device.index(bounds[day] + INTERVAL_S))
+            day_hi = min(hi, device.index(bounds[day + 1]))
+            for i in range(day_lo, day_hi + 1):
+                if mask[i - lo]:
+                    charge[day] += device.charge_wh[i]
+                    discharge[day] += device.discharge_wh[i]
+    last = last_visible_end_at(system.encharges, arrival, now, system.last_end_at)
+    last_report = last[0] if last else None
+    return {
+        "system_id": system.system_id,
+        "start_date": start_day.isoformat(),
+        "charge": charge,
+        "discharge": discharge,
+        "meta": {
+            "status": "normal",
+            "last_report_at": last_report,
+            "last_energy_at": last_report,
+            "operational_at": system.operational_at,
+        },
+    }
