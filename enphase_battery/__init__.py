@@ -12,6 +12,7 @@ from .auth import (
     OAuth2Token,
     TokenManager,
 )
+from .checkpoint import CheckpointStore, MemoryCheckpoint, SqliteCheckpoint, StreamState
 from .client import DEFAULT_BASE_URL, EnphaseClient
 from .exceptions import (
     ApiError,
@@ -51,11 +52,13 @@ from .models import (
     System,
     SystemDevices,
 )
+from .poller import BATTERY, PollerProgress, TelemetryInterval, TelemetryPoller
 from .routes import ROUTES, Route
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BATTERY",
     "DEFAULT_AUTHORIZE_URL",
     "DEFAULT_BASE_URL",
     "DEFAULT_REDIRECT_URI",
@@ -70,6 +73,7 @@ __all__ = [
     "BatteryMode",
     "BatterySettings",
     "BatteryTelemetry",
+    "CheckpointStore",
     "Device",
     "DeviceGroups",
     "EnchargeInterval",
@@ -88,19 +92,25 @@ __all__ = [
     "LoadCircuit",
     "LoadControl",
     "LoadControlMode",
+    "MemoryCheckpoint",
     "MonthlyQuota",
     "NotFoundError",
     "OAuth2Token",
     "PermissionDeniedError",
+    "PollerProgress",
     "QuotaExceededError",
     "RateLimitError",
     "RateLimits",
     "ResponseFormatError",
     "Route",
     "SocReading",
+    "SqliteCheckpoint",
     "StormGuard",
+    "StreamState",
     "System",
     "SystemDevices",
+    "TelemetryInterval",
+    "TelemetryPoller",
     "TokenManager",
     "__version__",
 ]
