@@ -14,6 +14,7 @@ The real service's rules shape this module (fact sheet §1):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import json
@@ -264,6 +265,9 @@ class TokenManager:
         self._refresher: asyncio.Task[None] | None = None
         self._refresher_error: BaseException | None = None
         self.refresh_count = 0
+        # Tokens replaced by a refresh, still redacted should a server echo one back
+        # (whether a refresh kills the old refresh token is undocumented).
+        self._retired: collections.deque[str] = collections.deque(maxlen=8)
 
     def __repr__(self) -> str:
         expiry = self._token.expires_at.isoformat() if self._token else None
@@ -281,6 +285,7 @@ class TokenManager:
         values = [self._client_secret]
         if self._token is not None:
             values += [self._token.access_token, self._token.refresh_token]
+        values += self._retired
         return tuple(v for v in values if v)
 
     def authorization_url(self, redirect_uri: str = DEFAULT_REDIRECT_URI, state: str = "") -> str:
@@ -393,6 +398,8 @@ class TokenManager:
 
     async def _adopt(self, token: OAuth2Token) -> None:
         old = self._token
+        if old is not None:
+            self._retired.extend((old.access_token, old.refresh_token))
         self._token = token
         self._lifetime = token.expires_at - _utcnow()
         self.refresh_count += 1

@@ -390,7 +390,7 @@ class EnphaseClient:
             raise ResponseFormatError(
                 f"response does not match {parse.__name__}: {_describe_structure_error(err)}",
                 status=status,
-                body=_truncate(raw),
+                body=self._redact(_truncate(raw)),
                 method=route.method,
                 path=path,
             ) from None
@@ -467,7 +467,7 @@ class EnphaseClient:
                 raise ResponseFormatError(
                     "response body is not valid JSON",
                     status=status,
-                    body=_truncate(raw),
+                    body=self._redact(_truncate(raw)),
                     method=route.method,
                     path=path,
                 ) from None

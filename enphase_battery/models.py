@@ -531,6 +531,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(date, _structure_date)
     conv.register_structure_hook(int, _structure_int)
+    # bool subclasses int: without its own hook it would get the int hook and refuse
+    # every real boolean (Device.active is ``true`` in each /devices answer).
+    conv.register_structure_hook(bool, _structure_flag)
     conv.register_structure_hook(Flag, _structure_flag)
     conv.register_structure_hook(Percent, _structure_percent)
     conv.register_structure_hook(BatteryMode, lambda v, _t: BatteryMode.parse(str(v)))
