@@ -92,7 +92,11 @@ class Faults:
         self._arm(FaultRule(FaultKind.TRUNCATED, count, path=path))
 
     def drop_next(self, count: int = 1, *, path: str | None = None) -> None:
-        """The next ``count`` matching requests see the connection closed, no response."""
+        """The next ``count`` matching requests see the connection closed, no response.
+
+        aiohttp clients retry an idempotent request once, silently, when the server
+        disconnects: arm two drops to make one GET fail.
+        """
         self._arm(FaultRule(FaultKind.DROP, count, path=path))
 
     def set_latency(self, seconds: float, *, path: str | None = None) -> None:

@@ -115,7 +115,10 @@ def parse_window(
     end = min(now, start + span)
     if start < now - MAX_AGE_S:
         raise ApiProblem(422, "Requested date range is invalid: start must be within 2 years")
-    if start < first_end_at - INTERVAL_S:
+    operational_at = first_end_at - INTERVAL_S
+    # A start_date names a whole local day: the day operation began is a valid one.
+    too_early = start + 86_400 <= operational_at if by_date else start < operational_at
+    if too_early:
         raise _invalid_range(start, end, first_end_at, last_visible)
     return Window(start, end, granularity, by_date)
 
