@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import random
@@ -312,6 +313,9 @@ class TelemetryPoller:
         self._in_hand: tuple[_Stream, TelemetryInterval] | None = None
         self._plan: collections.deque[_Stream] = collections.deque()
         self._next_poll_at: float | None = None
+        self._wake = asyncio.Event()
+        # Latest report time of each Encharge seen in the current poll (epoch seconds).
+        self._last_reports: dict[str, int] = {}
         self._discovered_at: float | None = None
         self._started = False
         self._closed = False
@@ -384,6 +388,16 @@ class TelemetryPoller:
                 for s in self._streams.values()
             },
         )
+
+    def poll_now(self) -> None:
+        """Start the next poll now instead of waiting for the pacing interval.
+
+        For a "refresh" command of a bot or a dashboard; every poll costs one request per
+        stream, so calling this often spends the quota faster than the pacing would.
+        """
+        self._next_poll_at = None
+        self._caught_up = False
+        self._wake.set()
 
     def current_poll_interval(self) -> float:
         """Seconds between polls in steady state."""
@@ -493,7 +507,11 @@ class TelemetryPoller:
         if self._next_poll_at is not None:
             delay = self._next_poll_at - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+        self._wake.clear()
+        self._caught_up = False
+        self._last_reports.clear()
         if self._explicit_encharges is None and (
             self._discovered_at is None
             or time.monotonic() - self._discovered_at >= self._rediscover_s
@@ -502,7 +520,11 @@ class TelemetryPoller:
         self._next_poll_at = time.monotonic() + self.current_poll_interval()
         for stream in self._streams.values():
             stream.cursor = stream.watermark
-        self._plan = collections.deque(self._streams.values())
+        # Encharges first: their last report times can spare the battery stream the request
+        # that would only find the end of the data.
+        self._plan = collections.deque(
+            sorted(self._streams.values(), key=lambda s: s.source == BATTERY)
+        )
 
     async def _fetch_window(self, stream: _Stream) -> bool:
         """One request for ``stream``; returns True when it reached the newest data."""
@@ -548,10 +570,34 @@ class TelemetryPoller:
         stream.advance(self._late_horizon_s)
         window_end = int(response.end_at.timestamp()) if response.end_at is not None else None
         span = granularity.span_s
-        if window_end is not None and window_end >= start + span:
-            stream.cursor = start + span
+        if window_end is None or window_end < start + span:
+            return True  # the window reached the API's "now"
+        if self._data_ends_by(stream, response, window_end):
+            return True
+        stream.cursor = start + span
+        return False
+
+    def _data_ends_by(
+        self, stream: _Stream, response: BatteryTelemetry | EnchargeTelemetry, window_end: int
+    ) -> bool:
+        """Whether the API says there is no data after ``window_end`` (a full window).
+
+        A full window only says "now" is at or after its end.  An Encharge's
+        ``last_reported_time`` at or before the window's end means nothing newer exists;
+        the system's intervals are built from its Encharges, so when every one of them
+        has said so in this poll, the battery stream has nothing newer either.  Without
+        the hint one more request finds out.
+        """
+        if isinstance(response, EnchargeTelemetry):
+            if response.last_reported_time is None:
+                return False
+            reported = int(response.last_reported_time.timestamp())
+            self._last_reports[stream.source] = reported
+            return reported <= window_end
+        total = response.total_devices
+        if not total or len(self._last_reports) < total:
             return False
-        return True
+        return max(self._last_reports.values()) <= window_end
 
     def _handle_422(self, stream: _Stream, err: ApiError) -> bool:
         text = err.details or ""

@@ -1,0 +1,251 @@
+"""Poller benchmarks: request economy, throughput and memory.
+
+Prints:
+1. API requests per emitted interval for a 7-day backfill of 3 streams (the system battery
+   and two Encharges), against the minimum the API allows (one week-window request per
+   stream) and the naive poller (one ``15mins`` request per stream per interval).
+2. The same for 24 h of steady state on the Watt plan, with the poller's own quota pacing
+   (the simulated clock advances one poll interval per poll), against the plan's budget
+   share and the naive poller.
+3. Intervals per second through the poller (zero-latency simulator, memory checkpoint, and
+   with a SQLite checkpoint).  Goal: >= 20,000/s.
+4. Peak traced memory of the poller process for a 30-day and a 365-day backfill of 3
+   streams, with the simulator in a child process so its history is not counted.  Goal:
+   flat (ratio ~1).
+
+Run: ``.venv/bin/python benchmarks/bench_poller.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import timedelta
+from typing import Any
+
+from enphase_battery import EnphaseClient, OAuth2Token, RateLimits, TokenManager
+from enphase_battery.poller import TelemetryPoller, poll_interval_for
+from enphase_battery.simulator import EnphaseSimulator
+
+FAST = RateLimits(1_000_000)
+
+
+def _client(sim: EnphaseSimulator, limits: RateLimits = FAST) -> tuple[EnphaseClient, TokenManager]:
+    auth = TokenManager(
+        client_id=sim.client_id,
+        client_secret=sim.client_secret,
+        token=sim.token,
+        token_url=sim.token_url,
+    )
+    client = EnphaseClient(
+        api_key=sim.api_key, auth=auth, base_url=sim.base_url, rate_limits=limits
+    )
+    return client, auth
+
+
+async def _drain(poller: TelemetryPoller) -> int:
+    """Pull intervals until the poller has caught up with what the API shows now."""
+    count = 0
+    iterator = aiter(poller)
+    while True:
+        try:
+            await asyncio.wait_for(anext(iterator), 0.3)
+        except TimeoutError:
+            return count
+        count += 1
+
+
+async def backfill_requests() -> None:
+    async with EnphaseSimulator(
+        seed=3, systems=1, encharges=2, history=timedelta(days=8), reporting_latency=timedelta(0)
+    ) as sim:
+        system_id = sim.system_ids[0]
+        serials = sim.encharge_serials(system_id)
+        client, auth = _client(sim)
+        async with auth, client:
+            start = sim.clock.now() - timedelta(days=7)
+            async with TelemetryPoller(
+                client, system_id, encharges=serials, start_at=start, poll_interval=3600
+            ) as poller:
+                emitted = await _drain(poller)
+        streams = 1 + len(serials)
+        minimum = streams * math.ceil(7 * 96 / 672)
+        naive = streams * 7 * 96
+        ours = poller.requests
+        print("1. 7-day backfill, 3 streams")
+        print(f"   intervals emitted          {emitted}")
+        print(f"   poller requests            {ours}  ({ours / emitted:.5f} per interval)")
+        print(f"   minimum the API allows     {minimum}  ({minimum / emitted:.5f} per interval)")
+        print(f"   naive 15-minute poller     {naive}  ({naive / emitted:.5f} per interval)")
+        print(f"   poller / minimum           {ours / minimum:.2f}x   (goal <= 1.10x)")
+        print(f"   naive / poller             {naive / ours:.0f}x more requests")
+
+
+async def steady_state_requests() -> None:
+    async with EnphaseSimulator(seed=4, systems=1, encharges=2, history=timedelta(days=1)) as sim:
+        system_id = sim.system_ids[0]
+        serials = sim.encharge_serials(system_id)
+        client, auth = _client(sim)
+        streams = 1 + len(serials)
+        # The Watt plan's pacing, applied to the simulated clock.
+        watt = EnphaseClient(api_key="x", auth=auth.access_token, rate_limits=RateLimits.WATT)
+        interval_s = poll_interval_for(watt, streams, extra_calls=0)
+        await watt.close()
+        # Polls are triggered with poll_now() as the simulated clock advances by the Watt
+        # pacing; the real-time pacing interval is set out of the way.
+        async with (
+            auth,
+            client,
+            TelemetryPoller(client, system_id, encharges=serials, poll_interval=86_400) as poller,
+        ):
+            await _drain(poller)  # today so far: the state a running service has
+            before_requests, before_emitted = poller.requests, poller.intervals_emitted
+            elapsed = 0.0
+            while elapsed < 86_400:
+                sim.clock.advance(timedelta(seconds=interval_s))
+                elapsed += interval_s
+                poller.poll_now()
+                await _drain(poller)
+            requests = poller.requests - before_requests
+            emitted = poller.intervals_emitted - before_emitted
+        budget_per_day = RateLimits.WATT.monthly_quota * 0.8 / 30.4375  # type: ignore[operator]
+        naive = streams * 96
+        print("2. 24 h steady state on the Watt plan, 3 streams")
+        print(
+            f"   poll interval              {interval_s / 60:.1f} min ({streams} requests a poll)"
+        )
+        print(f"   intervals emitted          {emitted}")
+        print(f"   poller requests            {requests}  ({requests / emitted:.4f} per interval)")
+        print(f"   plan budget share per day  {budget_per_day:.1f}")
+        print(f"   poller / budget            {requests / budget_per_day:.2f}x   (goal <= 1.10x)")
+        print(f"   naive 15-minute poller     {naive}  ({naive / emitted:.4f} per interval)")
+        print(f"   naive / budget             {naive / budget_per_day:.1f}x over the quota share")
+
+
+async def throughput() -> None:
+    async with EnphaseSimulator(
+        seed=5, systems=1, encharges=2, history=timedelta(days=60), reporting_latency=timedelta(0)
+    ) as sim:
+        system_id = sim.system_ids[0]
+        serials = sim.encharge_serials(system_id)
+        sim.sync()
+        client, auth = _client(sim)
+        async with auth, client:
+            for label, checkpoint in (("memory checkpoint", None), ("SQLite checkpoint", "sqlite")):
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = os.path.join(tmp, "cp.sqlite") if checkpoint else None
+                    start = sim.clock.now() - timedelta(days=59)
+                    began = time.perf_counter()
+                    async with TelemetryPoller(
+                        client,
+                        system_id,
+                        encharges=serials,
+                        start_at=start,
+                        checkpoint=path,
+                        poll_interval=3600,
+                    ) as poller:
+                        emitted = await _drain(poller)
+                    # _drain waits 0.3 s to notice it has caught up; that is not throughput.
+                    seconds = time.perf_counter() - began - 0.3
+                rate = emitted / seconds
+                goal = "   (goal >= 20,000/s)" if checkpoint is None else ""
+                print(
+                    f"3. throughput, {label:<18} {emitted} intervals in {seconds:.2f} s:"
+                    f" {rate:,.0f} intervals/s{goal}"
+                )
+
+
+def _serve_simulator(days: int, conn: Any) -> None:
+    async def run() -> None:
+        async with EnphaseSimulator(
+            seed=6,
+            systems=1,
+            encharges=2,
+            history=timedelta(days=days + 1),
+            reporting_latency=timedelta(0),
+        ) as sim:
+            sim.sync()
+            system_id = sim.system_ids[0]
+            conn.send(
+                {
+                    "base_url": sim.base_url,
+                    "token_url": sim.token_url,
+                    "api_key": sim.api_key,
+                    "client_id": sim.client_id,
+                    "client_secret": sim.client_secret,
+                    "token": sim.token.to_dict(),
+                    "system_id": system_id,
+                    "serials": sim.encharge_serials(system_id),
+                    "now": sim.clock.epoch(),
+                }
+            )
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    asyncio.run(run())
+
+
+async def _backfill_peak(info: dict[str, Any], days: int) -> tuple[int, int]:
+    from datetime import UTC, datetime
+
+    auth = TokenManager(
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        token=OAuth2Token.from_dict(info["token"]),
+        token_url=info["token_url"],
+    )
+    async with (
+        auth,
+        EnphaseClient(
+            api_key=info["api_key"], auth=auth, base_url=info["base_url"], rate_limits=FAST
+        ) as client,
+    ):
+        start = datetime.fromtimestamp(info["now"], UTC) - timedelta(days=days)
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        async with TelemetryPoller(
+            client,
+            info["system_id"],
+            encharges=info["serials"],
+            start_at=start,
+            poll_interval=3600,
+        ) as poller:
+            emitted = await _drain(poller)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return emitted, peak
+
+
+def memory() -> None:
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for days in (30, 365):
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve_simulator, args=(days, child), daemon=True)
+        process.start()
+        info = parent.recv()
+        results[days] = asyncio.run(_backfill_peak(info, days))
+        parent.send("stop")
+        process.join(timeout=30)
+    print("4. peak traced memory of the poller process (3 streams)")
+    for days, (emitted, peak) in results.items():
+        print(f"   {days:>3}-day backfill   {emitted:>7} intervals   peak {peak / 1e6:6.2f} MB")
+    ratio = results[365][1] / results[30][1]
+    print(f"   365-day / 30-day peak      {ratio:.2f}x   (goal: flat, ~1x)")
+
+
+def main() -> int:
+    asyncio.run(backfill_requests())
+    asyncio.run(steady_state_requests())
+    asyncio.run(throughput())
+    memory()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
