@@ -511,9 +511,13 @@ class TokenManager:
             if token is None:
                 delay = 60.0
             else:
-                due = token.expires_at - self._effective_skew() - _utcnow()
-                # Wake up a little before the skew would make access_token() refresh.
-                delay = max(0.0, due.total_seconds() - 1.0)
+                skew = self._effective_skew()
+                due = token.expires_at - skew - _utcnow()
+                # Wake up a little before the skew would make access_token() refresh; the
+                # margin stays below the skew, or short-lived tokens would be refreshed
+                # in a tight loop.
+                margin = min(1.0, skew.total_seconds() / 2)
+                delay = max(0.0, due.total_seconds() - margin)
             await asyncio.sleep(delay)
             try:
                 await self.refresh(stale_access_token=token.access_token if token else None)
