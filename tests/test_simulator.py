@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import itertools
@@ -9,18 +10,25 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from enphase_battery.simulator import (
     CHARGE_EFFICIENCY,
     DISCHARGE_EFFICIENCY,
+    SIMULATOR_KEY,
     EnphaseSimulator,
+    SimClock,
+    make_app,
+    serve,
 )
+from enphase_battery.simulator.cli import add_simulate_parser, build_parser
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -1009,3 +1017,89 @@ async def test_week_of_a_year_long_history_is_fast(session: aiohttp.ClientSessio
         status, lifetime = await api.get(f"/systems/{system_id}/battery_lifetime")
         assert status == 200
         assert len(lifetime["charge"]) >= 365
+
+
+# -- clock, app factory, runner and CLI ------------------------------------------------------
+
+
+def test_sim_clock_advance_and_speed() -> None:
+    clock = SimClock(START)
+    assert clock.now() == START
+    assert clock.advance(timedelta(minutes=15)) == START + timedelta(minutes=15)
+    clock.advance(60)
+    assert clock.epoch() == epoch(START) + 960
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(timedelta(seconds=-1))
+    clock.speed = 3600.0
+    time.sleep(0.05)
+    assert clock.now() >= START + timedelta(minutes=16, seconds=150)
+    clock.speed = 0.0
+    frozen = clock.now()
+    time.sleep(0.01)
+    assert clock.now() == frozen
+    with pytest.raises(ValueError, match="aware"):
+        SimClock(datetime(2026, 1, 1))
+
+
+async def test_make_app_mounts_in_a_test_server() -> None:
+    app = make_app(seed=1, start=START, history=timedelta(days=1))
+    sim = app[SIMULATOR_KEY]
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get(
+            "/api/v4/systems",
+            params={"key": sim.api_key},
+            headers={"Authorization": f"Bearer {sim.token.access_token}"},
+        )
+        assert response.status == 200
+        assert (await response.json())["total"] == 2
+    with pytest.raises(RuntimeError, match="not serving"):
+        _ = sim.base_url
+
+
+async def test_admin_system_route_and_state(sim_api: tuple[EnphaseSimulator, Api]) -> None:
+    sim, api = sim_api
+    system_id = sim.system_ids[0]
+    async with api.session.post(
+        sim.base_url + "/__admin/system",
+        json={"system_id": system_id, "off_grid": True, "storm_alert": True, "add_encharge": True},
+    ) as response:
+        assert response.status == 200
+        state = await response.json()
+    assert state["systems"][str(system_id)]["off_grid"] is True
+    assert len(state["systems"][str(system_id)]["encharges"]) == 3
+    _, body = await api.get(f"/systems/config/{system_id}/grid_status")
+    assert body["grid_state"] == "Off Grid"
+    _, body = await api.get(f"/systems/config/{system_id}/storm_guard")
+    assert body["storm_alert"] == "true"
+
+
+async def test_serve_announces_and_stops(tmp_path: Path) -> None:
+    stop = asyncio.Event()
+    lines: list[str] = []
+    token_file = tmp_path / "token.json"
+
+    def announce(text: str) -> None:
+        lines.append(text)
+        stop.set()
+
+    await asyncio.wait_for(
+        serve(token_file=token_file, stop=stop, announce=announce, seed=2, port=0), 10
+    )
+    banner = lines[0]
+    assert "http://127.0.0.1:" in banner
+    assert "/oauth/token" in banner
+    assert str(token_file) in banner
+    stored = json.loads(token_file.read_text())
+    assert set(stored) >= {"access_token", "refresh_token", "expires_at"}
+
+
+def test_cli_parsers() -> None:
+    args = build_parser().parse_args(["--port", "0", "--plan", "watt", "--speed", "60"])
+    assert (args.host, args.port, args.plan, args.speed) == ("127.0.0.1", 0, "watt", 60.0)
+    top = argparse.ArgumentParser()
+    sub = top.add_subparsers(dest="command")
+    add_simulate_parser(sub)
+    args = top.parse_args(["simulate", "--systems", "3", "--encharges", "1", "--seed", "9"])
+    assert (args.command, args.systems, args.encharges, args.seed) == ("simulate", 3, 1, 9)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--plan", "gigawatt"])
