@@ -573,6 +573,9 @@ async def test_add_encharge_appears_and_reports_from_now(
     assert status == 422
     body = await api.telemetry(system_id, start_at=epoch(START))
     assert body["total_devices"] == 3
+    # The default window (local midnight today) is valid for a device installed today.
+    body = await api.encharge(system_id, serial)
+    assert body["intervals"][0]["end_at"] == epoch(START) + 900
 
 
 # -- auth ----------------------------------------------------------------------------------

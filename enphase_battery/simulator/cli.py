@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .ratelimit import PLANS
@@ -34,6 +36,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--start",
+        type=_parse_start,
+        default=None,
+        help="simulated start: an ISO 8601 time or 'now' (default 2026-06-01T00:00Z)",
+    )
+    parser.add_argument(
         "--history-days", type=float, default=7.0, help="days of history (default 7)"
     )
     parser.add_argument(
@@ -49,6 +57,29 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _parse_start(value: str) -> datetime:
+    if value.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _announce(text: str) -> None:
+    print(text, flush=True)
+
+
 def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``simulate`` sub-command to an ``argparse`` subparsers object."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -62,10 +93,18 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Run the simulator the parsed ``args`` describe; returns the exit status."""
+    if not _is_loopback(args.host):
+        print(
+            f"warning: serving on {args.host}: the simulator and its admin routes are "
+            "reachable from other machines",
+            file=sys.stderr,
+        )
     try:
         asyncio.run(
             serve(
                 token_file=args.token_file,
+                announce=_announce,
+                start=args.start,
                 host=args.host,
                 port=args.port,
                 speed=args.speed,
@@ -80,7 +119,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as err:
-        print(f"cannot serve on {args.host}:{args.port}: {err}")
+        print(f"cannot serve on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1
     return 0
 

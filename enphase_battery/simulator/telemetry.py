@@ -100,7 +100,10 @@ def parse_window(
             422, f"Invalid granularity '{granularity}'. Allowed values are 15mins, day, week"
         )
     by_date = False
+    # The default start and a start_date both name a whole local day.
+    whole_day = True
     if "start_at" in query:
+        whole_day = False
         try:
             start = int(query["start_at"])
         except ValueError:
@@ -116,8 +119,8 @@ def parse_window(
     if start < now - MAX_AGE_S:
         raise ApiProblem(422, "Requested date range is invalid: start must be within 2 years")
     operational_at = first_end_at - INTERVAL_S
-    # A start_date names a whole local day: the day operation began is a valid one.
-    too_early = start + 86_400 <= operational_at if by_date else start < operational_at
+    # For a whole day, the day operation began is a valid one.
+    too_early = start + 86_400 <= operational_at if whole_day else start < operational_at
     if too_early:
         raise _invalid_range(start, end, first_end_at, last_visible)
     return Window(start, end, granularity, by_date)
