@@ -1106,3 +1106,25 @@ def test_cli_parsers() -> None:
     assert (args.command, args.systems, args.encharges, args.seed) == ("simulate", 3, 1, 9)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--plan", "gigawatt"])
+
+
+async def test_plan_access_controls_when_enforced(session: aiohttp.ClientSession) -> None:
+    sim, api = await open_api(session, plan="watt", enforce_plan_access=True)
+    async with sim:
+        system_id = sim.system_ids[0]
+        assert (await api.get(f"/systems/{system_id}/telemetry/battery"))[0] == 200
+        serial = sim.encharge_serials(system_id)[0]
+        status, body = await api.get(f"/systems/{system_id}/devices/encharges/{serial}/telemetry")
+        assert (status, body["details"]) == (403, "Not authorized to access this resource")
+        status, body = await api.get(f"/systems/config/{system_id}/battery_settings")
+        assert (status, body["message"], body["code"]) == (403, "Forbidden", 403)
+
+
+async def test_password_grant_and_unsupported_grant(sim_api: tuple[EnphaseSimulator, Api]) -> None:
+    _, api = sim_api
+    status, token = await api.token(grant_type="password", username="a@b.c", password="pw")
+    assert status == 200
+    api.access_token = token["access_token"]
+    assert (await api.get("/systems"))[0] == 200
+    status, body = await api.token(grant_type="client_credentials")
+    assert (status, body["error"]) == (400, "unsupported_grant_type")

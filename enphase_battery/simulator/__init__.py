@@ -3,6 +3,27 @@
 ``async with EnphaseSimulator(seed=1) as sim:`` gives a real ``aiohttp.web`` server at
 ``sim.base_url`` with OAuth2, plan rate limits, battery physics, reporting latency and
 fault injection.  Used by the demo, the test suite and the benchmarks.
+
+Where each concern lives:
+
+* :mod:`.clock` - :class:`SimClock`, simulated time (``advance()``, ``speed``);
+* :mod:`.catalog` / :mod:`.profiles` / :mod:`.fleet` - hardware, sites, solar and load
+  shapes, and the seed-determined systems, ids and serials;
+* :mod:`.battery` - the physics (efficiency 0.95 each way, reserve, modes, Storm
+  Guard, outages) and compact per-device history;
+* :mod:`.arrival` - when each interval becomes visible (latency, jitter, lag, late);
+* :mod:`.telemetry` - windows, 422s and the telemetry / lifetime bodies;
+* :mod:`.oauth` / :mod:`.ratelimit` / :mod:`.faults` / :mod:`.errors` - tokens, plan
+  limits, fault injection and the API's error envelopes;
+* :mod:`.app` - routes and the request pipeline; :mod:`.server` - :class:`EnphaseSimulator`;
+* :mod:`.runner` / :mod:`.cli` - ``enphase-battery simulate`` and
+  ``python -m enphase_battery.simulator``.
+
+Admin routes (no auth; loopback only unless ``--host`` says otherwise):
+``POST /__admin/faults`` (see :meth:`Faults.configure`), ``POST /__admin/clock``
+(``{"advance_seconds": 900, "speed": 60}``), ``POST /__admin/system``
+(``{"system_id": 1, "off_grid": true, "storm_alert": true, "add_encharge": 5000}``) and
+``GET /__admin/state``.
 """
 
 from __future__ import annotations

@@ -279,10 +279,9 @@ class BatterySystem:
         else:
             floor_soc = max(floor_soc, settings.reserve_soc / 100.0)
             request_wh = self._on_grid_request(settings, surplus_wh, hour, floor_soc)
-        total_capacity = sum(d.capacity_wh for d in self.encharges if d.first_end_at <= end_at)
-        for device in self.encharges:
-            if device.first_end_at > end_at:
-                continue
+        active = [d for d in self.encharges if d.first_end_at <= end_at]
+        total_capacity = sum(d.capacity_wh for d in active)
+        for device in active:
             share = device.capacity_wh / total_capacity
             charge = discharge = 0
             stored = device.stored_wh
