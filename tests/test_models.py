@@ -241,3 +241,33 @@ def test_datetimes_are_utc(raw: object, expected: datetime) -> None:
 
 def test_unstructure_time_as_seconds() -> None:
     assert converter.unstructure(time(17, 0)) == 61200
+
+
+def test_intervals_with_missing_or_null_readings() -> None:
+    raw = load_fixture("telemetry_battery")
+    raw["intervals"][2]["charge"] = None  # a gap late in the list
+    del raw["intervals"][3]["soc"]["devices_reporting"]
+    telemetry = converter.structure(raw, BatteryTelemetry)
+    assert len(telemetry.intervals) == 4
+    assert telemetry.intervals[0].discharge.enwh == 212
+    assert telemetry.intervals[2].charge.enwh == 0
+    assert telemetry.intervals[2].charge.devices_reporting is None
+    assert telemetry.intervals[3].soc.percent == 65
+    assert telemetry.intervals[3].soc.devices_reporting is None
+    assert [i.end_at for i in telemetry.intervals] == [
+        utc(ts) for ts in (1716880500, 1716881400, 1716882300, 1716883200)
+    ]
+
+
+def test_intervals_are_frozen_and_hashable() -> None:
+    import attrs as _attrs
+
+    telemetry = converter.structure(load_fixture("telemetry_battery"), BatteryTelemetry)
+    interval = telemetry.intervals[0]
+    with pytest.raises(_attrs.exceptions.FrozenInstanceError):
+        interval.end_at = utc(0)  # type: ignore[misc]
+    assert len(set(telemetry.intervals)) == 4
+    assert (
+        interval
+        == converter.structure(load_fixture("telemetry_battery"), BatteryTelemetry).intervals[0]
+    )
