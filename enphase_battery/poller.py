@@ -194,7 +194,8 @@ class _Stream:
 
     def mark_delivered(self, end: int, late_horizon_s: float) -> None:
         self.queued.discard(end)
-        self.delivered.add(end)
+        if self.watermark is None or end > self.watermark:
+            self.delivered.add(end)
         self.advance(late_horizon_s)
 
     def advance(self, late_horizon_s: float) -> None:
@@ -417,9 +418,10 @@ class TelemetryPoller:
         if self._in_hand is None:
             return
         stream, interval = self._in_hand
-        self._in_hand = None
         stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
         await self._save(stream)
+        # Only once saved: a save cut short (cancellation) is done again by aclose().
+        self._in_hand = None
 
     async def _save(self, stream: _Stream) -> None:
         state = stream.state()

@@ -1,0 +1,375 @@
+"""Helpers for the poller tests: the simulator behind a real client, a driver that runs the
+poller poll by poll on the simulated clock, and ground-truth bookkeeping.
+
+The poller paces itself with ``asyncio.wait_for(wake, delay)`` (the wait for the next
+poll) and backs off with ``asyncio.sleep``.  :class:`PollGate` stands in for ``asyncio``
+inside ``enphase_battery.poller`` only: a backoff returns at once (recorded), and the wait
+for the next poll lasts until the test calls ``poller.poll_now()``, after moving the
+simulated clock.  That makes "the poller has caught up" an observable event (no timeouts,
+no real waiting), and every request the poller makes is one the test asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import attrs
+
+import enphase_battery.poller as poller_module
+from enphase_battery import EnphaseClient, RateLimits, TokenManager
+from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
+from enphase_battery.simulator import EnphaseSimulator
+
+_T = TypeVar("_T")
+
+#: Rate limits that never slow a test down, without a monthly quota.
+FAST = RateLimits(100000)
+#: Poll interval for tests: polls start only when the test calls ``poll_now()``.
+HOUR = 3600.0
+
+Key = tuple[str, int]
+
+
+class PollGate:
+    """Replaces ``asyncio`` in the poller module (see the module docstring)."""
+
+    def __init__(self) -> None:
+        #: Set while a poller waits for its next poll (it has caught up, nothing ready).
+        self.idle = asyncio.Event()
+        #: Delays of the backoffs after failed requests, in order.
+        self.backoffs: list[float] = []
+        #: Delays the poller intended to wait before its next poll.
+        self.poll_waits: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float) -> None:
+        self.backoffs.append(delay)
+        await asyncio.sleep(0)
+
+    async def wait_for(self, aw: Awaitable[_T], timeout: float | None) -> _T:
+        self.poll_waits.append(float(timeout or 0.0))
+        self.idle.set()
+        try:
+            return await aw
+        finally:
+            self.idle.clear()
+
+
+@contextlib.contextmanager
+def gate_installed() -> Iterator[PollGate]:
+    """Install a :class:`PollGate` in the poller module for the duration."""
+    gate = PollGate()
+    original = poller_module.asyncio
+    poller_module.asyncio = gate  # type: ignore[assignment]
+    try:
+        yield gate
+    finally:
+        poller_module.asyncio = original
+
+
+@attrs.define
+class Env:
+    """A running simulator, and a client of it."""
+
+    sim: EnphaseSimulator
+    client: EnphaseClient
+    auth: TokenManager
+
+    @property
+    def system_id(self) -> int:
+        return self.sim.system_ids[0]
+
+    def serials(self) -> tuple[str, ...]:
+        return self.sim.encharge_serials(self.system_id)
+
+
+@contextlib.asynccontextmanager
+async def open_env(
+    *,
+    rate_limits: RateLimits = FAST,
+    max_retries: int = 4,
+    **sim_options: Any,
+) -> AsyncIterator[Env]:
+    """``EnphaseSimulator(**sim_options)`` (one system, two Encharges by default)."""
+    options: dict[str, Any] = {"seed": 1, "systems": 1, "encharges": 2}
+    options.update(sim_options)
+    async with EnphaseSimulator(**options) as sim:
+        auth = TokenManager(
+            client_id=sim.client_id,
+            client_secret=sim.client_secret,
+            token=sim.token,
+            token_url=sim.token_url,
+            max_tries=2,
+            max_retry_time=2.0,
+        )
+        client = EnphaseClient(
+            api_key=sim.api_key,
+            auth=auth,
+            base_url=sim.base_url,
+            rate_limits=rate_limits,
+            timeout=10.0,
+            max_retries=max_retries,
+            max_retry_time=5.0,
+        )
+        try:
+            yield Env(sim, client, auth)
+        finally:
+            await client.close()
+            await auth.stop()
+
+
+class Driver:
+    """Runs one poller on the gate: ``pull()`` until it has caught up, ``tick()`` to move the
+    simulated clock and start the next poll."""
+
+    def __init__(self, poller: TelemetryPoller, gate: PollGate) -> None:
+        self.poller = poller
+        self.gate = gate
+        self._pending: asyncio.Task[TelemetryInterval] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the poller is inside ``anext`` (waiting for the next poll)."""
+        return self._pending is not None
+
+    async def pull(self, limit: int | None = None) -> list[TelemetryInterval]:
+        """Intervals until the poller waits for its next poll, or ``limit`` of them."""
+        out: list[TelemetryInterval] = []
+        while limit is None or len(out) < limit:
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(anext(self.poller))
+            idle = asyncio.ensure_future(self.gate.idle.wait())
+            try:
+                await asyncio.wait({self._pending, idle}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                idle.cancel()
+            if not self._pending.done():
+                break  # caught up: the task stays parked in the wait for the next poll
+            task, self._pending = self._pending, None
+            out.append(task.result())
+        return out
+
+    async def tick(self, sim: EnphaseSimulator, delta: timedelta) -> list[TelemetryInterval]:
+        """Advance the simulated clock, start the next poll, pull until caught up."""
+        sim.clock.advance(delta)
+        self.poller.poll_now()
+        self.gate.idle.clear()  # the parked poller has not run yet
+        return await self.pull()
+
+    async def cancel(self) -> None:
+        """Cancel the parked ``anext`` (a consumer task cancelled while it waits)."""
+        task, self._pending = self._pending, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# -- ground truth ------------------------------------------------------------------------
+
+
+def truth(env: Env, start: int, sources: Iterable[str] | None = None) -> dict[Key, tuple[int, ...]]:
+    """Final values ``(charge_wh, discharge_wh, soc_percent)`` of every computed interval
+    with end_at in ``(start, now]``, by ``(source, end_at)``."""
+    sim, system_id = env.sim, env.system_id
+    now = sim.clock.timestamp()
+    result: dict[Key, tuple[int, ...]] = {}
+    for source in sources if sources is not None else (BATTERY, *env.serials()):
+        if source == BATTERY:
+            for b in sim.ground_truth_battery(system_id, start, now):
+                if b.devices:
+                    result[(source, b.end_at)] = (b.charge_wh, b.discharge_wh, b.soc_percent)
+        else:
+            for e in sim.ground_truth_encharge(system_id, source, start, now):
+                result[(source, e.end_at)] = (e.charge_wh, e.discharge_wh, e.soc_percent)
+    return result
+
+
+def reported(env: Env, key: Key) -> bool:
+    """Whether every device of the interval has reported it (the API shows it complete)."""
+    sim = env.sim
+    source, end_at = key
+    system = sim.system(env.system_id)
+    now = sim.clock.timestamp()
+    devices = [
+        d
+        for d in system.encharges
+        if (source == BATTERY or d.serial == source) and 0 <= d.index(end_at) < len(d)
+    ]
+    return bool(devices) and all(sim.arrival.visible_at(d, d.index(end_at)) <= now for d in devices)
+
+
+def key_of(interval: TelemetryInterval) -> Key:
+    return (interval.source, int(interval.end_at.timestamp()))
+
+
+def values_of(interval: TelemetryInterval) -> tuple[int, ...]:
+    return (interval.charge_wh, interval.discharge_wh, interval.soc_percent or 0)
+
+
+def check_exactly_once(
+    env: Env,
+    emitted: list[TelemetryInterval],
+    start: int,
+    *,
+    may_repeat: Iterable[TelemetryInterval] = (),
+    sources: Iterable[str] | None = None,
+) -> dict[Key, tuple[int, ...]]:
+    """Assert the exactly-once contract against the simulator's ground truth, now.
+
+    * nothing comes twice (but each of ``may_repeat``, the intervals in the consumer's
+      hands at a crash, may come once more);
+    * every interval every device has reported by now came out;
+    * everything that came out exists, with its final values unless flagged partial (then
+      with fewer devices, and no more energy than the final values).
+
+    Returns the ground truth used.
+    """
+    expected = truth(env, start, sources)
+    counts = Counter(key_of(iv) for iv in emitted)
+    repeatable = Counter(key_of(iv) for iv in may_repeat)
+    twice = {k: n for k, n in counts.items() if n > 1 + repeatable[k]}
+    assert not twice, f"delivered more than once: {sorted(twice.items())[:10]}"
+    missing = sorted(k for k in expected if k not in counts and reported(env, k))
+    assert not missing, f"{len(missing)} reported intervals never delivered: {missing[:10]}"
+    for iv in emitted:
+        key = key_of(iv)
+        assert key in expected, f"delivered an interval that does not exist: {iv}"
+        assert key[1] > start, f"delivered an interval before start: {iv}"
+        if iv.partial:
+            assert iv.devices_reporting is not None
+            assert iv.total_devices is not None
+            assert iv.devices_reporting < iv.total_devices, iv
+            assert iv.charge_wh <= expected[key][0], iv
+            assert iv.discharge_wh <= expected[key][1], iv
+        else:
+            assert values_of(iv) == expected[key], (iv, expected[key])
+            assert iv.devices_reporting == iv.total_devices, iv
+    return expected
+
+
+# -- consumers that stop and restart ---------------------------------------------------
+
+#: How a consumer stops after its k-th interval.
+STOPS = ("break", "aclose", "cancel", "crash")
+
+
+@attrs.define
+class Run:
+    """What a run of consumers saw."""
+
+    emitted: list[TelemetryInterval] = attrs.Factory(list)
+    #: Intervals in the consumer's hands when it crashed (they may come once more).
+    in_hand_at_crash: list[TelemetryInterval] = attrs.Factory(list)
+    #: Intervals each consumer got.
+    segments: list[int] = attrs.Factory(list)
+
+
+async def consume(
+    poller: TelemetryPoller,
+    gate: PollGate,
+    sim: EnphaseSimulator,
+    k: int,
+    stop: str,
+    ticks: list[timedelta],
+) -> tuple[list[TelemetryInterval], bool]:
+    """One consumer: take ``k`` intervals, then stop the ``stop`` way.
+
+    Whenever the poller has caught up, the next of ``ticks`` moves the simulated clock
+    and starts the next poll.  When ``ticks`` run out first, the consumer is cancelled
+    (``break``/``aclose``/``cancel`` then close the poller, ``crash`` does not).
+    Returns the intervals and whether the consumer crashed (did not close the poller).
+    """
+    got: list[TelemetryInterval] = []
+    reached = asyncio.Event()
+
+    async def consumer() -> None:
+        if stop == "break":
+            async with poller:
+                async for interval in poller:
+                    got.append(interval)
+                    if len(got) >= k:
+                        break
+        elif stop == "aclose":
+            try:
+                async for interval in poller:
+                    got.append(interval)
+                    if len(got) >= k:
+                        return
+            finally:
+                await poller.aclose()
+        elif stop == "crash":
+            async for interval in poller:
+                got.append(interval)
+                if len(got) >= k:
+                    return
+        elif stop == "cancel":
+            async with poller:
+                async for interval in poller:
+                    got.append(interval)
+                    if len(got) >= k:
+                        reached.set()  # keeps consuming until the task is cancelled
+        else:
+            raise ValueError(stop)
+
+    task = asyncio.create_task(consumer())
+    while True:
+        idle = asyncio.ensure_future(gate.idle.wait())
+        enough = asyncio.ensure_future(reached.wait())
+        try:
+            await asyncio.wait({task, idle, enough}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            enough.cancel()
+        if task.done():
+            task.result()
+            return got, stop == "crash"
+        if reached.is_set() or not ticks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return got, stop == "crash"
+        sim.clock.advance(ticks.pop(0))
+        poller.poll_now()
+        gate.idle.clear()
+
+
+async def run_with_restarts(
+    env: Env,
+    gate: PollGate,
+    make_poller: Any,
+    plan: Iterable[tuple[int, str]],
+    ticks: Iterable[timedelta],
+    *,
+    final_advance: timedelta,
+) -> Run:
+    """Consumers one after another (``plan``: how many intervals each takes and how it
+    stops), each on a new poller from ``make_poller()``, the clock moving by ``ticks``
+    whenever a poller has caught up; then a last poller after ``final_advance``, drained.
+    """
+    run = Run()
+    pending_ticks = list(ticks)
+    for k, stop in plan:
+        got, crashed = await consume(make_poller(), gate, env.sim, k, stop, pending_ticks)
+        run.emitted += got
+        run.segments.append(len(got))
+        if crashed and got:
+            run.in_hand_at_crash.append(got[-1])
+    for delta in pending_ticks:
+        env.sim.clock.advance(delta)
+    env.sim.clock.advance(final_advance)
+    poller = make_poller()
+    driver = Driver(poller, gate)
+    got = await driver.pull()
+    run.emitted += got
+    run.segments.append(len(got))
+    await driver.cancel()
+    await poller.aclose()
+    return run
