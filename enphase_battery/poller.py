@@ -467,12 +467,14 @@ class TelemetryPoller:
 
     async def _step(self) -> None:
         """Fetch the next window of the current poll, or wait for the next poll."""
-        if not self._plan:
-            await self._begin_poll()
-            if not self._plan:
-                return  # nothing to follow yet; the next poll may discover Encharges
-        stream = self._plan[0]
+        stream: _Stream | None = None
         try:
+            if not self._plan:
+                # Discovery too: a transient failure of it is retried like any other.
+                await self._begin_poll()
+                if not self._plan:
+                    return  # nothing to follow yet; the next poll may discover Encharges
+            stream = self._plan[0]
             done = await self._fetch_window(stream)
         except (RateLimitError, EnphaseConnectionError, ResponseFormatError, ApiError) as err:
             if not self._is_transient(err):
@@ -483,7 +485,7 @@ class TelemetryPoller:
                 wait = max(wait, err.retry_after)
             _LOGGER.warning(
                 "poll of %s failed (%s: %s); retrying in %.0f s",
-                stream.key,
+                stream.key if stream is not None else f"{self.system_id}/devices",
                 type(err).__name__,
                 err,
                 wait,

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 import enphase_battery.poller as poller_module
+from enphase_battery import AuthenticationError, NotFoundError, QuotaExceededError
 from enphase_battery.checkpoint import MemoryCheckpoint, StreamState
-from enphase_battery.poller import TelemetryInterval, TelemetryPoller
+from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
 
 from .poller_helpers import (
     HOUR,
@@ -27,7 +28,9 @@ from .poller_helpers import (
     check_exactly_once,
     key_of,
     open_env,
+    reported,
     run_with_restarts,
+    values_of,
 )
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -155,3 +158,429 @@ async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery
         await poller.aclose()
         assert key_of(got[2]) not in {key_of(iv) for iv in rest}
         check_exactly_once(env, got + rest, epoch(start_at))
+
+
+# -- skew, bounded state ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sim_start",
+    [
+        datetime(2017, 1, 15, 6, 7, tzinfo=UTC),  # years behind the host's clock
+        datetime(2039, 11, 5, 22, 0, tzinfo=UTC),  # years ahead (and past 2038)
+    ],
+)
+async def test_host_clock_skew_does_not_matter(gate: PollGate, sim_start: datetime) -> None:
+    """The same backfill and live polls with the simulated "now" far from the host's."""
+    async with open_env(start=sim_start, history=timedelta(days=9)) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(days=8, hours=3)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        sim.reset_counters()
+        emitted = await driver.pull()
+        assert sim.request_count == 1 + 3 * 2
+        for _ in range(4):
+            emitted += await driver.tick(sim, timedelta(minutes=45))
+        await driver.cancel()
+        await poller.aclose()
+        expected = check_exactly_once(env, emitted, epoch(start_at))
+        assert len(emitted) == sum(1 for k in expected if reported(env, k))
+        assert max(iv.end_at for iv in emitted) > sim.clock.now() - timedelta(minutes=45)
+
+
+class RecordingStore(MemoryCheckpoint):
+    """Remembers the largest ``delivered`` tuple ever saved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves = 0
+        self.max_delivered = 0
+
+    async def save(self, key: str, state: StreamState) -> None:
+        self.saves += 1
+        self.max_delivered = max(self.max_delivered, len(state.delivered))
+        await super().save(key, state)
+
+
+async def test_state_stays_small_after_a_long_backfill_and_late_data(gate: PollGate) -> None:
+    async with open_env(
+        history=timedelta(days=22),
+        encharges=1,
+        late_probability=0.1,
+        late_delay=timedelta(hours=2),
+    ) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(days=21)
+        store = RecordingStore()
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        assert len(emitted) > 2 * 21 * 96 - 10
+        newest = max(int(iv.end_at.timestamp()) for iv in emitted)
+        for key, state in store.states.items():
+            assert state.delivered == (), key
+            assert state.watermark == newest, key
+        # Live, with late intervals: only the few past a pending gap are remembered.
+        for _ in range(24):
+            emitted += await driver.tick(sim, timedelta(minutes=15))
+        sim.clock.advance(timedelta(hours=3))
+        emitted += await driver.tick(sim, timedelta(minutes=15))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+        assert store.saves >= len(emitted)
+        assert 0 < store.max_delivered <= (2 * 3600) // 900 + 2
+        assert all(len(state.delivered) <= 2 for state in store.states.values())
+
+
+# -- late, out of order, partial ------------------------------------------------------------
+
+
+def out_of_order(intervals: list[TelemetryInterval], source: str) -> list[TelemetryInterval]:
+    """Intervals of ``source`` that came after a later one of the same stream."""
+    result = []
+    newest: datetime | None = None
+    for iv in intervals:
+        if iv.source != source:
+            continue
+        if newest is not None and iv.end_at < newest:
+            result.append(iv)
+        newest = iv.end_at if newest is None else max(newest, iv.end_at)
+    return result
+
+
+async def test_late_intervals_come_out_once_after_later_ones(gate: PollGate) -> None:
+    """late_probability: some intervals arrive hours after later ones, in every stream."""
+    async with open_env(
+        seed=3,
+        encharges=1,
+        late_probability=0.08,
+        late_delay=timedelta(hours=3),
+        history=timedelta(days=1),
+    ) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=6)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        for _ in range(40):
+            emitted += await driver.tick(sim, timedelta(minutes=15))
+        emitted += await driver.tick(sim, timedelta(hours=4))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+        (serial,) = env.serials()
+        late = out_of_order(emitted, serial)
+        assert late, "the scenario should have late intervals"
+        # With one Encharge the system interval is missing too, and comes late as well.
+        assert {iv.end_at for iv in out_of_order(emitted, BATTERY)} == {iv.end_at for iv in late}
+        assert not any(iv.partial for iv in emitted)
+
+
+async def test_lagging_encharge_catches_up_out_of_order(gate: PollGate) -> None:
+    """One Encharge's uplink lags two hours, then recovers: its newer intervals arrive
+    before the older lagged ones, which still come out, once."""
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        lagging, steady = env.serials()[1], env.serials()[0]
+        start_at = sim.clock.now() - timedelta(hours=4)
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            poll_interval=HOUR,
+            settle=timedelta(hours=3),
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        sim.set_device_lag(lagging, timedelta(hours=2))
+        lag_from = sim.clock.now()
+        for _ in range(4):
+            emitted += await driver.tick(sim, timedelta(minutes=15))
+        sim.set_device_lag(lagging, timedelta(0))
+        for _ in range(12):
+            emitted += await driver.tick(sim, timedelta(minutes=15))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+        late = out_of_order(emitted, lagging)
+        assert late
+        assert all(lag_from < iv.end_at <= lag_from + timedelta(hours=1) for iv in late)
+        assert not out_of_order(emitted, steady)
+        # settle (3 h) exceeds the lag: the system intervals waited and came out complete.
+        assert not any(iv.partial for iv in emitted)
+
+
+async def test_partial_interval_is_held_until_complete(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        lagging = env.serials()[1]
+        start_at = sim.clock.now() - timedelta(hours=2)
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            poll_interval=HOUR,
+            settle=timedelta(hours=1),
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        sim.set_device_lag(lagging, timedelta(minutes=40))
+        lag_from = epoch(sim.clock.now())
+        held_seen = False
+        for _ in range(12):
+            got = await driver.tick(sim, timedelta(minutes=15))
+            emitted += got
+            newest_steady = max(iv.end_at for iv in emitted if iv.source == env.serials()[0])
+            newest_battery = max(iv.end_at for iv in emitted if iv.source == BATTERY)
+            if newest_battery < newest_steady:
+                held_seen = True  # the system interval waits for the lagging Encharge
+            for iv in got:
+                if iv.source == BATTERY:
+                    assert iv.devices_reporting == iv.total_devices == 2, iv
+        await driver.cancel()
+        await poller.aclose()
+        assert held_seen
+        check_exactly_once(env, emitted, epoch(start_at))
+        assert not any(iv.partial for iv in emitted)
+        assert any(iv.source == BATTERY and epoch(iv.end_at) > lag_from for iv in emitted)
+
+
+async def test_partial_interval_comes_out_flagged_after_settle_and_never_again(
+    gate: PollGate,
+) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        steady, lagging = env.serials()
+        settle = timedelta(hours=1)
+        start_at = sim.clock.now() - timedelta(hours=2)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, settle=settle
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        sim.set_device_lag(lagging, timedelta(hours=3))
+        lag_from = epoch(sim.clock.now())
+        previous_newest = poller.progress.newest_end_at
+        partial: list[TelemetryInterval] = []
+        for _ in range(10):
+            got = await driver.tick(sim, timedelta(minutes=15))
+            emitted += got
+            newest = poller.progress.newest_end_at
+            assert newest is not None
+            assert previous_newest is not None
+            for iv in got:
+                if iv.partial:
+                    partial.append(iv)
+                    # Out as soon as it is `settle` older than the newest data, not before.
+                    assert iv.end_at + settle <= newest
+                    assert iv.end_at + settle > previous_newest
+            previous_newest = newest
+        assert partial
+        truth_steady = {
+            e.end_at: e for e in sim.ground_truth_encharge(env.system_id, steady, lag_from, 2e9)
+        }
+        for iv in partial:
+            assert iv.source == BATTERY
+            assert (iv.devices_reporting, iv.total_devices) == (1, 2)
+            # Exactly what the reporting Encharge contributed.
+            e = truth_steady[epoch(iv.end_at)]
+            assert values_of(iv) == (e.charge_wh, e.discharge_wh, e.soc_percent)
+        # The lagging Encharge reports at last: its own stream catches up, the system
+        # intervals already delivered partial do not come again.
+        sim.clock.advance(timedelta(hours=3))
+        for _ in range(2):
+            emitted += await driver.tick(sim, timedelta(minutes=15))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+        assert {key_of(iv) for iv in partial} <= {key_of(iv) for iv in emitted if iv.partial}
+        assert sum(1 for iv in emitted if iv.source == lagging and epoch(iv.end_at) > lag_from)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+async def test_transient_failures_mid_stream_are_retried_inside(gate: PollGate) -> None:
+    """429, 5xx, a broken body, a dropped connection: the client gives up at once
+    (max_retries=0), the poller backs off and retries; nothing lost, nothing twice."""
+    async with open_env(history=timedelta(days=1), max_retries=0) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=5)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull(limit=7)  # mid-stream
+        sim.faults.fail_next(2, 429, path="telemetry")
+        sim.faults.fail_next(1, 500, path="telemetry")
+        sim.faults.fail_next(1, 503, path="encharges")
+        emitted += await driver.pull()
+        assert len(gate.backoffs) == 4
+        for fail in (
+            lambda: sim.faults.fail_next(1, 500, path="telemetry/battery"),
+            lambda: sim.faults.malform_next(1, path="telemetry"),
+            lambda: sim.faults.truncate_next(1, path="telemetry"),
+            lambda: sim.faults.drop_next(1, path="telemetry"),
+        ):
+            fail()
+            emitted += await driver.tick(sim, timedelta(minutes=30))
+        # aiohttp itself retries a request whose reused connection was dropped.
+        assert 7 <= len(gate.backoffs) <= 8
+        assert not sim.faults.pending
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+        assert len(emitted) > 3 * 20
+
+
+async def test_server_errors_retried_by_the_client_stay_exactly_once(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=5)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull(limit=30)
+        sim.faults.fail_next(2, 500, path="telemetry")
+        emitted += await driver.pull()
+        emitted += await driver.tick(sim, timedelta(minutes=30))
+        await driver.cancel()
+        await poller.aclose()
+        assert sim.faults.fired.get("status") == 2
+        assert gate.backoffs == []  # the client's own retries sufficed
+        check_exactly_once(env, emitted, epoch(start_at))
+
+
+async def test_transient_failure_of_device_discovery_is_retried(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1), max_retries=0) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=2)
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            poll_interval=HOUR,
+            rediscover_every=timedelta(0),
+        )
+        driver = Driver(poller, gate)
+        sim.faults.fail_next(1, 503, path="/devices")  # the first request: discovery
+        emitted = await driver.pull()
+        sim.faults.fail_next(1, 429, path="/devices")
+        emitted += await driver.tick(sim, timedelta(minutes=30))
+        await driver.cancel()
+        await poller.aclose()
+        assert len(gate.backoffs) == 2
+        assert set(poller.sources) == {BATTERY, *env.serials()}
+        check_exactly_once(env, emitted, epoch(start_at))
+
+
+async def test_expired_access_token_is_refreshed_mid_stream(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=5)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull(limit=10)
+        sim.expire_access_tokens()
+        emitted += await driver.pull()
+        assert sim.token_grants["refresh_token"] == 1
+        sim.expire_access_tokens()
+        emitted += await driver.tick(sim, timedelta(minutes=45))
+        assert sim.token_grants["refresh_token"] == 2
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+
+
+async def test_short_lived_access_tokens(gate: PollGate) -> None:
+    async with open_env(
+        history=timedelta(days=1), access_token_lifetime=timedelta(seconds=1)
+    ) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=3)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        for _ in range(3):
+            emitted += await driver.tick(sim, timedelta(minutes=20))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(start_at))
+
+
+async def test_revoked_refresh_token_raises_authentication_error(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=sim.clock.now() - timedelta(hours=2),
+            poll_interval=HOUR,
+        )
+        driver = Driver(poller, gate)
+        await driver.pull()
+        sim.faults.revoke_tokens()
+        with pytest.raises(AuthenticationError):
+            await driver.tick(sim, timedelta(minutes=30))
+        assert gate.backoffs == []
+        await poller.aclose()
+
+
+async def test_spent_monthly_quota_raises(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=sim.clock.now() - timedelta(hours=2),
+            poll_interval=HOUR,
+        )
+        driver = Driver(poller, gate)
+        await driver.pull()
+        sim.faults.exhaust_monthly_quota()
+        with pytest.raises(QuotaExceededError):
+            await driver.tick(sim, timedelta(minutes=30))
+        await poller.aclose()
+
+
+@pytest.mark.parametrize("encharges", [None, ()])
+async def test_unknown_system_raises_not_found(gate: PollGate, encharges: tuple[()] | None) -> None:
+    async with open_env() as env:
+        poller = TelemetryPoller(env.client, 1234567, encharges=encharges, poll_interval=HOUR)
+        with pytest.raises(NotFoundError):
+            await Driver(poller, gate).pull()
+        await poller.aclose()
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+
+async def test_new_encharge_is_picked_up(gate: PollGate) -> None:
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(hours=3)
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            poll_interval=HOUR,
+            rediscover_every=timedelta(0),
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        emitted += await driver.tick(sim, timedelta(minutes=30))
+        new = sim.add_encharge(env.system_id)
+        first_end_at = sim.system(env.system_id).next_end_at
+        for _ in range(8):
+            emitted += await driver.tick(sim, timedelta(minutes=30))
+        await driver.cancel()
+        await poller.aclose()
+        assert new in poller.sources
+        check_exactly_once(env, emitted, epoch(start_at))
+        mine = [iv for iv in emitted if iv.source == new]
+        assert len(mine) >= 6
+        assert epoch(mine[0].end_at) == first_end_at
+        assert any(
+            iv.source == BATTERY and iv.devices_reporting == iv.total_devices == 3 for iv in emitted
+        )
