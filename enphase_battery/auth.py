@@ -419,6 +419,16 @@ class TokenManager:
             _REFRESHING.reset(marker)
         del old
 
+    def lend_session(self, session: aiohttp.ClientSession) -> None:
+        """Use ``session`` (not closed by this manager) while it has none of its own.
+
+        The client lends its session so that one connection pool serves both; a session
+        the manager created itself, or was given, is kept.
+        """
+        if self._session is None or (self._session.closed and not self._owns_session):
+            self._session = session
+            self._owns_session = False
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()

@@ -8,6 +8,7 @@ monthly quota -> rate limiter -> access token -> send -> (one refresh-and-retry 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import random
@@ -61,6 +62,20 @@ _T = TypeVar("_T")
 DEFAULT_BASE_URL = "https://api.enphaseenergy.com"
 _PAGE_SIZE = 100
 _MAX_BODY_IN_ERROR = 2000
+
+
+#: When the current public call started (monotonic), for the retry budget.
+_CALL_STARTED: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "enphase_battery_call_started", default=None
+)
+
+
+class _Final(Exception):
+    """Carries an error past ``backoff`` so that it is raised without a retry."""
+
+    def __init__(self, error: EnphaseError) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
 
 
 @attrs.frozen
@@ -371,7 +386,13 @@ class EnphaseClient:
     ) -> _T:
         if self._closed:
             raise InvalidRequestError("the client is closed")
-        result: _T = await self._with_retries(route, path, params or {}, body, parse)
+        marker = _CALL_STARTED.set(time.monotonic())
+        try:
+            result: _T = await self._with_retries(route, path, params or {}, body, parse)
+        except _Final as final:
+            raise final.error from None
+        finally:
+            _CALL_STARTED.reset(marker)
         return result
 
     async def _attempt(
@@ -398,21 +419,32 @@ class EnphaseClient:
     async def _send_authorized(
         self, route: Route, path: str, params: Mapping[str, Any], body: Any
     ) -> tuple[int, bytes]:
-        token = await self._token_provider()
+        token = await self._fresh_token()
         status, raw = await self._send(route, path, params, body, token)
         if status != 401:
             return status, raw
         # A token can be refused just after passing the freshness check (clock skew,
         # revocation): refresh once, retry once; a second 401 is final.
         _LOGGER.debug("%s %s -> 401; refreshing the access token once", route.method, path)
-        if self._token_manager is not None:
-            await self._token_manager.refresh(stale_access_token=token)
-            new_token = await self._token_manager.access_token()
-        else:
-            new_token = await self._token_provider()
+        new_token = await self._fresh_token(refused=token)
         if new_token == token:
             return status, raw
         return await self._send(route, path, params, body, new_token)
+
+    async def _fresh_token(self, refused: str | None = None) -> str:
+        """A valid access token (a new one when ``refused`` was refused by the API)."""
+        manager = self._token_manager
+        try:
+            if manager is None:
+                return await self._token_provider()
+            manager.lend_session(self._get_session())
+            if refused is not None:
+                await manager.refresh(stale_access_token=refused)
+            return await manager.access_token()
+        except EnphaseError as err:
+            # The token manager has retried its own transient failures already; retrying
+            # the API call would multiply its token requests.
+            raise _Final(err) from None
 
     async def _send(
         self, route: Route, path: str, params: Mapping[str, Any], body: Any, token: str
@@ -534,8 +566,13 @@ class EnphaseClient:
         if isinstance(err, QuotaExceededError):
             return True
         if isinstance(err, RateLimitError):
-            # A reset further away than the caller's bound surfaces now rather than hang.
-            return err.retry_after is not None and err.retry_after > self.max_retry_time
+            # A reset further away than what is left of the caller's bound surfaces now
+            # rather than hang, or retry early and waste a request.
+            if err.retry_after is None:
+                return False
+            started = _CALL_STARTED.get()
+            elapsed = time.monotonic() - started if started is not None else 0.0
+            return err.retry_after > self.max_retry_time - elapsed
         if isinstance(err, EnphaseConnectionError | ResponseFormatError):
             return False
         return not (type(err) is ApiError and err.status is not None and err.status >= 500)

@@ -9,6 +9,7 @@ from JSON and turns request bodies back into JSON.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NewType
@@ -42,6 +43,8 @@ __all__ = [
     "SystemDevices",
     "converter",
 ]
+
+_LOGGER = logging.getLogger(__name__)
 
 #: "enabled"/"disabled" (also "true"/"false", "Enabled (Inactive)") parsed to a bool.
 Flag = NewType("Flag", bool)
@@ -568,6 +571,19 @@ def _unstructure_time(value: time) -> int:
     return value.hour * 3600 + value.minute * 60 + value.second
 
 
+def _lenient(parse: Any) -> Any:
+    # A vocabulary the API grows (a new battery profile) must not make the whole answer
+    # unreadable: the field becomes None, and the log says what was seen.
+    def structure(value: Any, _type: Any) -> Any:
+        try:
+            return parse(str(value))
+        except ValueError:
+            _LOGGER.warning("unknown %s %r in a response; read as None", _type.__name__, value)
+            return None
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(datetime, _structure_datetime)
@@ -578,9 +594,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _structure_flag)
     conv.register_structure_hook(Flag, _structure_flag)
     conv.register_structure_hook(Percent, _structure_percent)
-    conv.register_structure_hook(BatteryMode, lambda v, _t: BatteryMode.parse(str(v)))
+    conv.register_structure_hook(BatteryMode, _lenient(BatteryMode.parse))
     conv.register_structure_hook(GridState, lambda v, _t: GridState.parse(str(v)))
-    conv.register_structure_hook(LoadControlMode, lambda v, _t: LoadControlMode.parse(str(v)))
+    conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))
     conv.register_structure_hook(DeviceGroups, _structure_devices)
     battery_intervals: Any = tuple[BatteryInterval, ...]
     encharge_intervals: Any = tuple[EnchargeInterval, ...]

@@ -717,3 +717,66 @@ async def test_concurrent_calls_share_limiter(fake: FakeEnphase, client: Enphase
     assert len(results) == 20
     assert len(fake.requests) == 20
     assert client.requests_sent == 20
+
+
+# -- retry budget and token-endpoint failures --------------------------------------------
+
+
+async def test_429_reset_beyond_the_remaining_budget_raises_without_waiting(
+    fake: FakeEnphase, make_client: MakeClient
+) -> None:
+    # The first 429 has no reset time (a short exponential wait); the second resets in
+    # 2.5 s: within the 3 s budget, but not within what is left of it after the first.
+    client = make_client(max_retry_time=3.0, max_retries=4)
+    fake.script(
+        "*",
+        Reply(429, ERRORS["429_bare"], delay=0.8),
+        Reply(429, {**ERRORS["429_minute"], "period_end": time.time() + 3.3}),
+    )
+    started = time.monotonic()
+    with pytest.raises(RateLimitError):
+        await client.get_system_grid_status(SYSTEM_ID)
+    assert len(fake.requests) == 2
+    assert time.monotonic() - started < 2.5
+
+
+async def test_token_endpoint_outage_is_not_retried_again_by_the_client(
+    fake: FakeEnphase, make_client: MakeClient, make_manager: MakeManager
+) -> None:
+    manager = make_manager(expires_in=-10, max_tries=2)
+    client = make_client(auth=manager, max_retries=4)
+    fake.token_script.extend([Reply(503, {"message": "down"})] * 10)
+    with pytest.raises(ApiError) as info:
+        await client.get_system_grid_status(SYSTEM_ID)
+    assert info.value.status == 503
+    # The manager's own two tries, not multiplied by the client's five.
+    assert len(fake.token_requests) == 2
+    assert fake.requests == []
+
+
+async def test_unknown_battery_mode_reads_as_none(
+    fake: FakeEnphase, client: EnphaseClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {**load_fixture("battery_settings"), "battery_mode": "AI Optimisation"}
+    fake.script(f"{CONFIG}/battery_settings", Reply(200, body))
+    settings = await client.get_system_battery_settings(SYSTEM_ID)
+    assert settings.battery_mode is None
+    assert settings.reserve_soc == body["reserve_soc"]
+    assert "AI Optimisation" in caplog.text
+    assert len(fake.requests) == 1
+
+
+async def test_token_manager_borrows_the_clients_session(
+    fake: FakeEnphase, make_client: MakeClient, make_manager: MakeManager
+) -> None:
+    manager = make_manager(expires_in=-10)
+    async with make_client(auth=manager) as client:
+        await client.get_system_grid_status(SYSTEM_ID)
+        assert fake.grants == ["refresh_token"]
+        # One pool for both: the refresh went through the client's session.
+        assert manager._session is client._session
+    # The client closed its session; the manager makes its own when it needs one.
+    await manager.refresh()
+    assert manager._session is not None
+    assert not manager._session.closed
+    assert fake.grants == ["refresh_token", "refresh_token"]
