@@ -1,0 +1,246 @@
+"""The one ``cattrs`` converter for JSON in and out, with the API's quirks as hooks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import attrs
+import cattrs
+
+from .discovery import Device, DeviceGroups
+from .telemetry import BatteryInterval, EnchargeInterval, EnergyReading, SocReading
+from .vocabulary import BatteryMode, Flag, GridState, LoadControlMode, Percent
+
+__all__ = ["converter"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _structure_datetime(value: Any, _type: Any) -> datetime:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise TypeError(f"not a timestamp: {value!r}")
+
+
+def _structure_date(value: Any, _type: Any) -> date:
+    if isinstance(value, str):
+        return date.fromisoformat(value.strip()[:10])
+    raise TypeError(f"not a date: {value!r}")
+
+
+def _structure_flag(value: Any, _type: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith(("enabled", "true", "yes", "on")) or text == "1":
+            return True
+        if text.startswith(("disabled", "false", "no", "off")) or text == "0":
+            return False
+    raise ValueError(f"not an enabled/disabled flag: {value!r}")
+
+
+def _structure_percent(value: Any, _type: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a percentage")
+    if isinstance(value, int | float):
+        return round(value)
+    if isinstance(value, str):
+        return round(float(value.strip().rstrip("%").strip()))
+    raise TypeError(f"not a percentage: {value!r}")
+
+
+def _structure_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value)
+    if isinstance(value, str):
+        return round(float(value))
+    raise TypeError(f"not an integer: {value!r}")
+
+
+def _structure_devices(value: Any, _type: Any) -> DeviceGroups:
+    # Some device groups are objects rather than lists on some sites; keep the lists only.
+    groups = {}
+    if isinstance(value, dict):
+        for field in attrs.fields(DeviceGroups):
+            items = value.get(field.name)
+            if isinstance(items, list):
+                groups[field.name] = tuple(
+                    converter.structure(item, Device)
+                    for item in items
+                    if isinstance(item, dict) and item.get("serial_number")
+                )
+    return DeviceGroups(**groups)
+
+
+# Readings are immutable and repeat a lot (zero energy at night, SoC 0..100), so they are
+# shared.  Bounded: cleared whole when full, which costs only a few re-creations.
+_READINGS: dict[tuple[Any, ...], Any] = {}
+_READINGS_MAX = 65_536
+
+
+def _intervals_hook(cls: type[Any]) -> Any:
+    # The hot path of every telemetry call (672 intervals a week): one tight loop instead of
+    # the generated per-item dispatch; it accepts the same shapes as the generated hook.
+    fields = attrs.fields(cls)
+    # Instances are filled through their slot descriptors, skipping the frozen __init__
+    # (three times slower); that is only sound while the fields have nothing to run.
+    assert [f.name for f in fields] == ["end_at", "charge", "discharge", "soc"]
+    assert all(f.validator is None and f.converter is None for f in fields)
+    set_end_at = cls.__dict__["end_at"].__set__
+    set_charge = cls.__dict__["charge"].__set__
+    set_discharge = cls.__dict__["discharge"].__set__
+    set_soc = cls.__dict__["soc"].__set__
+    new = object.__new__
+    step = timedelta(seconds=_INTERVAL_S)
+
+    def structure(value: Any, _type: Any) -> tuple[Any, ...]:
+        try:
+            return build(value, True)
+        except (KeyError, TypeError):
+            # Some reading lacks a field (Encharge intervals carry no devices_reporting)
+            # or is null: redo the whole list the lenient way.
+            return build(value, False)
+
+    def build(value: Any, strict: bool) -> tuple[Any, ...]:
+        cache = _READINGS
+        fromtimestamp = datetime.fromtimestamp
+        result: list[Any] = []
+        append = result.append
+        prev_ts: int | None = None
+        prev_dt = _EPOCH
+        for item in value:
+            end_at = item["end_at"]
+            if type(end_at) is int:
+                # Consecutive intervals are 900 s apart: adding is cheaper than converting.
+                end_dt = (
+                    prev_dt + step
+                    if end_at - _INTERVAL_S == prev_ts
+                    else fromtimestamp(end_at, UTC)
+                )
+                prev_ts, prev_dt = end_at, end_dt
+            else:
+                end_dt = _structure_datetime(end_at, datetime)
+            if strict:
+                # Subscripts are cheaper than .get(); a missing key raises KeyError.
+                charge = item["charge"]
+                discharge = item["discharge"]
+                soc = item["soc"]
+                key_c = (EnergyReading, charge["enwh"], charge["devices_reporting"])
+                key_d = (EnergyReading, discharge["enwh"], discharge["devices_reporting"])
+                key_s = (SocReading, soc["percent"], soc["devices_reporting"])
+            else:
+                charge = item.get("charge") or _EMPTY
+                discharge = item.get("discharge") or _EMPTY
+                soc = item.get("soc") or _EMPTY
+                key_c = (EnergyReading, charge.get("enwh"), charge.get("devices_reporting"))
+                key_d = (
+                    EnergyReading,
+                    discharge.get("enwh"),
+                    discharge.get("devices_reporting"),
+                )
+                key_s = (SocReading, soc.get("percent"), soc.get("devices_reporting"))
+            interval = new(cls)
+            set_end_at(interval, end_dt)
+            set_charge(interval, cache.get(key_c) or _new_reading(key_c))
+            set_discharge(interval, cache.get(key_d) or _new_reading(key_d))
+            set_soc(interval, cache.get(key_s) or _new_reading(key_s))
+            append(interval)
+        return tuple(result)
+
+    return structure
+
+
+_INTERVAL_S = 900
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EMPTY: dict[str, Any] = {}
+
+
+def _new_reading(key: tuple[Any, ...]) -> Any:
+    kind, value, devices = key
+    if len(_READINGS) >= _READINGS_MAX:
+        _READINGS.clear()
+    reading: EnergyReading | SocReading
+    if kind is EnergyReading:
+        reading = EnergyReading(_int_or_zero(value), _opt_int(devices))
+    else:
+        reading = SocReading(_opt_int(value), _opt_int(devices))
+    _READINGS[key] = reading
+    return reading
+
+
+def _int_or_zero(value: Any) -> int:
+    if type(value) is int:
+        return value
+    return 0 if value is None else _structure_int(value, int)
+
+
+def _opt_int(value: Any) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    return _structure_int(value, int)
+
+
+def _unstructure_time(value: time) -> int:
+    return value.hour * 3600 + value.minute * 60 + value.second
+
+
+def _lenient(parse: Any) -> Any:
+    # A vocabulary the API grows (a new battery profile) must not make the whole answer
+    # unreadable: the field becomes None, and the log says what was seen.
+    def structure(value: Any, _type: Any) -> Any:
+        try:
+            return parse(str(value))
+        except ValueError:
+            _LOGGER.warning("unknown %s %r in a response; read as None", _type.__name__, value)
+            return None
+
+    return structure
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=False)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_structure_hook(date, _structure_date)
+    conv.register_structure_hook(int, _structure_int)
+    # bool subclasses int: without its own hook it would get the int hook and refuse
+    # every real boolean (Device.active is ``true`` in each /devices answer).
+    conv.register_structure_hook(bool, _structure_flag)
+    conv.register_structure_hook(Flag, _structure_flag)
+    conv.register_structure_hook(Percent, _structure_percent)
+    conv.register_structure_hook(BatteryMode, _lenient(BatteryMode.parse))
+    conv.register_structure_hook(GridState, lambda v, _t: GridState.parse(str(v)))
+    conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))
+    conv.register_structure_hook(DeviceGroups, _structure_devices)
+    battery_intervals: Any = tuple[BatteryInterval, ...]
+    encharge_intervals: Any = tuple[EnchargeInterval, ...]
+    conv.register_structure_hook_func(
+        lambda t: t == battery_intervals, _intervals_hook(BatteryInterval)
+    )
+    conv.register_structure_hook_func(
+        lambda t: t == encharge_intervals, _intervals_hook(EnchargeInterval)
+    )
+    conv.register_unstructure_hook(datetime, lambda v: int(v.timestamp()))
+    conv.register_unstructure_hook(date, lambda v: v.isoformat())
+    conv.register_unstructure_hook(time, _unstructure_time)
+    return conv
+
+
+#: The one converter for JSON in and out.
+converter = _make_converter()
