@@ -270,6 +270,8 @@ class Run:
     in_hand_at_crash: list[TelemetryInterval] = attrs.Factory(list)
     #: Intervals each consumer got.
     segments: list[int] = attrs.Factory(list)
+    #: Simulated time before the final advance (epoch seconds).
+    final_from: int = 0
 
 
 async def consume(
@@ -364,6 +366,7 @@ async def run_with_restarts(
             run.in_hand_at_crash.append(got[-1])
     for delta in pending_ticks:
         env.sim.clock.advance(delta)
+    run.final_from = env.sim.clock.epoch()
     env.sim.clock.advance(final_advance)
     poller = make_poller()
     driver = Driver(poller, gate)

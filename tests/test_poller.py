@@ -9,16 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import enphase_battery.poller as poller_module
-from enphase_battery import AuthenticationError, NotFoundError, QuotaExceededError
+from enphase_battery import (
+    AuthenticationError,
+    EnphaseClient,
+    InvalidRequestError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimits,
+)
 from enphase_battery.checkpoint import MemoryCheckpoint, StreamState
-from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
+from enphase_battery.poller import (
+    BATTERY,
+    MONTH_S,
+    TelemetryInterval,
+    TelemetryPoller,
+    poll_interval_for,
+)
 
 from .poller_helpers import (
     HOUR,
@@ -26,6 +42,7 @@ from .poller_helpers import (
     Driver,
     PollGate,
     check_exactly_once,
+    gate_installed,
     key_of,
     open_env,
     reported,
@@ -584,3 +601,179 @@ async def test_new_encharge_is_picked_up(gate: PollGate) -> None:
         assert any(
             iv.source == BATTERY and iv.devices_reporting == iv.total_devices == 3 for iv in emitted
         )
+
+
+# -- quota pacing ---------------------------------------------------------------------------
+
+
+async def _token() -> str:
+    return "token"
+
+
+def client_with(limits: RateLimits) -> EnphaseClient:
+    return EnphaseClient(api_key="key", auth=_token, rate_limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("limits", "streams", "expected"),
+    [
+        (RateLimits.WATT, 1, MONTH_S / (800 - 30)),  # 57 minutes
+        (RateLimits.WATT, 3, 3 * MONTH_S / (800 - 30)),
+        (RateLimits.KILOWATT, 1, 900.0),  # 40,000 calls: the 15-minute floor
+        (RateLimits.KILOWATT, 50, 50 * MONTH_S / (40_000 - 30)),
+        (RateLimits.MEGAWATT, 3, 900.0),
+        (RateLimits.PARTNER, 3, 900.0),
+        (RateLimits(1000), 3, 900.0),  # no monthly cap
+        (RateLimits(1, 60.0), 20, 1200.0),  # the per-minute rate sets the floor
+    ],
+)
+async def test_poll_interval_for_each_plan(
+    limits: RateLimits, streams: int, expected: float
+) -> None:
+    client = client_with(limits)
+    assert poll_interval_for(client, streams) == pytest.approx(expected)
+    if limits is RateLimits.WATT and streams == 1:
+        assert round(poll_interval_for(client, 1) / 60) == 57
+    await client.close()
+
+
+async def test_poll_interval_for_shares_and_limits() -> None:
+    watt = client_with(RateLimits.WATT)
+    assert poll_interval_for(watt, 1, quota_share=0.4, extra_calls=0) == pytest.approx(
+        MONTH_S / 400
+    )
+    assert poll_interval_for(watt, 0) == poll_interval_for(watt, 1)
+    with pytest.raises(InvalidRequestError):
+        poll_interval_for(client_with(RateLimits(10, 60.0, 30)), 1)
+    await watt.close()
+
+
+async def test_poll_interval_override_and_paced_default() -> None:
+    watt = client_with(RateLimits.WATT)
+    for value, seconds in ((300.0, 300.0), (timedelta(minutes=7), 420.0), (0, 0.0)):
+        assert TelemetryPoller(watt, 1234567, poll_interval=value).current_poll_interval() == (
+            seconds
+        )
+    # One stream, no discovery calls.
+    assert TelemetryPoller(watt, 1234567, encharges=()).current_poll_interval() == (
+        pytest.approx(MONTH_S / 800)
+    )
+    # Discovery once a day costs ~30 calls a month.
+    assert TelemetryPoller(watt, 1234567).current_poll_interval() == pytest.approx(
+        MONTH_S / (800 - MONTH_S / 86_400)
+    )
+    with pytest.raises(InvalidRequestError):
+        TelemetryPoller(watt, 1234567, poll_interval=-1)
+    await watt.close()
+
+
+async def test_poller_stays_within_its_quota_share(gate: PollGate) -> None:
+    """Watt's 1,000 calls a month (with a limiter fast enough for a test): the pause between
+    polls times the requests per poll, plus discovery, stays within 80 %."""
+    async with open_env(
+        rate_limits=RateLimits(100000, 60.0, 1000), history=timedelta(days=1)
+    ) as env:
+        sim = env.sim
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=sim.clock.now() - timedelta(hours=3)
+        )
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        interval = poller.current_poll_interval()
+        assert interval == pytest.approx(3 * MONTH_S / (800 - MONTH_S / 86_400))
+        per_poll = []
+        for _ in range(4):
+            before = sim.request_count
+            emitted += await driver.tick(sim, timedelta(seconds=interval))
+            per_poll.append(sim.request_count - before)
+        await driver.cancel()
+        await poller.aclose()
+        assert len(gate.poll_waits) == 5
+        assert all(interval - 60 < wait <= interval for wait in gate.poll_waits)
+        assert per_poll == [3, 3, 3, 3]
+        monthly = max(per_poll) * MONTH_S / interval + MONTH_S / 86_400
+        assert monthly <= 0.8 * 1000 + 1e-6
+        assert len(emitted) > 3 * 4 * 10
+
+
+# -- property: random arrival orders and restart points -------------------------------------
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=False,
+)
+@given(
+    seed=st.integers(0, 10_000),
+    encharges=st.integers(1, 3),
+    late_probability=st.sampled_from([0.0, 0.05, 0.2]),
+    late_delay=st.sampled_from([timedelta(minutes=30), timedelta(hours=2)]),
+    lag=st.sampled_from([timedelta(0), timedelta(minutes=40), timedelta(hours=2)]),
+    settle=st.sampled_from([timedelta(0), timedelta(hours=1), timedelta(hours=3)]),
+    backfill_hours=st.integers(1, 30),
+    plan=st.lists(st.tuples(st.integers(1, 200), st.sampled_from(STOPS)), max_size=4),
+    ticks=st.lists(st.sampled_from([15, 30, 45, 60, 120]), min_size=2, max_size=14),
+    sqlite=st.booleans(),
+)
+def test_exactly_once_under_random_arrivals_and_restarts(
+    seed: int,
+    encharges: int,
+    late_probability: float,
+    late_delay: timedelta,
+    lag: timedelta,
+    settle: timedelta,
+    backfill_hours: int,
+    plan: list[tuple[int, str]],
+    ticks: list[int],
+    sqlite: bool,
+) -> None:
+    """Whatever the arrival order and wherever consumers stop, every interval that every
+    device has reported comes out once (a crash may repeat the one in hand), with final
+    values unless it came out flagged partial; nothing else comes out."""
+
+    async def scenario(directory: str) -> None:
+        with gate_installed() as gate:
+            async with open_env(
+                seed=seed,
+                encharges=encharges,
+                late_probability=late_probability,
+                late_delay=late_delay,
+                history=timedelta(days=2),
+            ) as env:
+                sim = env.sim
+                start_at = sim.clock.now() - timedelta(hours=backfill_hours)
+                if lag:
+                    sim.set_device_lag(env.serials()[-1], lag)
+                memory = MemoryCheckpoint()
+
+                def make_poller() -> TelemetryPoller:
+                    return TelemetryPoller(
+                        env.client,
+                        env.system_id,
+                        start_at=start_at,
+                        checkpoint=Path(directory, "c.db") if sqlite else memory,
+                        poll_interval=HOUR,
+                        settle=settle,
+                    )
+
+                run = await run_with_restarts(
+                    env,
+                    gate,
+                    make_poller,
+                    plan,
+                    [timedelta(minutes=m) for m in ticks],
+                    final_advance=late_delay + lag + timedelta(minutes=20),
+                )
+                expected = check_exactly_once(
+                    env, run.emitted, epoch(start_at), may_repeat=run.in_hand_at_crash
+                )
+                # The final advance let every device report every interval ending
+                # before it (latency 15 min + jitter + lag + late delay).
+                final = [k for k in expected if k[1] <= run.final_from]
+                assert final
+                assert all(reported(env, k) for k in final)
+
+    with tempfile.TemporaryDirectory() as directory:
+        asyncio.run(scenario(directory))
