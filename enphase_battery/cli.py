@@ -59,6 +59,7 @@ from .auth import (
 )
 from .client import DEFAULT_BASE_URL, EnphaseClient
 from .exceptions import (
+    ApiError,
     AuthenticationError,
     EnphaseConnectionError,
     EnphaseError,
@@ -1249,6 +1250,17 @@ async def _cmd_lifetime(ctx: _Context) -> int:
 # -- telemetry ------------------------------------------------------------------------------------
 
 
+_FIRST_INTERVAL = re.compile(r"first_interval\D{0,8}(\d{9,11})")
+
+
+def _first_interval(err: ApiError) -> datetime | None:
+    """The ``first_interval`` a 422 "date range is invalid" names, if any."""
+    if err.status != 422:
+        return None
+    match = _FIRST_INTERVAL.search(json.dumps(err.body) if err.body is not None else "")
+    return None if match is None else datetime.fromtimestamp(int(match[1]), UTC)
+
+
 def _interval_record(interval: TelemetryInterval) -> dict[str, Any]:
     data: dict[str, Any] = _jsonable(interval)
     data["end_at"] = interval.end_at.astimezone(UTC).isoformat()
@@ -1256,6 +1268,53 @@ def _interval_record(interval: TelemetryInterval) -> dict[str, Any]:
 
 
 _RECORD_FIELDS = [f.name for f in attrs.fields(TelemetryInterval)]
+
+
+async def _fetch_window(
+    client: EnphaseClient,
+    system_id: int,
+    serial: str | None,
+    start: datetime,
+    granularity: Granularity,
+    found: dict[datetime, TelemetryInterval],
+) -> datetime | None:
+    """One request: the window after ``start`` into ``found``; returns the window's end."""
+    window_end: datetime | None
+    if serial is None:
+        battery = await client.get_battery_telemetry(system_id, start, granularity)
+        total = battery.total_devices
+        window_end = battery.end_at
+        for iv in battery.intervals:
+            found[iv.end_at] = TelemetryInterval(
+                system_id,
+                "battery",
+                iv.end_at,
+                iv.charge.enwh,
+                iv.discharge.enwh,
+                iv.soc.percent,
+                iv.devices_reporting,
+                total,
+                partial=(
+                    iv.devices_reporting is not None
+                    and total is not None
+                    and iv.devices_reporting < total
+                ),
+            )
+    else:
+        encharge = await client.get_encharge_telemetry(system_id, serial, start, granularity)
+        window_end = encharge.end_at
+        for ev in encharge.intervals:
+            found[ev.end_at] = TelemetryInterval(
+                system_id,
+                serial,
+                ev.end_at,
+                ev.charge.enwh,
+                ev.discharge.enwh,
+                ev.soc.percent,
+                1,
+                1,
+            )
+    return window_end
 
 
 async def _fetch_telemetry(
@@ -1275,40 +1334,16 @@ async def _fetch_telemetry(
     start = since
     found: dict[datetime, TelemetryInterval] = {}
     while until is None or start < until:
-        if serial is None:
-            battery = await client.get_battery_telemetry(system_id, start, granularity)
-            total = battery.total_devices
-            window_end = battery.end_at
-            for iv in battery.intervals:
-                found[iv.end_at] = TelemetryInterval(
-                    system_id,
-                    "battery",
-                    iv.end_at,
-                    iv.charge.enwh,
-                    iv.discharge.enwh,
-                    iv.soc.percent,
-                    iv.devices_reporting,
-                    total,
-                    partial=(
-                        iv.devices_reporting is not None
-                        and total is not None
-                        and iv.devices_reporting < total
-                    ),
-                )
-        else:
-            encharge = await client.get_encharge_telemetry(system_id, serial, start, granularity)
-            window_end = encharge.end_at
-            for ev in encharge.intervals:
-                found[ev.end_at] = TelemetryInterval(
-                    system_id,
-                    serial,
-                    ev.end_at,
-                    ev.charge.enwh,
-                    ev.discharge.enwh,
-                    ev.soc.percent,
-                    1,
-                    1,
-                )
+        try:
+            window_end = await _fetch_window(client, system_id, serial, start, granularity, found)
+        except ApiError as err:
+            first = _first_interval(err)
+            if first is None or first - timedelta(minutes=15) <= start:
+                raise
+            # The period starts before the system (or Encharge) has data: begin at its
+            # first interval, as the API tells us, instead of failing.
+            start = first - timedelta(minutes=15)
+            continue
         if window_end is None or window_end < start + span:
             break  # the window was cut short at the API's now: nothing newer exists
         start += span
@@ -1387,16 +1422,19 @@ class _ProgressLine:
         self._last = -1e9
         self._dirty = False
         self._announced_caught_up = False
+        self.written = 0
+        self.newest_written: datetime | None = None
+
+    def record(self, interval: TelemetryInterval) -> None:
+        """Count one interval written."""
+        self.written += 1
+        if self.newest_written is None or interval.end_at > self.newest_written:
+            self.newest_written = interval.end_at
 
     def update(
-        self,
-        poller: TelemetryPoller,
-        client: EnphaseClient,
-        written: int,
-        last: datetime | None,
-        *,
-        force: bool = False,
+        self, poller: TelemetryPoller, client: EnphaseClient, *, force: bool = False
     ) -> None:
+        """Show the progress, unless it was shown very recently (``force``: show now)."""
         loop_time = asyncio.get_running_loop().time()
         progress = poller.progress
         caught_up = progress.caught_up
@@ -1408,7 +1446,7 @@ class _ProgressLine:
         left = client.quota_remaining
         phase = "live" if caught_up else "backfilling"
         text = (
-            f"{phase}: {written} intervals written, up to {_cell(last)}; "
+            f"{phase}: {self.written} intervals written, up to {_cell(self.newest_written)}; "
             f"{progress.requests} requests" + ("" if left is None else f", {left} left this month")
         )
         if caught_up:
@@ -1449,8 +1487,6 @@ async def _cmd_stream(ctx: _Context) -> int:
     out_handle, owns_handle, header = _open_output(args.out)
     writer = _IntervalWriter(out_handle, args.format, header=header)
     progress = _ProgressLine(sys.stderr)
-    written = 0
-    last: datetime | None = None
     try:
         async with _open_client(ctx) as client:
             ledger_sync = _ledger_syncer(ctx, client)
@@ -1464,18 +1500,19 @@ async def _cmd_stream(ctx: _Context) -> int:
                 poll_interval=args.poll_interval,
             )
             async with poller:
-                while args.max_intervals is None or written < args.max_intervals:
+                while args.max_intervals is None or progress.written < args.max_intervals:
                     interval = await _next_interval(
-                        poller, drain_only=args.until_caught_up and poller.progress.caught_up
+                        poller,
+                        until_caught_up=args.until_caught_up,
+                        tick=lambda: progress.update(poller, client),
                     )
                     if interval is None:
                         break
                     writer.write(interval)
-                    written += 1
-                    last = interval.end_at
-                    progress.update(poller, client, written, last)
+                    progress.record(interval)
+                    progress.update(poller, client)
                     ledger_sync()
-            progress.update(poller, client, written, last, force=True)
+            progress.update(poller, client, force=True)
     finally:
         progress.close()
         if owns_handle:
@@ -1504,24 +1541,45 @@ def _ledger_syncer(ctx: _Context, client: EnphaseClient) -> Callable[[], None]:
 #: How long a caught-up poller may take to hand out an interval it already holds (a
 #: checkpoint write); longer means it is waiting for the next poll.
 _DRAIN_GRACE_S = 1.0
+#: How often the progress line is refreshed while the poller works.
+_TICK_S = 0.25
 
 
-async def _next_interval(poller: TelemetryPoller, *, drain_only: bool) -> TelemetryInterval | None:
-    """The poller's next interval; with ``drain_only``, ``None`` instead of waiting to poll."""
-    if not drain_only:
-        try:
-            return await anext(poller)
-        except StopAsyncIteration:
-            return None
+async def _next_interval(
+    poller: TelemetryPoller, *, until_caught_up: bool, tick: Callable[[], None]
+) -> TelemetryInterval | None:
+    """The poller's next interval, calling ``tick`` while waiting for it.
+
+    With ``until_caught_up``, ``None`` once the poller has fetched everything available
+    and is only waiting for its next poll.
+    """
+    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(anext(poller))
-    done, _ = await asyncio.wait({task}, timeout=_DRAIN_GRACE_S)
-    if not done:
+    caught_up_since: float | None = None
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_TICK_S)
+            if done:
+                break
+            tick()
+            if until_caught_up and poller.progress.caught_up:
+                now = loop.time()
+                if caught_up_since is None:
+                    caught_up_since = now
+                elif now - caught_up_since >= _DRAIN_GRACE_S:
+                    task.cancel()
+                    await asyncio.wait({task})
+                    break
+    except asyncio.CancelledError:
+        # Ctrl-C: stop the pending fetch before the poller is closed, so that closing
+        # (which saves the checkpoint) never runs alongside it.
         task.cancel()
-        # The task may have finished in the meantime; an interval handed out must be used.
         await asyncio.wait({task})
+        raise
     if task.cancelled():
         return None
     try:
+        # An interval handed out just as we cancelled must still be used.
         return task.result()
     except StopAsyncIteration:
         return None
