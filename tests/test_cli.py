@@ -427,7 +427,7 @@ def test_credentials_from_flags_and_config_file(
 
 def test_not_signed_in_exits_3(cli: Run, env: dict[str, str], token_path: Path) -> None:
     token_path.unlink()
-    code, out, err = cli("systems")
+    code, _, err = cli("systems")
     assert code == 3
     assert "enphase-battery auth login" in one_error_line(err)
 
