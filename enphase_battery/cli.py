@@ -1471,6 +1471,29 @@ def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
     return ctx.directory / f"stream-{system_id}.sqlite"
 
 
+def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
+    """``--since``, remembered next to the checkpoint for runs that do not repeat it.
+
+    The poller saves a stream's position once it has delivered from it; a stream that a
+    short first run never reached has no saved position yet, and must start from the
+    same ``--since`` when a later run is given none, or the intervals in between would
+    be skipped.
+    """
+    sidecar = checkpoint.with_name(checkpoint.name + ".since")
+    if since is not None:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(since.isoformat() + "\n", encoding="utf-8")
+        return since
+    try:
+        text = sidecar.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return _moment(text)
+    except argparse.ArgumentTypeError:
+        return None
+
+
 def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
     """(handle, whether we own it, whether a CSV header is due): ``path`` opened to append."""
     if path is None:
@@ -1495,7 +1518,7 @@ async def _cmd_stream(ctx: _Context) -> int:
                 system_id,
                 encharges=args.encharge,
                 include_battery=not args.no_battery,
-                start_at=args.since,
+                start_at=_stream_since(checkpoint, args.since),
                 checkpoint=checkpoint,
                 poll_interval=args.poll_interval,
             )

@@ -709,13 +709,18 @@ def test_stream_interrupted_and_resumed_loses_and_repeats_nothing(
     cli: Run, env: dict[str, str], tmp_path: Path, system_id: int, config_dir: Path
 ) -> None:
     out = tmp_path / "stream.jsonl"
-    args = ["stream", "--system", str(system_id), "--since", SINCE, "--out", str(out)]
-    code, stdout, err = cli(*args, "--max-intervals", "10")
+    # From the first day of the simulator's history: earlier than the local midnight the
+    # API would pick for a stream started without --since.
+    since = "2026-05-30T06:00:00+00:00"
+    args = ["stream", "--system", str(system_id), "--out", str(out)]
+    code, stdout, err = cli(*args, "--since", since, "--max-intervals", "10")
     assert code == 0, err
     assert stdout == ""
     assert len(read_jsonl(out)) == 10
     assert (config_dir / f"stream-{system_id}.sqlite").exists()
 
+    # The rerun need not repeat --since: streams the first run never reached still
+    # start there.
     code, _, err = cli(*args, "--until-caught-up")
     assert code == 0, err
     assert "left this month" in err
@@ -723,7 +728,7 @@ def test_stream_interrupted_and_resumed_loses_and_repeats_nothing(
 
     reference = tmp_path / "reference.jsonl"
     code, _, err = cli(
-        "stream", "--system", str(system_id), "--since", SINCE, "--out", str(reference),
+        "stream", "--system", str(system_id), "--since", since, "--out", str(reference),
         "--checkpoint", str(tmp_path / "reference.sqlite"), "--until-caught-up",
     )  # fmt: skip
     assert code == 0, err
@@ -731,10 +736,10 @@ def test_stream_interrupted_and_resumed_loses_and_repeats_nothing(
 
     assert len(resumed) == len(set(resumed))
     assert sorted(resumed) == sorted(uninterrupted)
-    # Two streams (the system battery and its one Encharge), 12 hours each, minus the
-    # intervals the simulator's 15-minute reporting latency still hides.
+    # Two streams (the system battery and its one Encharge) of about 42 hours each, minus
+    # what the simulator's 15-minute reporting latency still hides.
     assert {source for source, _ in resumed} == {"battery", env_serial(resumed)}
-    assert len(resumed) >= 2 * 46
+    assert len(resumed) >= 2 * 160
 
     # Nothing new has arrived: a third run writes nothing.
     code, _, err = cli(*args, "--until-caught-up")
