@@ -33,8 +33,12 @@ def _structure_datetime(value: Any, _type: Any) -> datetime:
 
 
 def _structure_date(value: Any, _type: Any) -> date:
-    if isinstance(value, str):
+    if isinstance(value, str) and not value.strip().isdigit():
         return date.fromisoformat(value.strip()[:10])
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        # Some answers echo start_date/end_date as epochs of the system's local midnight,
+        # which lies within about 12 hours of that date's UTC midnight: round to it.
+        return datetime.fromtimestamp(int(value) + 43_200, UTC).date()
     raise TypeError(f"not a date: {value!r}")
 
 
