@@ -64,10 +64,21 @@ def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-async def test_backfill_every_interval_once_with_one_request_per_week(gate: PollGate) -> None:
+@pytest.mark.parametrize(
+    ("span", "per_stream"),
+    [
+        (timedelta(days=15, minutes=50), 3),
+        (timedelta(days=14), 2),  # full weeks: the last report time spares a request
+        (timedelta(days=7), 1),
+        (timedelta(hours=3), 1),
+    ],
+)
+async def test_backfill_every_interval_once_with_one_request_per_week(
+    gate: PollGate, span: timedelta, per_stream: int
+) -> None:
     async with open_env(history=timedelta(days=16)) as env:
         sim = env.sim
-        start_at = sim.clock.now() - timedelta(days=15, minutes=50)
+        start_at = sim.clock.now() - span
         store = MemoryCheckpoint()
         poller = TelemetryPoller(
             env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
@@ -75,10 +86,42 @@ async def test_backfill_every_interval_once_with_one_request_per_week(gate: Poll
         driver = Driver(poller, gate)
         sim.reset_counters()
         emitted = await driver.pull()
+        assert poller.progress.caught_up
+        # Discovery, then one request per stream per week of history.
+        assert sim.request_count == 1 + 3 * per_stream
+        assert poller.requests == sim.request_count
         expected = check_exactly_once(env, emitted, epoch(start_at))
-        assert len(emitted) == len([k for k in expected if k[1] <= epoch(sim.clock.now()) - 990])
+        assert len(emitted) == sum(1 for k in expected if reported(env, k))
+        assert len(emitted) >= 3 * (span // timedelta(minutes=15) - 2)
+        # In order within each stream, when nothing arrives late.
+        for source in poller.sources:
+            ends = [iv.end_at for iv in emitted if iv.source == source]
+            assert ends == sorted(ends)
+        # Nothing new: the next poll is one request per stream and brings nothing.
+        sim.reset_counters()
+        assert await driver.tick(sim, timedelta(0)) == []
+        assert sim.request_count == 3
         await driver.cancel()
         await poller.aclose()
+
+
+async def test_without_start_at_the_api_day_window_sets_the_start(gate: PollGate) -> None:
+    async with open_env(
+        history=timedelta(days=3), start=datetime(2026, 6, 1, 15, tzinfo=UTC)
+    ) as env:
+        sim = env.sim
+        poller = TelemetryPoller(env.client, env.system_id, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        emitted = await driver.pull()
+        system = sim.system(env.system_id)
+        local_now = sim.clock.now().astimezone(system.tz)
+        midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        assert min(iv.end_at for iv in emitted) == midnight + timedelta(minutes=15)
+        emitted += await driver.tick(sim, timedelta(hours=1))
+        await driver.cancel()
+        await poller.aclose()
+        check_exactly_once(env, emitted, epoch(midnight))
+        assert set(poller.progress.watermarks) == {BATTERY, *env.serials()}
 
 
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
