@@ -66,12 +66,12 @@ class PollGate:
 def gate_installed() -> Iterator[PollGate]:
     """Install a :class:`PollGate` in the poller module for the duration."""
     gate = PollGate()
-    original = poller_module.asyncio
-    poller_module.asyncio = gate  # type: ignore[assignment]
+    original = vars(poller_module)["asyncio"]
+    setattr(poller_module, "asyncio", gate)  # noqa: B010
     try:
         yield gate
     finally:
-        poller_module.asyncio = original
+        setattr(poller_module, "asyncio", original)  # noqa: B010
 
 
 @attrs.define
@@ -133,11 +133,6 @@ class Driver:
         self.poller = poller
         self.gate = gate
         self._pending: asyncio.Task[TelemetryInterval] | None = None
-
-    @property
-    def waiting(self) -> bool:
-        """Whether the poller is inside ``anext`` (waiting for the next poll)."""
-        return self._pending is not None
 
     async def pull(self, limit: int | None = None) -> list[TelemetryInterval]:
         """Intervals until the poller waits for its next poll, or ``limit`` of them."""

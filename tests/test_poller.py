@@ -50,8 +50,6 @@ from .poller_helpers import (
     values_of,
 )
 
-START = datetime(2026, 6, 1, tzinfo=UTC)
-
 
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> PollGate:
@@ -478,13 +476,8 @@ async def test_transient_failures_mid_stream_are_retried_inside(gate: PollGate) 
         sim.faults.fail_next(1, 503, path="encharges")
         emitted += await driver.pull()
         assert len(gate.backoffs) == 4
-        for fail in (
-            lambda: sim.faults.fail_next(1, 500, path="telemetry/battery"),
-            lambda: sim.faults.malform_next(1, path="telemetry"),
-            lambda: sim.faults.truncate_next(1, path="telemetry"),
-            lambda: sim.faults.drop_next(1, path="telemetry"),
-        ):
-            fail()
+        for kind in ("status", "malformed", "truncated", "drop"):
+            sim.faults.configure({"kind": kind, "status": 500, "path": "telemetry"})
             emitted += await driver.tick(sim, timedelta(minutes=30))
         # aiohttp itself retries a request whose reused connection was dropped.
         assert 7 <= len(gate.backoffs) <= 8
@@ -820,3 +813,22 @@ def test_exactly_once_under_random_arrivals_and_restarts(
 
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(scenario(directory))
+
+
+async def test_start_at_before_the_system_existed_starts_at_its_first_interval(
+    gate: PollGate,
+) -> None:
+    async with open_env(history=timedelta(hours=30)) as env:
+        sim = env.sim
+        start_at = sim.clock.now() - timedelta(days=5)
+        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
+        driver = Driver(poller, gate)
+        sim.reset_counters()
+        emitted = await driver.pull()
+        # Per stream: a 422 naming the first interval, then the data from there.
+        assert sim.request_count == 1 + 3 * 2
+        first = sim.system(env.system_id).first_end_at
+        assert min(epoch(iv.end_at) for iv in emitted) == first
+        check_exactly_once(env, emitted, epoch(start_at))
+        await driver.cancel()
+        await poller.aclose()
