@@ -120,6 +120,7 @@ class PollerProgress:
     requests: int
     newest_end_at: datetime | None
     caught_up: bool
+    retries: int
     watermarks: dict[str, datetime | None]
 
 
@@ -248,6 +249,9 @@ class TelemetryPoller:
         late_horizon: how long a missing interval is waited for, relative to the newest
             data; must stay under a week so one request still covers it.
         quota_share: the part of the monthly quota the poller may spend.
+        rediscover_every: how often ``encharges=None`` looks for new Encharges.
+        retry_wait_s: first and longest wait (seconds, doubling, jittered) of the
+            poller's own retries, after the client's retries of a request gave up.
 
     Use ``async with TelemetryPoller(...) as poller: async for interval in poller: ...``
     so that leaving the loop early (``break``) saves the checkpoint.
@@ -273,6 +277,7 @@ class TelemetryPoller:
         late_horizon: timedelta = timedelta(days=6),
         quota_share: float = 0.8,
         rediscover_every: timedelta = timedelta(hours=24),
+        retry_wait_s: tuple[float, float] = (5.0, 900.0),
     ) -> None:
         from . import validation
 
@@ -297,6 +302,10 @@ class TelemetryPoller:
             poll_interval = poll_interval.total_seconds()
         if poll_interval is not None and poll_interval < 0:
             raise InvalidRequestError("poll_interval must be >= 0")
+        first_wait, max_wait = retry_wait_s
+        if not 0 <= first_wait <= max_wait:
+            raise InvalidRequestError("retry_wait_s must be (first, longest) with 0 <= first")
+        self._retry_wait_s = (float(first_wait), float(max_wait))
         if not include_battery and self._explicit_encharges == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
         try:
@@ -315,6 +324,9 @@ class TelemetryPoller:
         self._plan: collections.deque[_Stream] = collections.deque()
         self._next_poll_at: float | None = None
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
+        self.last_poll_wait_s: float | None = None
         # Latest report time of each Encharge seen in the current poll (epoch seconds).
         self._last_reports: dict[str, int] = {}
         self._discovered_at: float | None = None
@@ -324,6 +336,8 @@ class TelemetryPoller:
         self._failures = 0
         self.intervals_emitted = 0
         self.requests = 0
+        #: Retries of the poller's own, after the client gave up on a request.
+        self.retries = 0
 
     def __repr__(self) -> str:
         return f"TelemetryPoller(system_id={self.system_id}, streams={list(self._streams)})"
@@ -382,6 +396,7 @@ class TelemetryPoller:
             requests=self.requests,
             newest_end_at=datetime.fromtimestamp(max(newest), UTC) if newest else None,
             caught_up=self._caught_up,
+            retries=self.retries,
             watermarks={
                 s.source: datetime.fromtimestamp(s.watermark, UTC)
                 if s.watermark is not None
@@ -389,6 +404,19 @@ class TelemetryPoller:
                 for s in self._streams.values()
             },
         )
+
+    @property
+    def idle(self) -> bool:
+        """Whether the poller is waiting for its next poll, with everything delivered."""
+        return self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Return once the poller is waiting for its next poll with nothing left to deliver.
+
+        For another task than the consumer's: a health check, a "caught up" signal, or a
+        test that moves a simulator's clock between polls.
+        """
+        await self._idle.wait()
 
     def poll_now(self) -> None:
         """Start the next poll now instead of waiting for the pacing interval.
@@ -480,7 +508,10 @@ class TelemetryPoller:
             if not self._is_transient(err):
                 raise
             self._failures += 1
-            wait = min(900.0, 5.0 * 2 ** min(self._failures, 8)) * random.uniform(0.5, 1.0)
+            self.retries += 1
+            first_wait, max_wait = self._retry_wait_s
+            wait = min(max_wait, first_wait * 2 ** min(self._failures - 1, 16))
+            wait *= random.uniform(0.5, 1.0)
             if isinstance(err, RateLimitError) and err.retry_after is not None:
                 wait = max(wait, err.retry_after)
             _LOGGER.warning(
@@ -510,9 +541,14 @@ class TelemetryPoller:
     async def _begin_poll(self) -> None:
         if self._next_poll_at is not None:
             delay = self._next_poll_at - time.monotonic()
+            self.last_poll_wait_s = max(0.0, delay)
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._idle.set()
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                finally:
+                    self._idle.clear()
         self._wake.clear()
         self._caught_up = False
         self._last_reports.clear()
