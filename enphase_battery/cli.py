@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--encharge",
         action="append",
         metavar="SERIAL",
-        help="follow this Encharge (repeatable); default: every Encharge of the system",
+        help="follow this Encharge (repeatable); default: every Encharge of the system"
+        " (none on the Watt plan, which has no per-Encharge telemetry)",
     )
     stream.add_argument(
         "--no-battery", action="store_true", help="skip the system-level battery stream"
@@ -1471,6 +1472,24 @@ def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
     return ctx.directory / f"stream-{system_id}.sqlite"
 
 
+def _stream_encharges(ctx: _Context) -> list[str] | tuple[()] | None:
+    """``--encharge`` serials; else all (``None``: discovered), or none on the Watt plan.
+
+    Per-Encharge telemetry needs Kilowatt or above: on Watt the API would answer 403.
+    """
+    if ctx.args.encharge:
+        return list(ctx.args.encharge)
+    if ctx.plan == "watt":
+        if ctx.args.no_battery:
+            raise CliError(
+                "the Watt plan has no per-Encharge telemetry: drop --no-battery, or give"
+                " --plan and --encharge if your plan has it",
+                EXIT_USAGE,
+            )
+        return ()
+    return None
+
+
 def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
     """``--since``, remembered next to the checkpoint for runs that do not repeat it.
 
@@ -1516,7 +1535,7 @@ async def _cmd_stream(ctx: _Context) -> int:
             poller = TelemetryPoller(
                 client,
                 system_id,
-                encharges=args.encharge,
+                encharges=_stream_encharges(ctx),
                 include_battery=not args.no_battery,
                 start_at=_stream_since(checkpoint, args.since),
                 checkpoint=checkpoint,

@@ -848,3 +848,21 @@ def test_simulate_is_wired_in(cli: Run) -> None:
     code, out, _ = cli("simulate", "--help")
     assert code == 0
     assert "--speed" in out
+
+
+def test_stream_on_the_watt_plan_follows_the_system_battery_only(
+    cli: Run, env: dict[str, str], tmp_path: Path, system_id: int
+) -> None:
+    code, out, err = cli(
+        "stream", "--system", str(system_id), "--plan", "watt", "--since", SINCE,
+        "--until-caught-up", "--checkpoint", str(tmp_path / "w.sqlite"),
+    )  # fmt: skip
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records
+    assert {r["source"] for r in records} == {"battery"}
+    assert "left this month" in err
+
+    code, _, err = cli("stream", "--system", str(system_id), "--plan", "watt", "--no-battery")
+    assert code == 2
+    assert "Watt" in one_error_line(err)
