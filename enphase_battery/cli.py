@@ -1438,9 +1438,10 @@ class _ProgressLine:
         """Show the progress, unless it was shown very recently (``force``: show now)."""
         loop_time = asyncio.get_running_loop().time()
         progress = poller.progress
-        caught_up = progress.caught_up
-        if caught_up and not self._announced_caught_up:
+        if (progress.caught_up or poller.idle) and not self._announced_caught_up:
             self._announced_caught_up = force = True
+        # Sticky: each later poll starts "not caught up" until it has fetched its windows.
+        caught_up = self._announced_caught_up
         if not force and loop_time - self._last < (0.2 if self.tty else 5.0):
             return
         self._last = loop_time
@@ -1580,8 +1581,8 @@ def _ledger_syncer(ctx: _Context, client: EnphaseClient) -> Callable[[], None]:
     return sync
 
 
-#: How long a caught-up poller may take to hand out an interval it already holds (a
-#: checkpoint write); longer means it is waiting for the next poll.
+#: With --poll-interval 0 the poller never idles between polls; a poll that has come back
+#: caught up and stays so this long counts as "caught up" for --until-caught-up.
 _DRAIN_GRACE_S = 1.0
 #: How often the progress line is refreshed while the poller works.
 _TICK_S = 0.25
@@ -1592,32 +1593,42 @@ async def _next_interval(
 ) -> TelemetryInterval | None:
     """The poller's next interval, calling ``tick`` while waiting for it.
 
-    With ``until_caught_up``, ``None`` once the poller has fetched everything available
-    and is only waiting for its next poll.
+    With ``until_caught_up``, ``None`` once the poller has delivered everything available
+    and waits for its next poll (``poller.idle``).
     """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(anext(poller))
+    idle = asyncio.ensure_future(poller.wait_idle()) if until_caught_up else None
+    waiters: set[asyncio.Future[Any]] = {task} if idle is None else {task, idle}
     caught_up_since: float | None = None
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=_TICK_S)
-            if done:
+            done, _ = await asyncio.wait(
+                waiters, timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if task in done:
                 break
             tick()
-            if until_caught_up and poller.progress.caught_up:
+            if not until_caught_up:
+                continue
+            stop = idle in done
+            if not stop and poller.progress.caught_up:
                 now = loop.time()
-                if caught_up_since is None:
-                    caught_up_since = now
-                elif now - caught_up_since >= _DRAIN_GRACE_S:
-                    task.cancel()
-                    await asyncio.wait({task})
-                    break
+                caught_up_since = now if caught_up_since is None else caught_up_since
+                stop = now - caught_up_since >= _DRAIN_GRACE_S
+            if stop:
+                task.cancel()
+                await asyncio.wait({task})
+                break
     except asyncio.CancelledError:
         # Ctrl-C: stop the pending fetch before the poller is closed, so that closing
         # (which saves the checkpoint) never runs alongside it.
         task.cancel()
         await asyncio.wait({task})
         raise
+    finally:
+        if idle is not None:
+            idle.cancel()
     if task.cancelled():
         return None
     try:

@@ -866,3 +866,27 @@ def test_stream_on_the_watt_plan_follows_the_system_battery_only(
     code, _, err = cli("stream", "--system", str(system_id), "--plan", "watt", "--no-battery")
     assert code == 2
     assert "Watt" in one_error_line(err)
+
+
+def test_stream_goes_live_and_picks_up_new_intervals(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, tmp_path: Path, system_id: int
+) -> None:
+    out = tmp_path / "live.jsonl"
+    args = ["stream", "--system", str(system_id), "--since", SINCE, "--out", str(out)]
+    code, _, err = cli(*args, "--until-caught-up")
+    assert code == 0, err
+    backfill = keys(read_jsonl(out))
+    newest = max(end_at for _, end_at in backfill)
+
+    # While the next run waits between polls, an hour passes on the simulated gateway.
+    timer = threading.Timer(0.5, simulator.call, (simulator.sim.clock.advance, timedelta(hours=1)))
+    timer.start()
+    try:
+        code, _, err = cli(*args, "--poll-interval", "0.3", "--max-intervals", "4")
+    finally:
+        timer.join()
+    assert code == 0, err
+    live = keys(read_jsonl(out))[len(backfill) :]
+    assert len(live) == 4
+    assert all(end_at > newest for _, end_at in live)
+    assert len(set(keys(read_jsonl(out)))) == len(backfill) + 4
