@@ -95,7 +95,8 @@ def _structure_devices(value: Any, _type: Any) -> DeviceGroups:
 
 # Readings are immutable and repeat a lot (zero energy at night, SoC 0..100), so they are
 # shared.  Bounded: cleared whole when full, which costs only a few re-creations.
-_READINGS: dict[tuple[Any, ...], Any] = {}
+_ENERGY: dict[tuple[Any, Any], EnergyReading] = {}
+_SOC: dict[tuple[Any, Any], SocReading] = {}
 _READINGS_MAX = 65_536
 
 
@@ -123,7 +124,8 @@ def _intervals_hook(cls: type[Any]) -> Any:
             return build(value, False)
 
     def build(value: Any, strict: bool) -> tuple[Any, ...]:
-        cache = _READINGS
+        energy = _ENERGY
+        socs = _SOC
         fromtimestamp = datetime.fromtimestamp
         result: list[Any] = []
         append = result.append
@@ -146,25 +148,21 @@ def _intervals_hook(cls: type[Any]) -> Any:
                 charge = item["charge"]
                 discharge = item["discharge"]
                 soc = item["soc"]
-                key_c = (EnergyReading, charge["enwh"], charge["devices_reporting"])
-                key_d = (EnergyReading, discharge["enwh"], discharge["devices_reporting"])
-                key_s = (SocReading, soc["percent"], soc["devices_reporting"])
+                key_c = (charge["enwh"], charge["devices_reporting"])
+                key_d = (discharge["enwh"], discharge["devices_reporting"])
+                key_s = (soc["percent"], soc["devices_reporting"])
             else:
                 charge = item.get("charge") or _EMPTY
                 discharge = item.get("discharge") or _EMPTY
                 soc = item.get("soc") or _EMPTY
-                key_c = (EnergyReading, charge.get("enwh"), charge.get("devices_reporting"))
-                key_d = (
-                    EnergyReading,
-                    discharge.get("enwh"),
-                    discharge.get("devices_reporting"),
-                )
-                key_s = (SocReading, soc.get("percent"), soc.get("devices_reporting"))
+                key_c = (charge.get("enwh"), charge.get("devices_reporting"))
+                key_d = (discharge.get("enwh"), discharge.get("devices_reporting"))
+                key_s = (soc.get("percent"), soc.get("devices_reporting"))
             interval = new(cls)
             set_end_at(interval, end_dt)
-            set_charge(interval, cache.get(key_c) or _new_reading(key_c))
-            set_discharge(interval, cache.get(key_d) or _new_reading(key_d))
-            set_soc(interval, cache.get(key_s) or _new_reading(key_s))
+            set_charge(interval, energy.get(key_c) or _new_energy(key_c))
+            set_discharge(interval, energy.get(key_d) or _new_energy(key_d))
+            set_soc(interval, socs.get(key_s) or _new_soc(key_s))
             append(interval)
         return tuple(result)
 
@@ -176,16 +174,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY: dict[str, Any] = {}
 
 
-def _new_reading(key: tuple[Any, ...]) -> Any:
-    kind, value, devices = key
-    if len(_READINGS) >= _READINGS_MAX:
-        _READINGS.clear()
-    reading: EnergyReading | SocReading
-    if kind is EnergyReading:
-        reading = EnergyReading(_int_or_zero(value), _opt_int(devices))
-    else:
-        reading = SocReading(_opt_int(value), _opt_int(devices))
-    _READINGS[key] = reading
+def _new_energy(key: tuple[Any, Any]) -> EnergyReading:
+    if len(_ENERGY) >= _READINGS_MAX:
+        _ENERGY.clear()
+    reading = _ENERGY[key] = EnergyReading(_int_or_zero(key[0]), _opt_int(key[1]))
+    return reading
+
+
+def _new_soc(key: tuple[Any, Any]) -> SocReading:
+    if len(_SOC) >= _READINGS_MAX:
+        _SOC.clear()
+    reading = _SOC[key] = SocReading(_opt_int(key[0]), _opt_int(key[1]))
     return reading
 
 
