@@ -469,7 +469,8 @@ class TelemetryPoller:
         key = f"{self.system_id}/{source}"
         if key in self._streams:
             return
-        stream = _Stream(self.system_id, source, await self._store.load(key))
+        saved = await self._store.load(key)
+        stream = _Stream(self.system_id, source, saved)
         if stream.watermark is None and self.start_at is not None:
             epoch = int(self.start_at.timestamp())
             stream.watermark = epoch - epoch % INTERVAL_S
@@ -479,6 +480,10 @@ class TelemetryPoller:
                 # A new Encharge starts where the system stream is.
                 stream.watermark = battery.watermark
         self._streams[key] = stream
+        if saved is None and stream.watermark is not None:
+            # Save where a new stream starts now: a run that stops before polling it must
+            # not leave a rerun (without start_at) to begin at "today" and skip history.
+            await self._save(stream)
         _LOGGER.debug("following stream %s from %s", key, stream.watermark)
 
     async def _discover(self) -> None:
