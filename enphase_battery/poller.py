@@ -251,7 +251,8 @@ class TelemetryPoller:
         quota_share: the part of the monthly quota the poller may spend.
         rediscover_every: how often ``encharges=None`` looks for new Encharges.
         retry_wait_s: first and longest wait (seconds, doubling, jittered) of the
-            poller's own retries, after the client's retries of a request gave up.
+            poller's own retries, after the client's retries of a request gave up.  A
+            429's reset time is waited for too, but no longer than the longest wait.
 
     Use ``async with TelemetryPoller(...) as poller: async for interval in poller: ...``
     so that leaving the loop early (``break``) saves the checkpoint.
@@ -518,7 +519,7 @@ class TelemetryPoller:
             wait = min(max_wait, first_wait * 2 ** min(self._failures - 1, 16))
             wait *= random.uniform(0.5, 1.0)
             if isinstance(err, RateLimitError) and err.retry_after is not None:
-                wait = max(wait, err.retry_after)
+                wait = max(wait, min(err.retry_after, max_wait))
             _LOGGER.warning(
                 "poll of %s failed (%s: %s); retrying in %.0f s",
                 stream.key if stream is not None else f"{self.system_id}/devices",

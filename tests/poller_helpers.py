@@ -1,12 +1,12 @@
 """Helpers for the poller tests: the simulator behind a real client, a driver that runs the
 poller poll by poll on the simulated clock, and ground-truth bookkeeping.
 
-The poller paces itself with ``asyncio.wait_for(wake, delay)`` (the wait for the next
-poll) and backs off with ``asyncio.sleep``.  :class:`PollGate` stands in for ``asyncio``
-inside ``enphase_battery.poller`` only: a backoff returns at once (recorded), and the wait
-for the next poll lasts until the test calls ``poller.poll_now()``, after moving the
-simulated clock.  That makes "the poller has caught up" an observable event (no timeouts,
-no real waiting), and every request the poller makes is one the test asked for.
+Only the poller's public seams drive it: ``poll_interval=HOUR`` keeps it waiting for its
+next poll until the test moves the simulated clock and calls ``poll_now()``;
+``poller.idle`` / ``wait_idle()`` make "the poller has caught up" an observable event (no
+timeouts, no real waiting); ``retry_wait_s=NO_WAIT`` makes its own retries cost no time
+(``poller.retries`` counts them); ``poller.last_poll_wait_s`` is the wait it chose before
+each poll.  Every request the poller makes is one the test asked for.
 """
 
 from __future__ import annotations
@@ -14,64 +14,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
-import enphase_battery.poller as poller_module
 from enphase_battery import EnphaseClient, RateLimits, TokenManager
 from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
-
-_T = TypeVar("_T")
 
 #: Rate limits that never slow a test down, without a monthly quota.
 FAST = RateLimits(100000)
 #: Poll interval for tests: polls start only when the test calls ``poll_now()``.
 HOUR = 3600.0
+#: ``retry_wait_s`` for tests: the poller's own retries cost no time.
+NO_WAIT = (0.0, 0.0)
 
 Key = tuple[str, int]
 
 
-class PollGate:
-    """Replaces ``asyncio`` in the poller module (see the module docstring)."""
+async def wake(poller: TelemetryPoller) -> None:
+    """``poll_now()``, then let the poller leave its wait for the next poll.
 
-    def __init__(self) -> None:
-        #: Set while a poller waits for its next poll (it has caught up, nothing ready).
-        self.idle = asyncio.Event()
-        #: Delays of the backoffs after failed requests, in order.
-        self.backoffs: list[float] = []
-        #: Delays the poller intended to wait before its next poll.
-        self.poll_waits: list[float] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-    async def sleep(self, delay: float) -> None:
-        self.backoffs.append(delay)
+    ``poller.idle`` stays set until the parked poller has run; only call this while a
+    task is parked in the poller's ``anext`` (``idle`` is set).
+    """
+    poller.poll_now()
+    for _ in range(10_000):
+        if not poller.idle:
+            return
         await asyncio.sleep(0)
-
-    async def wait_for(self, aw: Awaitable[_T], timeout: float | None) -> _T:
-        self.poll_waits.append(float(timeout or 0.0))
-        self.idle.set()
-        try:
-            return await aw
-        finally:
-            self.idle.clear()
-
-
-@contextlib.contextmanager
-def gate_installed() -> Iterator[PollGate]:
-    """Install a :class:`PollGate` in the poller module for the duration."""
-    gate = PollGate()
-    original = vars(poller_module)["asyncio"]
-    setattr(poller_module, "asyncio", gate)  # noqa: B010
-    try:
-        yield gate
-    finally:
-        setattr(poller_module, "asyncio", original)  # noqa: B010
+    raise AssertionError("the poller did not leave its wait after poll_now()")
 
 
 @attrs.define
@@ -126,13 +100,15 @@ async def open_env(
 
 
 class Driver:
-    """Runs one poller on the gate: ``pull()`` until it has caught up, ``tick()`` to move the
-    simulated clock and start the next poll."""
+    """Runs one poller: ``pull()`` until it has caught up, ``tick()`` to move the simulated
+    clock and start the next poll."""
 
-    def __init__(self, poller: TelemetryPoller, gate: PollGate) -> None:
+    def __init__(self, poller: TelemetryPoller) -> None:
         self.poller = poller
-        self.gate = gate
+        #: The wait the poller chose before each poll it parked for, in order.
+        self.poll_waits: list[float] = []
         self._pending: asyncio.Task[TelemetryInterval] | None = None
+        self._wait_seen = False
 
     async def pull(self, limit: int | None = None) -> list[TelemetryInterval]:
         """Intervals until the poller waits for its next poll, or ``limit`` of them."""
@@ -140,13 +116,18 @@ class Driver:
         while limit is None or len(out) < limit:
             if self._pending is None:
                 self._pending = asyncio.ensure_future(anext(self.poller))
-            idle = asyncio.ensure_future(self.gate.idle.wait())
+            idle = asyncio.ensure_future(self.poller.wait_idle())
             try:
                 await asyncio.wait({self._pending, idle}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 idle.cancel()
             if not self._pending.done():
-                break  # caught up: the task stays parked in the wait for the next poll
+                # Caught up: the task stays parked in the wait for the next poll.
+                if not self._wait_seen:
+                    assert self.poller.last_poll_wait_s is not None
+                    self.poll_waits.append(self.poller.last_poll_wait_s)
+                    self._wait_seen = True
+                break
             task, self._pending = self._pending, None
             out.append(task.result())
         return out
@@ -154,8 +135,8 @@ class Driver:
     async def tick(self, sim: EnphaseSimulator, delta: timedelta) -> list[TelemetryInterval]:
         """Advance the simulated clock, start the next poll, pull until caught up."""
         sim.clock.advance(delta)
-        self.poller.poll_now()
-        self.gate.idle.clear()  # the parked poller has not run yet
+        await wake(self.poller)
+        self._wait_seen = False
         return await self.pull()
 
     async def cancel(self) -> None:
@@ -271,7 +252,6 @@ class Run:
 
 async def consume(
     poller: TelemetryPoller,
-    gate: PollGate,
     sim: EnphaseSimulator,
     k: int,
     stop: str,
@@ -318,7 +298,7 @@ async def consume(
 
     task = asyncio.create_task(consumer())
     while True:
-        idle = asyncio.ensure_future(gate.idle.wait())
+        idle = asyncio.ensure_future(poller.wait_idle())
         enough = asyncio.ensure_future(reached.wait())
         try:
             await asyncio.wait({task, idle, enough}, return_when=asyncio.FIRST_COMPLETED)
@@ -334,13 +314,11 @@ async def consume(
                 await task
             return got, stop == "crash"
         sim.clock.advance(ticks.pop(0))
-        poller.poll_now()
-        gate.idle.clear()
+        await wake(poller)
 
 
 async def run_with_restarts(
     env: Env,
-    gate: PollGate,
     make_poller: Any,
     plan: Iterable[tuple[int, str]],
     ticks: Iterable[timedelta],
@@ -354,7 +332,7 @@ async def run_with_restarts(
     run = Run()
     pending_ticks = list(ticks)
     for k, stop in plan:
-        got, crashed = await consume(make_poller(), gate, env.sim, k, stop, pending_ticks)
+        got, crashed = await consume(make_poller(), env.sim, k, stop, pending_ticks)
         run.emitted += got
         run.segments.append(len(got))
         if crashed and got:
@@ -364,7 +342,7 @@ async def run_with_restarts(
     run.final_from = env.sim.clock.epoch()
     env.sim.clock.advance(final_advance)
     poller = make_poller()
-    driver = Driver(poller, gate)
+    driver = Driver(poller)
     got = await driver.pull()
     run.emitted += got
     run.segments.append(len(got))

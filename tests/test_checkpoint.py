@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import enphase_battery.poller as poller_module
 from enphase_battery import InvalidRequestError
 from enphase_battery.checkpoint import (
     CheckpointStore,
@@ -24,7 +23,7 @@ from enphase_battery.checkpoint import (
 )
 from enphase_battery.poller import BATTERY, TelemetryPoller, collect
 
-from .poller_helpers import HOUR, Driver, PollGate, check_exactly_once, open_env
+from .poller_helpers import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
 
 KEY = "3546743/battery"
 
@@ -123,14 +122,7 @@ class DictStore:
         self.closed = True
 
 
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> PollGate:
-    g = PollGate()
-    monkeypatch.setattr(poller_module, "asyncio", g)
-    return g
-
-
-async def test_custom_store_drives_the_poller(gate: PollGate) -> None:
+async def test_custom_store_drives_the_poller() -> None:
     store = DictStore()
     assert isinstance(store, CheckpointStore)
     async with open_env(history=timedelta(days=1)) as env:
@@ -139,7 +131,12 @@ async def test_custom_store_drives_the_poller(gate: PollGate) -> None:
 
         def make_poller() -> TelemetryPoller:
             return TelemetryPoller(
-                env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
+                env.client,
+                env.system_id,
+                start_at=start_at,
+                checkpoint=store,
+                poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
             )
 
         async with make_poller() as poller:
@@ -150,7 +147,7 @@ async def test_custom_store_drives_the_poller(gate: PollGate) -> None:
         assert set(store.rows) <= keys
         assert BATTERY in poller.sources
         poller = make_poller()
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         rest = await driver.pull()
         rest += await driver.tick(sim, timedelta(hours=1))
         await driver.cancel()

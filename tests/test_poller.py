@@ -1,8 +1,9 @@
 """The telemetry poller against the embedded simulator, over real loopback HTTP.
 
-Every test drives the poller with the simulated clock (``speed=0``): the poller's wait for
-its next poll is parked by :class:`~tests.poller_helpers.PollGate` until the test moves
-the clock and calls ``poll_now()``; see ``tests/poller_helpers.py``.
+Every test drives the poller with the simulated clock (``speed=0``) through its public
+seams only: it waits for its next poll (``poll_interval=HOUR``, observed with
+``wait_idle()``) until the test moves the clock and calls ``poll_now()``, and its own
+retries cost no time (``retry_wait_s=NO_WAIT``); see ``tests/poller_helpers.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import enphase_battery.poller as poller_module
 from enphase_battery import (
     AuthenticationError,
     EnphaseClient,
@@ -38,24 +38,16 @@ from enphase_battery.poller import (
 
 from .poller_helpers import (
     HOUR,
+    NO_WAIT,
     STOPS,
     Driver,
-    PollGate,
     check_exactly_once,
-    gate_installed,
     key_of,
     open_env,
     reported,
     run_with_restarts,
     values_of,
 )
-
-
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> PollGate:
-    g = PollGate()
-    monkeypatch.setattr(poller_module, "asyncio", g)
-    return g
 
 
 def epoch(moment: datetime) -> int:
@@ -72,16 +64,21 @@ def epoch(moment: datetime) -> int:
     ],
 )
 async def test_backfill_every_interval_once_with_one_request_per_week(
-    gate: PollGate, span: timedelta, per_stream: int
+    span: timedelta, per_stream: int
 ) -> None:
     async with open_env(history=timedelta(days=16)) as env:
         sim = env.sim
         start_at = sim.clock.now() - span
         store = MemoryCheckpoint()
         poller = TelemetryPoller(
-            env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            checkpoint=store,
+            poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         sim.reset_counters()
         emitted = await driver.pull()
         assert poller.progress.caught_up
@@ -103,13 +100,15 @@ async def test_backfill_every_interval_once_with_one_request_per_week(
         await poller.aclose()
 
 
-async def test_without_start_at_the_api_day_window_sets_the_start(gate: PollGate) -> None:
+async def test_without_start_at_the_api_day_window_sets_the_start() -> None:
     async with open_env(
         history=timedelta(days=3), start=datetime(2026, 6, 1, 15, tzinfo=UTC)
     ) as env:
         sim = env.sim
-        poller = TelemetryPoller(env.client, env.system_id, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull()
         system = sim.system(env.system_id)
         local_now = sim.clock.now().astimezone(system.tz)
@@ -125,7 +124,7 @@ async def test_without_start_at_the_api_day_window_sets_the_start(gate: PollGate
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("stop", STOPS)
 async def test_restarts_continue_without_loss_or_duplicates(
-    gate: PollGate, tmp_path: Path, stop: str, store_kind: str
+    tmp_path: Path, stop: str, store_kind: str
 ) -> None:
     async with open_env(history=timedelta(days=2)) as env:
         sim = env.sim
@@ -140,12 +139,13 @@ async def test_restarts_continue_without_loss_or_duplicates(
                 start_at=start_at,
                 checkpoint=memory if store_kind == "memory" else path,
                 poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
             )
 
         plan = [(1, stop), (2, stop), (97, stop), (121, stop), (250, stop), (30, stop)]
         ticks = [timedelta(minutes=30)] * 24
         run = await run_with_restarts(
-            env, gate, make_poller, plan, ticks, final_advance=timedelta(hours=1)
+            env, make_poller, plan, ticks, final_advance=timedelta(hours=1)
         )
         check_exactly_once(env, run.emitted, epoch(start_at), may_repeat=run.in_hand_at_crash)
         counts = Counter(key_of(iv) for iv in run.emitted)
@@ -174,9 +174,7 @@ class BlockingStore(MemoryCheckpoint):
         await super().save(key, state)
 
 
-async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery(
-    gate: PollGate,
-) -> None:
+async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery() -> None:
     """Cancelled while the save of the interval in hand is in flight: ``async with`` closes
     the poller, which must still record that interval as delivered."""
     async with open_env(history=timedelta(days=1)) as env:
@@ -188,7 +186,12 @@ async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery
 
         def make_poller() -> TelemetryPoller:
             return TelemetryPoller(
-                env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
+                env.client,
+                env.system_id,
+                start_at=start_at,
+                checkpoint=store,
+                poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
             )
 
         async def consumer() -> None:
@@ -210,7 +213,7 @@ async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery
             await task
         assert len(got) == 3
         poller = make_poller()
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         rest = await driver.pull()
         await driver.cancel()
         await poller.aclose()
@@ -228,13 +231,15 @@ async def test_cancellation_during_the_checkpoint_save_still_counts_the_delivery
         datetime(2039, 11, 5, 22, 0, tzinfo=UTC),  # years ahead (and past 2038)
     ],
 )
-async def test_host_clock_skew_does_not_matter(gate: PollGate, sim_start: datetime) -> None:
+async def test_host_clock_skew_does_not_matter(sim_start: datetime) -> None:
     """The same backfill and live polls with the simulated "now" far from the host's."""
     async with open_env(start=sim_start, history=timedelta(days=9)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(days=8, hours=3)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         sim.reset_counters()
         emitted = await driver.pull()
         assert sim.request_count == 1 + 3 * 2
@@ -261,7 +266,7 @@ class RecordingStore(MemoryCheckpoint):
         await super().save(key, state)
 
 
-async def test_state_stays_small_after_a_long_backfill_and_late_data(gate: PollGate) -> None:
+async def test_state_stays_small_after_a_long_backfill_and_late_data() -> None:
     async with open_env(
         history=timedelta(days=22),
         encharges=1,
@@ -272,9 +277,14 @@ async def test_state_stays_small_after_a_long_backfill_and_late_data(gate: PollG
         start_at = sim.clock.now() - timedelta(days=21)
         store = RecordingStore()
         poller = TelemetryPoller(
-            env.client, env.system_id, start_at=start_at, checkpoint=store, poll_interval=HOUR
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            checkpoint=store,
+            poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         assert len(emitted) > 2 * 21 * 96 - 10
         newest = max(int(iv.end_at.timestamp()) for iv in emitted)
@@ -310,7 +320,7 @@ def out_of_order(intervals: list[TelemetryInterval], source: str) -> list[Teleme
     return result
 
 
-async def test_late_intervals_come_out_once_after_later_ones(gate: PollGate) -> None:
+async def test_late_intervals_come_out_once_after_later_ones() -> None:
     """late_probability: some intervals arrive hours after later ones, in every stream."""
     async with open_env(
         seed=3,
@@ -321,8 +331,10 @@ async def test_late_intervals_come_out_once_after_later_ones(gate: PollGate) -> 
     ) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=6)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull()
         for _ in range(40):
             emitted += await driver.tick(sim, timedelta(minutes=15))
@@ -338,7 +350,7 @@ async def test_late_intervals_come_out_once_after_later_ones(gate: PollGate) -> 
         assert not any(iv.partial for iv in emitted)
 
 
-async def test_lagging_encharge_catches_up_out_of_order(gate: PollGate) -> None:
+async def test_lagging_encharge_catches_up_out_of_order() -> None:
     """One Encharge's uplink lags two hours, then recovers: its newer intervals arrive
     before the older lagged ones, which still come out, once."""
     async with open_env(history=timedelta(days=1)) as env:
@@ -351,8 +363,9 @@ async def test_lagging_encharge_catches_up_out_of_order(gate: PollGate) -> None:
             start_at=start_at,
             poll_interval=HOUR,
             settle=timedelta(hours=3),
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         sim.set_device_lag(lagging, timedelta(hours=2))
         lag_from = sim.clock.now()
@@ -372,7 +385,7 @@ async def test_lagging_encharge_catches_up_out_of_order(gate: PollGate) -> None:
         assert not any(iv.partial for iv in emitted)
 
 
-async def test_partial_interval_is_held_until_complete(gate: PollGate) -> None:
+async def test_partial_interval_is_held_until_complete() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         lagging = env.serials()[1]
@@ -383,8 +396,9 @@ async def test_partial_interval_is_held_until_complete(gate: PollGate) -> None:
             start_at=start_at,
             poll_interval=HOUR,
             settle=timedelta(hours=1),
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         sim.set_device_lag(lagging, timedelta(minutes=40))
         lag_from = epoch(sim.clock.now())
@@ -407,18 +421,21 @@ async def test_partial_interval_is_held_until_complete(gate: PollGate) -> None:
         assert any(iv.source == BATTERY and epoch(iv.end_at) > lag_from for iv in emitted)
 
 
-async def test_partial_interval_comes_out_flagged_after_settle_and_never_again(
-    gate: PollGate,
-) -> None:
+async def test_partial_interval_comes_out_flagged_after_settle_and_never_again() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         steady, lagging = env.serials()
         settle = timedelta(hours=1)
         start_at = sim.clock.now() - timedelta(hours=2)
         poller = TelemetryPoller(
-            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, settle=settle
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            poll_interval=HOUR,
+            settle=settle,
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         sim.set_device_lag(lagging, timedelta(hours=3))
         lag_from = epoch(sim.clock.now())
@@ -462,25 +479,28 @@ async def test_partial_interval_comes_out_flagged_after_settle_and_never_again(
 # -- failures -------------------------------------------------------------------------------
 
 
-async def test_transient_failures_mid_stream_are_retried_inside(gate: PollGate) -> None:
+async def test_transient_failures_mid_stream_are_retried_inside() -> None:
     """429, 5xx, a broken body, a dropped connection: the client gives up at once
     (max_retries=0), the poller backs off and retries; nothing lost, nothing twice."""
     async with open_env(history=timedelta(days=1), max_retries=0) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=5)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull(limit=7)  # mid-stream
         sim.faults.fail_next(2, 429, path="telemetry")
         sim.faults.fail_next(1, 500, path="telemetry")
         sim.faults.fail_next(1, 503, path="encharges")
         emitted += await driver.pull()
-        assert len(gate.backoffs) == 4
+        assert poller.retries == 4
         for kind in ("status", "malformed", "truncated", "drop"):
             sim.faults.configure({"kind": kind, "status": 500, "path": "telemetry"})
             emitted += await driver.tick(sim, timedelta(minutes=30))
         # aiohttp itself retries a request whose reused connection was dropped.
-        assert 7 <= len(gate.backoffs) <= 8
+        assert 7 <= poller.retries <= 8
+        assert poller.progress.retries == poller.retries
         assert not sim.faults.pending
         await driver.cancel()
         await poller.aclose()
@@ -488,12 +508,14 @@ async def test_transient_failures_mid_stream_are_retried_inside(gate: PollGate) 
         assert len(emitted) > 3 * 20
 
 
-async def test_server_errors_retried_by_the_client_stay_exactly_once(gate: PollGate) -> None:
+async def test_server_errors_retried_by_the_client_stay_exactly_once() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=5)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull(limit=30)
         sim.faults.fail_next(2, 500, path="telemetry")
         emitted += await driver.pull()
@@ -501,11 +523,11 @@ async def test_server_errors_retried_by_the_client_stay_exactly_once(gate: PollG
         await driver.cancel()
         await poller.aclose()
         assert sim.faults.fired.get("status") == 2
-        assert gate.backoffs == []  # the client's own retries sufficed
+        assert poller.retries == 0  # the client's own retries sufficed
         check_exactly_once(env, emitted, epoch(start_at))
 
 
-async def test_transient_failure_of_device_discovery_is_retried(gate: PollGate) -> None:
+async def test_transient_failure_of_device_discovery_is_retried() -> None:
     async with open_env(history=timedelta(days=1), max_retries=0) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=2)
@@ -515,25 +537,28 @@ async def test_transient_failure_of_device_discovery_is_retried(gate: PollGate) 
             start_at=start_at,
             poll_interval=HOUR,
             rediscover_every=timedelta(0),
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         sim.faults.fail_next(1, 503, path="/devices")  # the first request: discovery
         emitted = await driver.pull()
         sim.faults.fail_next(1, 429, path="/devices")
         emitted += await driver.tick(sim, timedelta(minutes=30))
         await driver.cancel()
         await poller.aclose()
-        assert len(gate.backoffs) == 2
+        assert poller.retries == 2
         assert set(poller.sources) == {BATTERY, *env.serials()}
         check_exactly_once(env, emitted, epoch(start_at))
 
 
-async def test_expired_access_token_is_refreshed_mid_stream(gate: PollGate) -> None:
+async def test_expired_access_token_is_refreshed_mid_stream() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=5)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull(limit=10)
         sim.expire_access_tokens()
         emitted += await driver.pull()
@@ -546,14 +571,16 @@ async def test_expired_access_token_is_refreshed_mid_stream(gate: PollGate) -> N
         check_exactly_once(env, emitted, epoch(start_at))
 
 
-async def test_short_lived_access_tokens(gate: PollGate) -> None:
+async def test_short_lived_access_tokens() -> None:
     async with open_env(
         history=timedelta(days=1), access_token_lifetime=timedelta(seconds=1)
     ) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=3)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         emitted = await driver.pull()
         for _ in range(3):
             emitted += await driver.tick(sim, timedelta(minutes=20))
@@ -562,7 +589,7 @@ async def test_short_lived_access_tokens(gate: PollGate) -> None:
         check_exactly_once(env, emitted, epoch(start_at))
 
 
-async def test_revoked_refresh_token_raises_authentication_error(gate: PollGate) -> None:
+async def test_revoked_refresh_token_raises_authentication_error() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         poller = TelemetryPoller(
@@ -570,17 +597,18 @@ async def test_revoked_refresh_token_raises_authentication_error(gate: PollGate)
             env.system_id,
             start_at=sim.clock.now() - timedelta(hours=2),
             poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         await driver.pull()
         sim.faults.revoke_tokens()
         with pytest.raises(AuthenticationError):
             await driver.tick(sim, timedelta(minutes=30))
-        assert gate.backoffs == []
+        assert poller.retries == 0
         await poller.aclose()
 
 
-async def test_spent_monthly_quota_raises(gate: PollGate) -> None:
+async def test_spent_monthly_quota_raises() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         poller = TelemetryPoller(
@@ -588,8 +616,9 @@ async def test_spent_monthly_quota_raises(gate: PollGate) -> None:
             env.system_id,
             start_at=sim.clock.now() - timedelta(hours=2),
             poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         await driver.pull()
         sim.faults.exhaust_monthly_quota()
         with pytest.raises(QuotaExceededError):
@@ -598,18 +627,20 @@ async def test_spent_monthly_quota_raises(gate: PollGate) -> None:
 
 
 @pytest.mark.parametrize("encharges", [None, ()])
-async def test_unknown_system_raises_not_found(gate: PollGate, encharges: tuple[()] | None) -> None:
+async def test_unknown_system_raises_not_found(encharges: tuple[()] | None) -> None:
     async with open_env() as env:
-        poller = TelemetryPoller(env.client, 1234567, encharges=encharges, poll_interval=HOUR)
+        poller = TelemetryPoller(
+            env.client, 1234567, encharges=encharges, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
         with pytest.raises(NotFoundError):
-            await Driver(poller, gate).pull()
+            await Driver(poller).pull()
         await poller.aclose()
 
 
 # -- discovery ----------------------------------------------------------------------------
 
 
-async def test_new_encharge_is_picked_up(gate: PollGate) -> None:
+async def test_new_encharge_is_picked_up() -> None:
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=3)
@@ -619,8 +650,9 @@ async def test_new_encharge_is_picked_up(gate: PollGate) -> None:
             start_at=start_at,
             poll_interval=HOUR,
             rediscover_every=timedelta(0),
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         emitted += await driver.tick(sim, timedelta(minutes=30))
         new = sim.add_encharge(env.system_id)
@@ -703,7 +735,7 @@ async def test_poll_interval_override_and_paced_default() -> None:
     await watt.close()
 
 
-async def test_poller_stays_within_its_quota_share(gate: PollGate) -> None:
+async def test_poller_stays_within_its_quota_share() -> None:
     """Watt's 1,000 calls a month (with a limiter fast enough for a test): the pause between
     polls times the requests per poll, plus discovery, stays within 80 %."""
     async with open_env(
@@ -711,9 +743,12 @@ async def test_poller_stays_within_its_quota_share(gate: PollGate) -> None:
     ) as env:
         sim = env.sim
         poller = TelemetryPoller(
-            env.client, env.system_id, start_at=sim.clock.now() - timedelta(hours=3)
+            env.client,
+            env.system_id,
+            start_at=sim.clock.now() - timedelta(hours=3),
+            retry_wait_s=NO_WAIT,
         )
-        driver = Driver(poller, gate)
+        driver = Driver(poller)
         emitted = await driver.pull()
         interval = poller.current_poll_interval()
         assert interval == pytest.approx(3 * MONTH_S / (800 - MONTH_S / 86_400))
@@ -724,8 +759,8 @@ async def test_poller_stays_within_its_quota_share(gate: PollGate) -> None:
             per_poll.append(sim.request_count - before)
         await driver.cancel()
         await poller.aclose()
-        assert len(gate.poll_waits) == 5
-        assert all(interval - 60 < wait <= interval for wait in gate.poll_waits)
+        assert len(driver.poll_waits) == 5
+        assert all(interval - 60 < wait <= interval for wait in driver.poll_waits)
         assert per_poll == [3, 3, 3, 3]
         monthly = max(per_poll) * MONTH_S / interval + MONTH_S / 86_400
         assert monthly <= 0.8 * 1000 + 1e-6
@@ -770,59 +805,58 @@ def test_exactly_once_under_random_arrivals_and_restarts(
     values unless it came out flagged partial; nothing else comes out."""
 
     async def scenario(directory: str) -> None:
-        with gate_installed() as gate:
-            async with open_env(
-                seed=seed,
-                encharges=encharges,
-                late_probability=late_probability,
-                late_delay=late_delay,
-                history=timedelta(days=2),
-            ) as env:
-                sim = env.sim
-                start_at = sim.clock.now() - timedelta(hours=backfill_hours)
-                if lag:
-                    sim.set_device_lag(env.serials()[-1], lag)
-                memory = MemoryCheckpoint()
+        async with open_env(
+            seed=seed,
+            encharges=encharges,
+            late_probability=late_probability,
+            late_delay=late_delay,
+            history=timedelta(days=2),
+        ) as env:
+            sim = env.sim
+            start_at = sim.clock.now() - timedelta(hours=backfill_hours)
+            if lag:
+                sim.set_device_lag(env.serials()[-1], lag)
+            memory = MemoryCheckpoint()
 
-                def make_poller() -> TelemetryPoller:
-                    return TelemetryPoller(
-                        env.client,
-                        env.system_id,
-                        start_at=start_at,
-                        checkpoint=Path(directory, "c.db") if sqlite else memory,
-                        poll_interval=HOUR,
-                        settle=settle,
-                    )
+            def make_poller() -> TelemetryPoller:
+                return TelemetryPoller(
+                    env.client,
+                    env.system_id,
+                    start_at=start_at,
+                    checkpoint=Path(directory, "c.db") if sqlite else memory,
+                    poll_interval=HOUR,
+                    settle=settle,
+                    retry_wait_s=NO_WAIT,
+                )
 
-                run = await run_with_restarts(
-                    env,
-                    gate,
-                    make_poller,
-                    plan,
-                    [timedelta(minutes=m) for m in ticks],
-                    final_advance=late_delay + lag + timedelta(minutes=20),
-                )
-                expected = check_exactly_once(
-                    env, run.emitted, epoch(start_at), may_repeat=run.in_hand_at_crash
-                )
-                # The final advance let every device report every interval ending
-                # before it (latency 15 min + jitter + lag + late delay).
-                final = [k for k in expected if k[1] <= run.final_from]
-                assert final
-                assert all(reported(env, k) for k in final)
+            run = await run_with_restarts(
+                env,
+                make_poller,
+                plan,
+                [timedelta(minutes=m) for m in ticks],
+                final_advance=late_delay + lag + timedelta(minutes=20),
+            )
+            expected = check_exactly_once(
+                env, run.emitted, epoch(start_at), may_repeat=run.in_hand_at_crash
+            )
+            # The final advance let every device report every interval ending
+            # before it (latency 15 min + jitter + lag + late delay).
+            final = [k for k in expected if k[1] <= run.final_from]
+            assert final
+            assert all(reported(env, k) for k in final)
 
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(scenario(directory))
 
 
-async def test_start_at_before_the_system_existed_starts_at_its_first_interval(
-    gate: PollGate,
-) -> None:
+async def test_start_at_before_the_system_existed_starts_at_its_first_interval() -> None:
     async with open_env(history=timedelta(hours=30)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(days=5)
-        poller = TelemetryPoller(env.client, env.system_id, start_at=start_at, poll_interval=HOUR)
-        driver = Driver(poller, gate)
+        poller = TelemetryPoller(
+            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+        )
+        driver = Driver(poller)
         sim.reset_counters()
         emitted = await driver.pull()
         # Per stream: a 422 naming the first interval, then the data from there.
