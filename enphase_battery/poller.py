@@ -53,7 +53,7 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
-from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
+from .models import BatteryInterval, BatteryTelemetry, EnchargeTelemetry, Granularity
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
@@ -672,21 +672,9 @@ class TelemetryPoller:
     ) -> list[TelemetryInterval]:
         system_id = self.system_id
         source = stream.source
-        if isinstance(response, BatteryTelemetry):
-            total = response.total_devices
-            return [
-                TelemetryInterval(
-                    system_id,
-                    source,
-                    iv.end_at,
-                    iv.charge.enwh,
-                    iv.discharge.enwh,
-                    iv.soc.percent,
-                    iv.devices_reporting,
-                    total,
-                )
-                for iv in response.intervals
-            ]
+        battery = isinstance(response, BatteryTelemetry)
+        # An Encharge's own interval covers that one device.
+        total = response.total_devices if battery else 1
         return [
             TelemetryInterval(
                 system_id,
@@ -695,8 +683,8 @@ class TelemetryPoller:
                 iv.charge.enwh,
                 iv.discharge.enwh,
                 iv.soc.percent,
-                1,
-                1,
+                iv.devices_reporting if isinstance(iv, BatteryInterval) else 1,
+                total,
             )
             for iv in response.intervals
         ]

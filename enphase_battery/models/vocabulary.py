@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import NewType
+from typing import NewType, TypeVar
 
 __all__ = ["BatteryMode", "Flag", "Granularity", "GridState", "LoadControlMode", "Percent"]
 
@@ -18,6 +18,18 @@ def _squash(value: str) -> str:
     return re.sub(r"[^a-z0-9]", "", value.lower())
 
 
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _match(cls: type[_E], value: str, aliases: dict[str, _E] | None = None) -> _E | None:
+    """The member whose value or name matches ``value`` ignoring case and punctuation."""
+    squashed = _squash(value)
+    for member in cls:
+        if squashed in (_squash(str(member.value)), _squash(member.name)):
+            return member
+    return (aliases or {}).get(squashed)
+
+
 class BatteryMode(enum.StrEnum):
     """The battery profile; values are the official v4 spellings (case sensitive on PUT)."""
 
@@ -28,18 +40,15 @@ class BatteryMode(enum.StrEnum):
     @classmethod
     def parse(cls, value: str) -> BatteryMode:
         """Parse loosely: case, spaces and punctuation are ignored ("Self - Consumption")."""
-        squashed = _squash(value)
-        for member in cls:
-            if squashed == _squash(member.value) or squashed == _squash(member.name):
-                return member
         aliases = {
             "savings": cls.SAVINGS,
             "backup": cls.FULL_BACKUP,
             "selfconsume": cls.SELF_CONSUMPTION,
         }
-        if squashed in aliases:
-            return aliases[squashed]
-        raise ValueError(f"unknown battery mode {value!r}")
+        member = _match(cls, value, aliases)
+        if member is None:
+            raise ValueError(f"unknown battery mode {value!r}")
+        return member
 
 
 class GridState(enum.StrEnum):
@@ -51,11 +60,8 @@ class GridState(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> GridState:
-        squashed = _squash(value)
-        for member in cls:
-            if squashed == _squash(member.value):
-                return member
-        return cls.UNKNOWN
+        """Parse loosely; anything unrecognised is :attr:`UNKNOWN`."""
+        return _match(cls, value) or cls.UNKNOWN
 
 
 class LoadControlMode(enum.StrEnum):
@@ -70,11 +76,11 @@ class LoadControlMode(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str) -> LoadControlMode:
-        squashed = _squash(value)
-        for member in cls:
-            if squashed in (_squash(member.value), _squash(member.name)):
-                return member
-        raise ValueError(f"unknown load control mode {value!r}")
+        """Parse loosely: case and punctuation are ignored."""
+        member = _match(cls, value)
+        if member is None:
+            raise ValueError(f"unknown load control mode {value!r}")
+        return member
 
 
 class Granularity(enum.StrEnum):
