@@ -184,6 +184,11 @@ class EnphaseClient:
         self._session = None
 
     @property
+    def token_manager(self) -> TokenManager | None:
+        """The :class:`TokenManager` given as ``auth`` (``None`` for a token provider)."""
+        return self._token_manager
+
+    @property
     def quota_remaining(self) -> int | None:
         """Requests left in this month's quota (``None`` when the plan has no monthly cap)."""
         return self._quota.remaining

@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import TextIO
 
-from . import EnphaseClient, RateLimits, TokenManager
+from . import RateLimits
 from .models import converter
 from .poller import BATTERY, TelemetryInterval, TelemetryPoller
 from .simulator import EnphaseSimulator
@@ -51,21 +51,7 @@ async def run_demo(*, live_seconds: float, speed: float, out: TextIO, table: boo
     ) as sim:
         system_id = sim.system_ids[0]
         print(f"simulator on {sim.base_url} (clock x{speed:g}: an hour per second)", file=log)
-        auth = TokenManager(
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            token=sim.token,
-            token_url=sim.token_url,
-        )
-        async with (
-            auth,
-            EnphaseClient(
-                api_key=sim.api_key,
-                auth=auth,
-                base_url=sim.base_url,
-                rate_limits=RateLimits.PARTNER,
-            ) as client,
-        ):
+        async with sim.make_client(rate_limits=RateLimits.PARTNER) as client:
             settings = await client.get_system_battery_settings(system_id)
             grid = await client.get_system_grid_status(system_id)
             storm = await client.get_system_storm_guard(system_id)

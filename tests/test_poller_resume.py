@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from enphase_battery import EnphaseClient, RateLimits, TelemetryInterval, TokenManager
+from enphase_battery import RateLimits, TelemetryInterval
 from enphase_battery.poller import BATTERY, TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 
@@ -31,41 +31,32 @@ async def _until_idle(poller: TelemetryPoller) -> list[TelemetryInterval]:
 
 async def test_rerun_without_start_at_skips_nothing(tmp_path: Path) -> None:
     checkpoint = tmp_path / "stream.sqlite"
-    async with EnphaseSimulator(
-        seed=21, systems=1, encharges=2, start=START, history=timedelta(days=4)
-    ) as sim:
-        auth = TokenManager(
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            token=sim.token,
-            token_url=sim.token_url,
-        )
-        async with (
-            auth,
-            EnphaseClient(
-                api_key=sim.api_key, auth=auth, base_url=sim.base_url, rate_limits=RateLimits(10**6)
-            ) as client,
-        ):
-            system_id = sim.system_ids[0]
-            since = START - timedelta(days=3)
-            first: list[TelemetryInterval] = []
-            # Stop after a few intervals: only the first stream polled has been reached.
-            async with TelemetryPoller(
-                client, system_id, start_at=since, checkpoint=checkpoint, poll_interval=3600
-            ) as poller:
-                async for interval in poller:
-                    first.append(interval)
-                    if len(first) == 5:
-                        break
-            assert len({iv.source for iv in first}) == 1
-            async with TelemetryPoller(
-                client, system_id, checkpoint=checkpoint, poll_interval=3600
-            ) as poller:
-                second = await _until_idle(poller)
+    async with (
+        EnphaseSimulator(
+            seed=21, systems=1, encharges=2, start=START, history=timedelta(days=4)
+        ) as sim,
+        sim.make_client(rate_limits=RateLimits(10**6)) as client,
+    ):
+        system_id = sim.system_ids[0]
+        since = START - timedelta(days=3)
+        first: list[TelemetryInterval] = []
+        # Stop after a few intervals: only the first stream polled has been reached.
+        async with TelemetryPoller(
+            client, system_id, start_at=since, checkpoint=checkpoint, poll_interval=3600
+        ) as poller:
+            async for interval in poller:
+                first.append(interval)
+                if len(first) == 5:
+                    break
+        assert len({iv.source for iv in first}) == 1
+        async with TelemetryPoller(
+            client, system_id, checkpoint=checkpoint, poll_interval=3600
+        ) as poller:
+            second = await _until_idle(poller)
 
-            delivered = [(iv.source, iv.end_at) for iv in first + second]
-            assert len(delivered) == len(set(delivered))  # nothing twice
-            for source in (BATTERY, *sim.encharge_serials(system_id)):
-                ends = sorted(end for src, end in delivered if src == source)
-                assert ends[0] == since + timedelta(minutes=15), source  # nothing skipped
-                assert len(ends) == (ends[-1] - ends[0]) // timedelta(minutes=15) + 1, source
+        delivered = [(iv.source, iv.end_at) for iv in first + second]
+        assert len(delivered) == len(set(delivered))  # nothing twice
+        for source in (BATTERY, *sim.encharge_serials(system_id)):
+            ends = sorted(end for src, end in delivered if src == source)
+            assert ends[0] == since + timedelta(minutes=15), source  # nothing skipped
+            assert len(ends) == (ends[-1] - ends[0]) // timedelta(minutes=15) + 1, source

@@ -39,22 +39,7 @@ async def sim() -> AsyncIterator[EnphaseSimulator]:
 
 @pytest.fixture
 async def client(sim: EnphaseSimulator) -> AsyncIterator[EnphaseClient]:
-    auth = TokenManager(
-        client_id=sim.client_id,
-        client_secret=sim.client_secret,
-        token=sim.token,
-        token_url=sim.token_url,
-    )
-    async with (
-        auth,
-        EnphaseClient(
-            api_key=sim.api_key,
-            auth=auth,
-            base_url=sim.base_url,
-            rate_limits=FAST,
-            max_retry_time=5,
-        ) as api,
-    ):
+    async with sim.make_client(rate_limits=FAST, max_retry_time=5) as api:
         yield api
 
 
@@ -216,24 +201,26 @@ async def test_injected_faults_are_retried(sim: EnphaseSimulator, client: Enphas
 
 async def test_spent_monthly_quota() -> None:
     # The month is judged on the client's clock: run the simulator at the real now.
-    async with EnphaseSimulator(seed=5, systems=1, start=datetime.now(UTC)) as sim:
-        auth = TokenManager(
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            token=sim.token,
-            token_url=sim.token_url,
-        )
-        async with (
-            auth,
-            EnphaseClient(
-                api_key=sim.api_key, auth=auth, base_url=sim.base_url, rate_limits=FAST
-            ) as client,
-        ):
-            sim.faults.exhaust_monthly_quota()
-            with pytest.raises(QuotaExceededError):
-                await client.get_system_grid_status(sim.system_ids[0])
-            assert client.quota_remaining == 0
-            requests = sim.request_count
-            with pytest.raises(QuotaExceededError):
-                await client.get_system_grid_status(sim.system_ids[0])
-            assert sim.request_count == requests  # decided locally, nothing sent
+    async with (
+        EnphaseSimulator(seed=5, systems=1, start=datetime.now(UTC)) as sim,
+        sim.make_client(rate_limits=FAST) as client,
+    ):
+        sim.faults.exhaust_monthly_quota()
+        with pytest.raises(QuotaExceededError):
+            await client.get_system_grid_status(sim.system_ids[0])
+        assert client.quota_remaining == 0
+        requests = sim.request_count
+        with pytest.raises(QuotaExceededError):
+            await client.get_system_grid_status(sim.system_ids[0])
+        assert sim.request_count == requests  # decided locally, nothing sent
+
+
+async def test_make_client_follows_the_simulators_plan() -> None:
+    async with (
+        EnphaseSimulator(seed=1, systems=1, plan="watt", start=START) as sim,
+        sim.make_client() as client,
+    ):
+        assert client.rate_limits == RateLimits.WATT
+        assert client.token_manager is not None
+        assert client.token_manager.token == sim.token
+        assert (await client.get_system_grid_status(sim.system_ids[0])).system_id

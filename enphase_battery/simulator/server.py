@@ -7,11 +7,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 
-from ..auth import OAuth2Token
+from ..auth import OAuth2Token, TokenManager
+from ..client import EnphaseClient
+from ..limits import RateLimits
 from .app import create_app
 from .arrival import ArrivalModel
 from .battery import INTERVAL_S, BatteryInterval, BatterySystem, Encharge, EnchargeInterval
@@ -182,6 +184,36 @@ class EnphaseSimulator:
     def authorize_url(self) -> str:
         """The OAuth2 authorization endpoint (auto-approves)."""
         return self.base_url + "/oauth/authorize"
+
+    def make_client(
+        self, *, rate_limits: RateLimits | None = None, **client_options: Any
+    ) -> EnphaseClient:
+        """An :class:`~enphase_battery.EnphaseClient` signed in to this simulator.
+
+        Its :class:`~enphase_battery.TokenManager` holds :attr:`token` and refreshes at
+        :attr:`token_url`.  ``rate_limits`` defaults to the simulator's plan (pass a fast
+        ``RateLimits(...)`` in tests); other options go to the client.  Use it as
+        ``async with sim.make_client() as client:``.
+        """
+        auth = TokenManager(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            token=self.token,
+            token_url=self.token_url,
+        )
+        if rate_limits is None:
+            rate_limits = (
+                RateLimits(1_000_000)
+                if self.plan == "unlimited"
+                else (RateLimits.for_plan(self.plan))
+            )
+        return EnphaseClient(
+            api_key=self.api_key,
+            auth=auth,
+            base_url=self.base_url,
+            rate_limits=rate_limits,
+            **client_options,
+        )
 
     # -- fleet ------------------------------------------------------------------------
 
