@@ -1,0 +1,145 @@
+"""The ``enphase-battery`` command line: sign in, read and change settings, stream telemetry.
+
+Every command prints a readable table, or JSON with ``--json``.  Failures print one line
+on stderr (never a traceback, never a secret) and exit with:
+
+====  ==========================================================================
+0     success
+1     the API or the network failed (HTTP error, connection, unexpected answer)
+2     usage: bad flags or arguments, missing credentials
+3     sign-in needed: no token, or the refresh token was refused
+4     rate limit or monthly quota spent
+130   interrupted (Ctrl-C; ``stream`` saves its checkpoint first), 143 on SIGTERM
+====  ==========================================================================
+
+Settings come from flags, then the environment, then ``config.json`` in the config
+directory (``$XDG_CONFIG_HOME/enphase-battery``, by default ``~/.config/enphase-battery``),
+which also holds ``token.json`` (the OAuth2 token, mode 0600), ``usage.json`` (this
+month's request count per API key, so the quota shown survives between runs) and the
+``stream`` checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from ..exceptions import (
+    AuthenticationError,
+    EnphaseConnectionError,
+    EnphaseError,
+    InvalidRequestError,
+    RateLimitError,
+)
+from .errors import (
+    EXIT_API_ERROR,
+    EXIT_AUTH,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RATE_LIMIT,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+    _Interrupted,
+)
+from .output import _one_line
+from .parser import build_parser
+from .settings import _Context, _make_context
+
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_AUTH",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_RATE_LIMIT",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
+
+
+def _exit_code_for(err: BaseException) -> int:
+    if isinstance(err, CliError):
+        return err.exit_code
+    if isinstance(err, InvalidRequestError):
+        return EXIT_USAGE
+    if isinstance(err, AuthenticationError):
+        return EXIT_AUTH
+    if isinstance(err, RateLimitError):
+        return EXIT_RATE_LIMIT
+    return EXIT_API_ERROR
+
+
+def _message_for(err: BaseException) -> str:
+    if isinstance(err, AuthenticationError) and "auth login" not in str(err):
+        return f"{err}; if this persists, sign in again with `{PROG} auth login`"
+    if isinstance(err, EnphaseConnectionError):
+        return f"cannot reach the API: {err}"
+    if isinstance(err, OSError):
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror or err}{where}"
+    return str(err) or type(err).__name__
+
+
+async def _run(handler: Callable[[_Context], Coroutine[Any, Any, int]], ctx: _Context) -> int:
+    """Run ``handler``; SIGINT/SIGTERM cancel it so that ``async with`` blocks clean up."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not received:
+            received.append(signum)
+            task.cancel()
+
+    installed: list[int] = []
+    for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
+        # Only possible in the main thread; elsewhere Ctrl-C falls back to asyncio.run's.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signum)
+            installed.append(signum)
+    try:
+        return await handler(ctx)
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        task.uncancel()
+        raise _Interrupted(received[0]) from None
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``enphase-battery`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "verbose", False):
+            logging.basicConfig(
+                level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s"
+            )
+        if getattr(args, "sync_handler", None) is not None:
+            code: int = args.sync_handler(args)
+            return code
+        ctx = _make_context(args)
+        return asyncio.run(_run(args.handler, ctx))
+    except SystemExit as exit_:
+        # --help and --version.
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except _Interrupted as stop:
+        sys.stderr.write(f"{PROG}: interrupted; progress saved\n")
+        return 128 + stop.signum
+    except (CliError, EnphaseError, OSError) as err:
+        sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err))}\n")
+        return _exit_code_for(err)
+    finally:
+        sys.stderr.flush()

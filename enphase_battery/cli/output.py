@@ -1,0 +1,94 @@
+"""Output: tables, JSON, warnings, and one-line error messages with secrets removed."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import attrs
+
+from .errors import PROG
+
+#: Every secret seen in this run, removed from any error message as a last line of defence.
+_SECRETS: set[str] = set()
+
+
+def _jsonable(value: Any) -> Any:
+    """Models to JSON-ready data: datetimes ISO 8601, enums their API string."""
+    if attrs.has(type(value)):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    raw_rows = [list(row) for row in rows]
+    cells = [[_cell(v) for v in row] for row in raw_rows]
+    numeric = [
+        all(
+            (isinstance(r[i], int | float) and not isinstance(r[i], bool)) or r[i] is None
+            for r in raw_rows
+        )
+        and any(r[i] is not None for r in raw_rows)
+        for i in range(len(headers))
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def _pairs(pairs: Iterable[tuple[str, Any]]) -> str:
+    items = list(pairs)
+    width = max(len(k) for k, _ in items)
+    return "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in items)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _print_json(data: Any) -> None:
+    _out(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def _one_line(message: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if len(secret) >= 4:
+            message = message.replace(secret, "***")
+    return " ".join(message.split())

@@ -1,0 +1,73 @@
+"""The client: an :class:`EnphaseClient` signed in with the saved token."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ..auth import FileTokenStore, OAuth2Token, TokenManager
+from ..client import EnphaseClient
+from ..exceptions import InvalidRequestError
+from ..limits import RateLimits
+from .errors import EXIT_AUTH, PROG, CliError
+from .output import _SECRETS
+from .settings import _Context
+from .usage import _UsageLedger
+
+
+@contextlib.asynccontextmanager
+async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
+    """An :class:`EnphaseClient` signed in with the saved token; rotated tokens are saved."""
+    api_key = ctx.credential("api_key")
+    client_id = ctx.credential("client_id")
+    client_secret = ctx.credential("client_secret")
+    assert api_key is not None
+    assert client_id is not None
+    assert client_secret is not None
+    store = FileTokenStore(ctx.token_path)
+    token = _load_token(store)
+    if token is None:
+        raise CliError(
+            f"not signed in (no token at {ctx.token_path}): run `{PROG} auth login`", EXIT_AUTH
+        )
+    _SECRETS.update((token.access_token, token.refresh_token))
+    ledger = _UsageLedger(ctx.directory / "usage.json", api_key)
+
+    async def save_token(new: OAuth2Token) -> None:
+        _SECRETS.update((new.access_token, new.refresh_token))
+        await store.save(new)
+
+    async with aiohttp.ClientSession() as session:
+        manager = TokenManager(
+            client_id=client_id,
+            client_secret=client_secret,
+            token=token,
+            token_url=ctx.token_url,
+            authorize_url=ctx.authorize_url,
+            session=session,
+            on_refresh=save_token,
+        )
+        client = EnphaseClient(
+            api_key=api_key,
+            auth=manager,
+            session=session,
+            base_url=ctx.base_url,
+            rate_limits=RateLimits.for_plan(ctx.plan),
+            quota_used=ledger.used(),
+        )
+        try:
+            yield client
+        finally:
+            ledger.sync(client)
+            await client.close()
+
+
+def _load_token(store: FileTokenStore) -> OAuth2Token | None:
+    try:
+        return store.load()
+    except InvalidRequestError as err:
+        raise CliError(f"{err}; run `{PROG} auth login` again", EXIT_AUTH) from None
+    except OSError as err:
+        raise CliError(f"cannot read {store.path}: {err.strerror}", EXIT_AUTH) from None

@@ -1,0 +1,269 @@
+"""``stream``: follow new intervals with the poller, resuming from its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..client import EnphaseClient
+from ..poller import TelemetryInterval, TelemetryPoller
+from .argtypes import _moment
+from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .output import _cell
+from .session import _open_client
+from .settings import _Context
+from .telemetry import _RECORD_FIELDS, _interval_record
+from .usage import _UsageLedger
+
+
+class _IntervalWriter:
+    """Writes intervals as JSON lines or CSV rows, flushed one at a time."""
+
+    def __init__(self, handle: TextIO, fmt: str, *, header: bool) -> None:
+        self.handle = handle
+        self.fmt = fmt
+        self._csv = csv.DictWriter(handle, fieldnames=_RECORD_FIELDS, lineterminator="\n")
+        if fmt == "csv" and header:
+            self._csv.writeheader()
+            handle.flush()
+
+    def write(self, interval: TelemetryInterval) -> None:
+        record = _interval_record(interval)
+        if self.fmt == "csv":
+            self._csv.writerow(record)
+        else:
+            self.handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        # Flushed before the poller is asked for the next interval: that request is what
+        # marks this one delivered in the checkpoint.
+        self.handle.flush()
+
+
+class _ProgressLine:
+    """The stream's progress on stderr: rewritten in place on a terminal, else throttled."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = -1e9
+        self._dirty = False
+        self._announced_caught_up = False
+        self.written = 0
+        self.newest_written: datetime | None = None
+
+    def record(self, interval: TelemetryInterval) -> None:
+        """Count one interval written."""
+        self.written += 1
+        if self.newest_written is None or interval.end_at > self.newest_written:
+            self.newest_written = interval.end_at
+
+    def update(
+        self, poller: TelemetryPoller, client: EnphaseClient, *, force: bool = False
+    ) -> None:
+        """Show the progress, unless it was shown very recently (``force``: show now)."""
+        loop_time = asyncio.get_running_loop().time()
+        progress = poller.progress
+        if (progress.caught_up or poller.idle) and not self._announced_caught_up:
+            self._announced_caught_up = force = True
+        # Sticky: each later poll starts "not caught up" until it has fetched its windows.
+        caught_up = self._announced_caught_up
+        if not force and loop_time - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = loop_time
+        left = client.quota_remaining
+        phase = "live" if caught_up else "backfilling"
+        text = (
+            f"{phase}: {self.written} intervals written, up to {_cell(self.newest_written)}; "
+            f"{progress.requests} requests" + ("" if left is None else f", {left} left this month")
+        )
+        if caught_up:
+            text += f"; next poll every {poller.current_poll_interval() / 60:.0f} min"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+            self._dirty = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
+    """``--checkpoint``, else one SQLite file per system next to the token."""
+    if ctx.args.checkpoint:
+        return Path(ctx.args.checkpoint).expanduser()
+    return ctx.directory / f"stream-{system_id}.sqlite"
+
+
+def _stream_encharges(ctx: _Context) -> list[str] | tuple[()] | None:
+    """``--encharge`` serials; else all (``None``: discovered), or none on the Watt plan.
+
+    Per-Encharge telemetry needs Kilowatt or above: on Watt the API would answer 403.
+    """
+    if ctx.args.encharge:
+        return list(ctx.args.encharge)
+    if ctx.plan == "watt":
+        if ctx.args.no_battery:
+            raise CliError(
+                "the Watt plan has no per-Encharge telemetry: drop --no-battery, or give"
+                " --plan and --encharge if your plan has it",
+                EXIT_USAGE,
+            )
+        return ()
+    return None
+
+
+def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
+    """``--since``, remembered next to the checkpoint for runs that do not repeat it.
+
+    The poller saves a stream's position once it has delivered from it; a stream that a
+    short first run never reached has no saved position yet, and must start from the
+    same ``--since`` when a later run is given none, or the intervals in between would
+    be skipped.
+    """
+    sidecar = checkpoint.with_name(checkpoint.name + ".since")
+    if since is not None:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(since.isoformat() + "\n", encoding="utf-8")
+        return since
+    try:
+        text = sidecar.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return _moment(text)
+    except argparse.ArgumentTypeError:
+        return None
+
+
+def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
+    """(handle, whether we own it, whether a CSV header is due): ``path`` opened to append."""
+    if path is None:
+        return sys.stdout, False, True
+    out_path = Path(path).expanduser()
+    header = not out_path.exists() or out_path.stat().st_size == 0
+    return out_path.open("a", encoding="utf-8", newline=""), True, header
+
+
+async def _cmd_stream(ctx: _Context) -> int:
+    args = ctx.args
+    system_id = ctx.system_id()
+    checkpoint = _checkpoint_path(ctx, system_id)
+    out_handle, owns_handle, header = _open_output(args.out)
+    writer = _IntervalWriter(out_handle, args.format, header=header)
+    progress = _ProgressLine(sys.stderr)
+    try:
+        async with _open_client(ctx) as client:
+            ledger_sync = _ledger_syncer(ctx, client)
+            poller = TelemetryPoller(
+                client,
+                system_id,
+                encharges=_stream_encharges(ctx),
+                include_battery=not args.no_battery,
+                start_at=_stream_since(checkpoint, args.since),
+                checkpoint=checkpoint,
+                poll_interval=args.poll_interval,
+            )
+            async with poller:
+                while args.max_intervals is None or progress.written < args.max_intervals:
+                    interval = await _next_interval(
+                        poller,
+                        until_caught_up=args.until_caught_up,
+                        tick=lambda: progress.update(poller, client),
+                    )
+                    if interval is None:
+                        break
+                    writer.write(interval)
+                    progress.record(interval)
+                    progress.update(poller, client)
+                    ledger_sync()
+            progress.update(poller, client, force=True)
+    finally:
+        progress.close()
+        if owns_handle:
+            out_handle.close()
+    return EXIT_OK
+
+
+def _ledger_syncer(ctx: _Context, client: EnphaseClient) -> Callable[[], None]:
+    """Keep usage.json current during a long stream, at most once a minute."""
+    api_key = ctx.credential("api_key")
+    assert api_key is not None
+    ledger = _UsageLedger(ctx.directory / "usage.json", api_key)
+    ledger.used()
+    last = [asyncio.get_running_loop().time()]
+    seen = [client.quota_used]
+
+    def sync() -> None:
+        now = asyncio.get_running_loop().time()
+        if now - last[0] >= 60.0 and client.quota_used != seen[0]:
+            ledger.sync(client)
+            last[0], seen[0] = now, client.quota_used
+
+    return sync
+
+
+#: With --poll-interval 0 the poller never idles between polls; a poll that has come back
+#: caught up and stays so this long counts as "caught up" for --until-caught-up.
+_DRAIN_GRACE_S = 1.0
+#: How often the progress line is refreshed while the poller works.
+_TICK_S = 0.25
+
+
+async def _next_interval(
+    poller: TelemetryPoller, *, until_caught_up: bool, tick: Callable[[], None]
+) -> TelemetryInterval | None:
+    """The poller's next interval, calling ``tick`` while waiting for it.
+
+    With ``until_caught_up``, ``None`` once the poller has delivered everything available
+    and waits for its next poll (``poller.idle``).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(anext(poller))
+    idle = asyncio.ensure_future(poller.wait_idle()) if until_caught_up else None
+    waiters: set[asyncio.Future[Any]] = {task} if idle is None else {task, idle}
+    caught_up_since: float | None = None
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                waiters, timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if task in done:
+                break
+            tick()
+            if not until_caught_up:
+                continue
+            stop = idle in done
+            if not stop and poller.progress.caught_up:
+                now = loop.time()
+                caught_up_since = now if caught_up_since is None else caught_up_since
+                stop = now - caught_up_since >= _DRAIN_GRACE_S
+            if stop:
+                task.cancel()
+                await asyncio.wait({task})
+                break
+    except asyncio.CancelledError:
+        # Ctrl-C: stop the pending fetch before the poller is closed, so that closing
+        # (which saves the checkpoint) never runs alongside it.
+        task.cancel()
+        await asyncio.wait({task})
+        raise
+    finally:
+        if idle is not None:
+            idle.cancel()
+    if task.cancelled():
+        return None
+    try:
+        # An interval handed out just as we cancelled must still be used.
+        return task.result()
+    except StopAsyncIteration:
+        return None
