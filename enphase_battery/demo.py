@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TextIO
 
 from . import RateLimits
@@ -47,7 +47,13 @@ async def run_demo(*, live_seconds: float, speed: float, out: TextIO, table: boo
     """Run the demo; returns the exit code."""
     log = sys.stderr
     async with EnphaseSimulator(
-        seed=7, systems=1, encharges=2, speed=speed, history=timedelta(days=2)
+        seed=7,
+        systems=1,
+        encharges=2,
+        speed=speed,
+        history=timedelta(days=2),
+        # Now and then a device uploads an interval hours late, as cellular gateways do.
+        late_probability=0.03,
     ) as sim:
         system_id = sim.system_ids[0]
         print(f"simulator on {sim.base_url} (clock x{speed:g}: an hour per second)", file=log)
@@ -63,7 +69,8 @@ async def run_demo(*, live_seconds: float, speed: float, out: TextIO, table: boo
             )
             start_at = sim.clock.now() - timedelta(days=1)
             counts: Counter[str] = Counter()
-            partial = 0
+            partial = late = 0
+            newest: dict[str, datetime] = {}
             if table:
                 print(_HEADER, file=out)
             deadline = time.monotonic() + live_seconds
@@ -83,13 +90,18 @@ async def run_demo(*, live_seconds: float, speed: float, out: TextIO, table: boo
                         break
                     counts[interval.source] += 1
                     partial += interval.partial
+                    if interval.end_at < newest.get(interval.source, interval.end_at):
+                        late += 1  # arrived after later intervals of its stream
+                    newest[interval.source] = max(
+                        interval.end_at, newest.get(interval.source, interval.end_at)
+                    )
                     print(_row(interval) if table else _json_line(interval), file=out, flush=True)
             progress = poller.progress
             print("\nsummary", file=log)
             for source, count in sorted(counts.items(), key=lambda kv: kv[0] != BATTERY):
                 print(f"  {source:<13} {count:>5} intervals", file=log)
             print(
-                f"  {sum(counts.values())} intervals ({partial} partial) from "
+                f"  {sum(counts.values())} intervals ({partial} partial, {late} late) from "
                 f"{progress.requests} poller requests; {client.quota_used} API calls in all, "
                 f"{client.quota_remaining} left in the month's quota",
                 file=log,
