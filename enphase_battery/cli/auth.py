@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from aiohttp import web
 
-from ..auth import FileTokenStore, OAuth2Token, TokenManager
+from ..auth import FileTokenStore, TokenManager
 from .errors import EXIT_API_ERROR, EXIT_AUTH, EXIT_OK, EXIT_USAGE, PROG, CliError
-from .output import _SECRETS, _cell, _out, _pairs, _print_json
-from .session import _load_token
+from .output import _cell, _out, _pairs, _print_json
+from .session import _load_token, _token_manager
 from .settings import _Context, _write_private_json
 
 #: Where ``auth login --listen`` listens unless told otherwise; the app's registered
@@ -36,19 +36,8 @@ async def _cmd_auth_login(ctx: _Context) -> int:
         raise CliError("give --listen or --code, not both", EXIT_USAGE)
     store = FileTokenStore(ctx.token_path)
 
-    async def save_token(token: OAuth2Token) -> None:
-        _SECRETS.update((token.access_token, token.refresh_token))
-        await store.save(token)
-
     async with aiohttp.ClientSession() as session:
-        manager = TokenManager(
-            client_id=client_id,
-            client_secret=client_secret,
-            token_url=ctx.token_url,
-            authorize_url=ctx.authorize_url,
-            session=session,
-            on_refresh=save_token,
-        )
+        manager = _token_manager(ctx, session, store)
         if args.listen is not None:
             code, redirect_uri = await _receive_code(manager, args.listen, args.timeout)
         else:

@@ -21,11 +21,10 @@ from .usage import _UsageLedger
 async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
     """An :class:`EnphaseClient` signed in with the saved token; rotated tokens are saved."""
     api_key = ctx.credential("api_key")
-    client_id = ctx.credential("client_id")
-    client_secret = ctx.credential("client_secret")
     assert api_key is not None
-    assert client_id is not None
-    assert client_secret is not None
+    # Missing app credentials are reported before a missing token.
+    ctx.credential("client_id")
+    ctx.credential("client_secret")
     store = FileTokenStore(ctx.token_path)
     token = _load_token(store)
     if token is None:
@@ -35,20 +34,8 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
     _SECRETS.update((token.access_token, token.refresh_token))
     ledger = _UsageLedger(ctx.directory / "usage.json", api_key)
 
-    async def save_token(new: OAuth2Token) -> None:
-        _SECRETS.update((new.access_token, new.refresh_token))
-        await store.save(new)
-
     async with aiohttp.ClientSession() as session:
-        manager = TokenManager(
-            client_id=client_id,
-            client_secret=client_secret,
-            token=token,
-            token_url=ctx.token_url,
-            authorize_url=ctx.authorize_url,
-            session=session,
-            on_refresh=save_token,
-        )
+        manager = _token_manager(ctx, session, store, token)
         client = EnphaseClient(
             api_key=api_key,
             auth=manager,
@@ -62,6 +49,36 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
         finally:
             ledger.sync(client)
             await client.close()
+
+
+def _token_manager(
+    ctx: _Context,
+    session: aiohttp.ClientSession,
+    store: FileTokenStore,
+    token: OAuth2Token | None = None,
+) -> TokenManager:
+    """A token manager for the configured app that saves every new token to ``store``.
+
+    New tokens join the secrets scrubbed from error lines before they are used.
+    """
+    client_id = ctx.credential("client_id")
+    client_secret = ctx.credential("client_secret")
+    assert client_id is not None
+    assert client_secret is not None
+
+    async def save_token(new: OAuth2Token) -> None:
+        _SECRETS.update((new.access_token, new.refresh_token))
+        await store.save(new)
+
+    return TokenManager(
+        client_id=client_id,
+        client_secret=client_secret,
+        token=token,
+        token_url=ctx.token_url,
+        authorize_url=ctx.authorize_url,
+        session=session,
+        on_refresh=save_token,
+    )
 
 
 def _load_token(store: FileTokenStore) -> OAuth2Token | None:
