@@ -41,6 +41,7 @@ from .exceptions import (
     InvalidRequestError,
     ResponseFormatError,
 )
+from .redaction import scrub
 
 __all__ = [
     "DEFAULT_AUTHORIZE_URL",
@@ -487,7 +488,7 @@ class TokenManager:
                     )
                 )
             return OAuth2Token.from_response(body)
-        body = _scrub(body, self.secrets() + tuple(params.values()))
+        body = scrub(body, self.secrets() + tuple(params.values()))
         if status == 429 or status >= 500:
             raise _TransientTokenError(
                 ApiError(
@@ -556,17 +557,3 @@ def _log_token_retry(details: Any) -> None:
         details.get("wait", 0.0),
         exc,
     )
-
-
-def _scrub(body: Any, secrets: tuple[str, ...]) -> Any:
-    """Remove any secret the server may have echoed from an error body."""
-    if isinstance(body, str):
-        for secret in secrets:
-            if secret and len(secret) >= 4:
-                body = body.replace(secret, "***")
-        return body
-    if isinstance(body, dict):
-        return {k: ("***" if "token" in str(k) else _scrub(v, secrets)) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_scrub(v, secrets) for v in body]
-    return body

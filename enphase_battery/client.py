@@ -52,6 +52,7 @@ from .models import (
     SystemDevices,
     converter,
 )
+from .redaction import scrub
 from .routes import ROUTES, Route
 
 __all__ = ["DEFAULT_BASE_URL", "EnphaseClient"]
@@ -516,7 +517,7 @@ class EnphaseClient:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = _truncate(raw)
-        body = self._redact_body(body)
+        body = self._redact(body)
         detail = _detail(body)
         where = {"status": status, "body": body, "method": route.method, "path": path}
         if status == 401:
@@ -621,19 +622,8 @@ class EnphaseClient:
             values.extend(self._token_manager.secrets())
         return tuple(v for v in values if v)
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        return text
-
-    def _redact_body(self, body: Any) -> Any:
-        if isinstance(body, str):
-            return self._redact(body)
-        if isinstance(body, dict):
-            return {k: self._redact_body(v) for k, v in body.items()}
-        if isinstance(body, list):
-            return [self._redact_body(v) for v in body]
-        return body
+    def _redact(self, value: Any) -> Any:
+        return scrub(value, self._secrets())
 
 
 def _telemetry_params(

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ..redaction import scrub
 from .errors import PROG
 
 #: Every secret seen in this run, removed from any error message as a last line of defence.
@@ -88,7 +89,4 @@ def _warn(message: str) -> None:
 
 
 def _one_line(message: str) -> str:
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return " ".join(message.split())
+    return " ".join(scrub(message, tuple(_SECRETS)).split())
