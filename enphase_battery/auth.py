@@ -418,7 +418,6 @@ class TokenManager:
             raise
         finally:
             _REFRESHING.reset(marker)
-        del old
 
     def lend_session(self, session: aiohttp.ClientSession) -> None:
         """Use ``session`` (not closed by this manager) while it has none of its own.
