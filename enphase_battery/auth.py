@@ -17,31 +17,19 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import json
 import logging
-import os
 import random
-import tempfile
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlencode
 
 import aiohttp
-import attrs
-import backoff
 
-from .exceptions import (
-    ApiError,
-    AuthenticationError,
-    EnphaseConnectionError,
-    EnphaseError,
-    InvalidRequestError,
-    ResponseFormatError,
-)
-from .redaction import scrub
+from .exceptions import AuthenticationError, EnphaseError, InvalidRequestError
+from .token_endpoint import TokenEndpoint
+from .tokens import FileTokenStore, OAuth2Token, utcnow
 
 __all__ = [
     "DEFAULT_AUTHORIZE_URL",
@@ -66,151 +54,11 @@ DEFAULT_REDIRECT_URI = "https://api.enphaseenergy.com/oauth/redirect_uri"
 AccessTokenProvider = Callable[[], Awaitable[str]]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _to_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidRequestError("expires_at must be a timezone-aware datetime")
-    return value.astimezone(UTC)
-
-
-@attrs.frozen(repr=False)
-class OAuth2Token:
-    """An access token and the refresh token that renews it.
-
-    ``repr()`` and ``str()`` show only the expiry: tokens never reach logs or tracebacks.
-    """
-
-    access_token: str
-    refresh_token: str
-    expires_at: datetime = attrs.field(converter=_to_utc)
-    token_type: str = "bearer"
-    scope: str | None = None
-
-    @classmethod
-    def from_response(cls, payload: Mapping[str, Any], *, now: datetime | None = None) -> Self:
-        """Build a token from the token endpoint's JSON (``access_token``, ``expires_in``...)."""
-        try:
-            access_token = payload["access_token"]
-            refresh_token = payload["refresh_token"]
-            expires_in = float(payload["expires_in"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ResponseFormatError(
-                f"token response lacks a valid {err.args[0] if err.args else 'field'!s}",
-                status=200,
-                body=sorted(payload) if isinstance(payload, Mapping) else None,
-            ) from None
-        if not isinstance(access_token, str) or not isinstance(refresh_token, str):
-            raise ResponseFormatError("token response holds non-string tokens", status=200)
-        issued = now or _utcnow()
-        scope = payload.get("scope")
-        return cls(
-            access_token=access_token,
-            refresh_token=refresh_token,
-            expires_at=issued + timedelta(seconds=expires_in),
-            token_type=str(payload.get("token_type") or "bearer"),
-            scope=scope if isinstance(scope, str) else None,
-        )
-
-    def expires_within(self, skew: timedelta, *, now: datetime | None = None) -> bool:
-        """Whether the access token expires within ``skew`` from ``now``."""
-        return (now or _utcnow()) + skew >= self.expires_at
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form :class:`FileTokenStore` writes."""
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "expires_at": self.expires_at.isoformat(),
-            "token_type": self.token_type,
-            "scope": self.scope,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Inverse of :meth:`to_dict`."""
-        try:
-            return cls(
-                access_token=str(data["access_token"]),
-                refresh_token=str(data["refresh_token"]),
-                expires_at=datetime.fromisoformat(str(data["expires_at"])),
-                token_type=str(data.get("token_type") or "bearer"),
-                scope=data.get("scope"),
-            )
-        except (KeyError, ValueError) as err:
-            raise InvalidRequestError(f"stored token is malformed: {err.args[0]!s}") from None
-
-    def __repr__(self) -> str:
-        return f"OAuth2Token(expires_at={self.expires_at.isoformat()!r})"
-
-    __str__ = __repr__
-
-
-class FileTokenStore:
-    """Persists an :class:`OAuth2Token` as JSON in one file, atomically, mode 0600.
-
-    Usable directly as ``TokenManager(on_refresh=store.save)``, so a rotated refresh token
-    is on disk before the new access token is used.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"FileTokenStore({str(self.path)!r})"
-
-    def load(self) -> OAuth2Token | None:
-        """Read the stored token, or ``None`` when the file does not exist."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise InvalidRequestError(f"token file {self.path} is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise InvalidRequestError(f"token file {self.path} does not hold a token")
-        return OAuth2Token.from_dict(data)
-
-    def save_sync(self, token: OAuth2Token) -> None:
-        """Write ``token`` atomically: a 0600 temp file in the same directory, then rename."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(token.to_dict(), indent=2).encode("utf-8")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            # mkstemp already creates the file 0600; fchmod makes it explicit whatever umask.
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
-
-    async def save(self, token: OAuth2Token) -> None:
-        """Async form of :meth:`save_sync`, run off the event loop."""
-        await asyncio.to_thread(self.save_sync, token)
-
-
 #: Set while a TokenManager awaits its ``on_refresh`` hook, so a hook that calls back
 #: into the client gets the new token instead of deadlocking on the refresh lock.
 _REFRESHING: contextvars.ContextVar[tuple[TokenManager, OAuth2Token] | None] = (
     contextvars.ContextVar("enphase_battery_refreshing", default=None)
 )
-
-
-class _TransientTokenError(EnphaseError):
-    """A token-endpoint failure worth retrying (5xx, 429, network); internal only."""
-
-    def __init__(self, cause: EnphaseError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 class TokenManager:
@@ -252,15 +100,19 @@ class TokenManager:
         self.client_id = client_id
         self._client_secret = client_secret
         self._token = token
-        self.token_url = token_url
         self.authorize_url = authorize_url
         self._session = session
         self._owns_session = False
         self._on_refresh = on_refresh
         self.refresh_skew = refresh_skew
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._max_tries = max(1, max_tries)
-        self._max_retry_time = max_retry_time
+        self._endpoint = TokenEndpoint(
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=timeout,
+            max_tries=max_tries,
+            max_retry_time=max_retry_time,
+        )
         self._lock = asyncio.Lock()
         self._lifetime: timedelta | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -275,6 +127,11 @@ class TokenManager:
         return f"TokenManager(client_id={self.client_id!r}, expires_at={expiry!r})"
 
     # -- public API -----------------------------------------------------------------
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 token endpoint this manager requests tokens from."""
+        return self._endpoint.token_url
 
     @property
     def token(self) -> OAuth2Token | None:
@@ -402,7 +259,7 @@ class TokenManager:
         if old is not None:
             self._retired.extend((old.access_token, old.refresh_token))
         self._token = token
-        self._lifetime = token.expires_at - _utcnow()
+        self._lifetime = token.expires_at - utcnow()
         self.refresh_count += 1
         _LOGGER.debug("new access token, expires at %s", token.expires_at.isoformat())
         if self._on_refresh is None:
@@ -436,83 +293,7 @@ class TokenManager:
         return self._session
 
     async def _token_request(self, params: dict[str, str]) -> OAuth2Token:
-        @backoff.on_exception(
-            backoff.expo,
-            _TransientTokenError,
-            max_tries=self._max_tries,
-            max_time=self._max_retry_time,
-            jitter=backoff.full_jitter,
-            on_backoff=_log_token_retry,
-            logger=None,
-        )
-        async def attempt() -> OAuth2Token:
-            return await self._token_request_once(params)
-
-        try:
-            return await attempt()
-        except _TransientTokenError as err:
-            raise err.cause from None
-
-    async def _token_request_once(self, params: dict[str, str]) -> OAuth2Token:
-        headers = {
-            "Authorization": aiohttp.encode_basic_auth(self.client_id, self._client_secret),
-            "Accept": "application/json",
-        }
-        grant = params.get("grant_type", "")
-        path = f"token ({grant})"
-        try:
-            async with self._get_session().post(
-                self.token_url, params=params, headers=headers, timeout=self._timeout
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as err:
-            # Never chain: aiohttp's messages can include the URL and its query string.
-            raise _TransientTokenError(
-                EnphaseConnectionError(f"token endpoint unreachable: {type(err).__name__}")
-            ) from None
-        body: Any
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw[:500].decode("utf-8", "replace")
-        if 200 <= status < 300:
-            if not isinstance(body, dict):
-                raise _TransientTokenError(
-                    ResponseFormatError(
-                        "token response is not a JSON object",
-                        status=status,
-                        method="POST",
-                        path=path,
-                    )
-                )
-            return OAuth2Token.from_response(body)
-        body = scrub(body, self.secrets() + tuple(params.values()))
-        if status == 429 or status >= 500:
-            raise _TransientTokenError(
-                ApiError(
-                    "token endpoint failed", status=status, body=body, method="POST", path=path
-                )
-            )
-        error = body.get("error") if isinstance(body, dict) else None
-        if grant == "refresh_token":
-            raise AuthenticationError(
-                "the refresh token was refused"
-                + (f" ({error})" if error else "")
-                + ": it lapses after 30 days unused or once rotated; sign in again with"
-                " `enphase-battery auth login`",
-                status=status,
-                body=body,
-                method="POST",
-                path=path,
-            )
-        raise AuthenticationError(
-            "the token request was refused" + (f" ({error})" if error else ""),
-            status=status,
-            body=body,
-            method="POST",
-            path=path,
-        )
+        return await self._endpoint.request(self._get_session(), params, self.secrets())
 
     async def _refresh_loop(self) -> None:
         failures = 0
@@ -522,7 +303,7 @@ class TokenManager:
                 delay = 60.0
             else:
                 skew = self._effective_skew()
-                due = token.expires_at - skew - _utcnow()
+                due = token.expires_at - skew - utcnow()
                 # Wake up a little before the skew would make access_token() refresh; the
                 # margin stays below the skew, or short-lived tokens would be refreshed
                 # in a tight loop.
@@ -546,13 +327,3 @@ class TokenManager:
             except Exception:
                 _LOGGER.exception("background token refresh failed in on_refresh")
                 await asyncio.sleep(5.0)
-
-
-def _log_token_retry(details: Any) -> None:
-    exc = details.get("exception")
-    _LOGGER.debug(
-        "retrying token request (try %s, waiting %.2f s): %s",
-        details.get("tries"),
-        details.get("wait", 0.0),
-        exc,
-    )

@@ -594,7 +594,7 @@ async def test_client_closes_the_session_it_created(
 ) -> None:
     client = make_client()
     await client.get_system_grid_status(SYSTEM_ID)
-    session = client._session
+    session = client._transport.session
     assert isinstance(session, aiohttp.ClientSession)
     assert not session.closed
     await client.close()
@@ -774,7 +774,7 @@ async def test_token_manager_borrows_the_clients_session(
         await client.get_system_grid_status(SYSTEM_ID)
         assert fake.grants == ["refresh_token"]
         # One pool for both: the refresh went through the client's session.
-        assert manager._session is client._session
+        assert manager._session is client._transport.session
     # The client closed its session; the manager makes its own when it needs one.
     await manager.refresh()
     assert manager._session is not None
