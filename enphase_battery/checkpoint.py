@@ -16,11 +16,19 @@ import json
 import os
 import sqlite3
 import threading
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["CheckpointStore", "MemoryCheckpoint", "SqliteCheckpoint", "StreamState", "open_store"]
+__all__ = [
+    "CheckpointStore",
+    "MemoryCheckpoint",
+    "SqliteCheckpoint",
+    "StreamState",
+    "TransactionalCheckpointStore",
+    "open_store",
+]
 
 
 @attrs.frozen
@@ -68,6 +76,20 @@ class CheckpointStore(Protocol):
         ...
 
 
+@runtime_checkable
+class TransactionalCheckpointStore(CheckpointStore, Protocol):
+    """A store that can also write its state through the consumer's own connection.
+
+    ``Batch.commit(conn)`` calls :meth:`commit_with`: the consumer's rows and the
+    checkpoint then commit together, so after a crash nothing is lost and nothing comes
+    twice.  A PostgreSQL store implements the same method over its driver's connection.
+    """
+
+    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
+        """Write ``states`` inside ``conn``'s open transaction, then commit it."""
+        ...
+
+
 class MemoryCheckpoint:
     """Keeps state in memory: restarts of the poller object within one process resume."""
 
@@ -84,6 +106,12 @@ class MemoryCheckpoint:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+_UPSERT = (
+    "INSERT INTO stream_checkpoint (stream, state) VALUES (?, ?)"
+    " ON CONFLICT(stream) DO UPDATE SET state = excluded.state"
+)
 
 
 class SqliteCheckpoint:
@@ -129,11 +157,7 @@ class SqliteCheckpoint:
 
     def _save(self, key: str, text: str) -> None:
         with self._lock:
-            self._connect().execute(
-                "INSERT INTO stream_checkpoint (stream, state) VALUES (?, ?)"
-                " ON CONFLICT(stream) DO UPDATE SET state = excluded.state",
-                (key, text),
-            )
+            self._connect().execute(_UPSERT, (key, text))
 
     def _close(self) -> None:
         with self._lock:
@@ -148,6 +172,18 @@ class SqliteCheckpoint:
     async def save(self, key: str, state: StreamState) -> None:
         """Replace the state of stream ``key`` (one transaction)."""
         await asyncio.to_thread(self._save, key, state.to_json())
+
+    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
+        """Write ``states`` through ``conn`` (a ``sqlite3.Connection`` to this same file,
+        holding the caller's uncommitted rows) and commit: rows and checkpoint at once.
+
+        Runs on the event loop: it is the caller's connection, used where the caller
+        uses it, and its commit is one WAL append.
+        """
+        if not isinstance(conn, sqlite3.Connection):
+            raise TypeError("commit_with needs a sqlite3.Connection")
+        conn.executemany(_UPSERT, [(key, state.to_json()) for key, state in states])
+        conn.commit()
 
     async def close(self) -> None:
         """Close the database."""

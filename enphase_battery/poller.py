@@ -3,47 +3,41 @@
 How it stays correct against the real service:
 
 * **What is new comes from the API and the checkpoint, never the local clock.**  Each
-  stream (the system's ``"battery"`` aggregate, and each Encharge) keeps a watermark:
-  every interval ending at or before it is done.  Each poll asks for the week after the
-  watermark (the widest window, 672 intervals, one request) and keeps going window by
-  window while the API answers with full windows, so catch-up after downtime costs one
-  request per stream per week of history.  The local clock only paces the polls.
-* **Partial intervals** (``devices_reporting`` below the system's total) are held back
-  until they are complete, or until they are older than ``settle`` relative to the
-  newest interval the API has shown; then they come out as they are, flagged
-  ``partial``.
-* **Late intervals** (a gap, later intervals already there): the watermark stays before
-  the gap, and the intervals delivered past it are remembered, so the next poll (which
-  starts at the watermark) picks the late one up and nothing comes twice.  A gap older
-  than ``late_horizon`` (default six days, inside one week window) relative to the newest
-  data is given up: the API has nothing there.
-* **Delivery**: an interval counts as delivered when the consumer asks for the next one
-  or stops gracefully (``break`` inside ``async with``, ``aclose()``, cancellation); the
-  checkpoint is saved before the next interval is handed out.  After a crash, at most
-  the one interval that was in the consumer's hands comes again.
+  stream (each Encharge, and the system's ``"battery"`` aggregate) keeps a watermark
+  (:mod:`enphase_battery.streams`).  Each poll asks for the week after the watermark (the
+  widest window, 672 intervals, one request) and keeps going window by window while the
+  API answers with full windows, so catch-up after downtime costs one request per stream
+  per week of history.  The local clock only paces the polls
+  (:mod:`enphase_battery.pacing`).
+* **Delivery** (:mod:`enphase_battery.delivery`): an interval counts as delivered when
+  the consumer asks for the next one or calls :meth:`TelemetryPoller.commit`; the
+  checkpoint is saved before the next interval is handed out.  An exception or a
+  cancellation in the consumer never delivers the interval in hand: after a restart (or
+  a crash) at most that one interval comes again.
 * **Quota**: polls are paced so that, in steady state, the poller spends at most
   ``quota_share`` (80 %) of the plan's monthly quota, leaving the rest for the user's
   other calls.
+
+This module is the one-system front: discovery, what to fetch next, and retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import os
 import random
-import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import attrs
 
-from .checkpoint import CheckpointStore, StreamState, open_store
+from .checkpoint import CheckpointStore, open_store
+from .delivery import Batch, BatchIterator, Delivery
 from .exceptions import (
     ApiError,
     EnphaseConnectionError,
@@ -53,13 +47,25 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
-from .models import BatteryInterval, BatteryTelemetry, EnchargeTelemetry, Granularity
+from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
+from .pacing import MIN_POLL_INTERVAL_S, MONTH_S, PollPacer, poll_interval_for
+from .streams import (
+    BATTERY,
+    INTERVAL_S,
+    StreamKey,
+    StreamLog,
+    TelemetryInterval,
+    first_interval_hint,
+    to_intervals,
+)
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
 __all__ = [
     "BATTERY",
+    "MIN_POLL_INTERVAL_S",
+    "Batch",
     "PollerProgress",
     "TelemetryInterval",
     "TelemetryPoller",
@@ -69,47 +75,7 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-#: ``source`` of the system-level battery stream.
-BATTERY = "battery"
-INTERVAL_S = 900
 WEEK_S = Granularity.WEEK.span_s
-#: Intervals arrive every 15 minutes: polling faster cannot bring more.
-MIN_POLL_INTERVAL_S = 900.0
-#: Average month, for quota pacing.
-MONTH_S = 30.4375 * 86_400
-_FIRST_INTERVAL = re.compile(r"first_interval\D{0,8}(\d{9,11})")
-
-
-@attrs.frozen
-class TelemetryInterval:
-    """One 15-minute interval of one stream, as the poller delivers it.
-
-    Attributes:
-        system_id: the system.
-        source: ``"battery"`` for the system aggregate, else the Encharge serial number.
-        end_at: end of the interval (tz-aware UTC); it covers ``(end_at - 15 min, end_at]``.
-        charge_wh / discharge_wh: energy into / out of the battery over the interval.
-        soc_percent: state of charge at ``end_at``.
-        devices_reporting / total_devices: how many of the system's batteries the
-            values cover (1/1 for an Encharge stream).
-        partial: ``True`` when delivered with ``devices_reporting < total_devices``
-            because it stayed incomplete for longer than ``settle``.
-    """
-
-    system_id: int
-    source: str
-    end_at: datetime
-    charge_wh: int
-    discharge_wh: int
-    soc_percent: int | None
-    devices_reporting: int | None
-    total_devices: int | None
-    partial: bool = False
-
-    @property
-    def start_at(self) -> datetime:
-        """Start of the interval."""
-        return self.end_at - timedelta(seconds=INTERVAL_S)
 
 
 @attrs.frozen
@@ -122,111 +88,6 @@ class PollerProgress:
     caught_up: bool
     retries: int
     watermarks: dict[str, datetime | None]
-
-
-def poll_interval_for(
-    client: EnphaseClient, streams: int, *, quota_share: float = 0.8, extra_calls: float = 30.0
-) -> float:
-    """Seconds between polls so that ``streams`` requests per poll (plus ``extra_calls`` a
-    month for discovery) stay within ``quota_share`` of the monthly quota.
-
-    Example: the Watt plan's 1,000 calls with 80 % for the poller, one stream, 30
-    discovery calls: ``2,629,800 s / 770 calls`` = one poll every 57 minutes.
-    """
-    limits = client.rate_limits
-    streams = max(1, streams)
-    floor = max(MIN_POLL_INTERVAL_S, streams * limits.min_spacing_s)
-    if limits.monthly_quota is None:
-        return floor
-    budget = limits.monthly_quota * quota_share - extra_calls
-    if budget <= 0:
-        raise InvalidRequestError("the monthly quota leaves nothing for the poller")
-    return max(floor, MONTH_S * streams / budget)
-
-
-class _Stream:
-    """Bookkeeping of one stream: pure logic, no I/O."""
-
-    def __init__(self, system_id: int, source: str, state: StreamState | None) -> None:
-        self.system_id = system_id
-        self.source = source
-        self.key = f"{system_id}/{source}"
-        self.watermark: int | None = state.watermark if state else None
-        self.delivered: set[int] = set(state.delivered) if state else set()
-        self.queued: set[int] = set()
-        self.held: set[int] = set()
-        self.newest: int | None = None
-        self.cursor: int | None = None
-        self.dirty = False
-
-    def state(self) -> StreamState | None:
-        if self.watermark is None:
-            return None
-        return StreamState(self.watermark, tuple(sorted(self.delivered)))
-
-    def accept(
-        self, intervals: Sequence[TelemetryInterval], settle_s: float
-    ) -> list[TelemetryInterval]:
-        """Intervals of one API answer -> those to deliver now (sorted)."""
-        if not intervals:
-            return []
-        ends = [int(iv.end_at.timestamp()) for iv in intervals]
-        newest = max(ends)
-        if self.newest is None or newest > self.newest:
-            self.newest = newest
-        watermark = self.watermark if self.watermark is not None else -1
-        ready: list[TelemetryInterval] = []
-        for end, iv in zip(ends, intervals, strict=True):
-            if end <= watermark or end in self.delivered or end in self.queued:
-                continue
-            complete = (
-                iv.devices_reporting is None
-                or iv.total_devices is None
-                or iv.devices_reporting >= iv.total_devices
-            )
-            if not complete and self.newest - end < settle_s:
-                self.held.add(end)
-                continue
-            self.held.discard(end)
-            self.queued.add(end)
-            ready.append(iv if complete else attrs.evolve(iv, partial=True))
-        ready.sort(key=lambda iv: iv.end_at)
-        return ready
-
-    def mark_delivered(self, end: int, late_horizon_s: float) -> None:
-        self.queued.discard(end)
-        if self.watermark is None or end > self.watermark:
-            self.delivered.add(end)
-        self.advance(late_horizon_s)
-
-    def advance(self, late_horizon_s: float) -> None:
-        """Move the watermark over delivered intervals and over gaps given up."""
-        if self.watermark is None:
-            return
-        moved = False
-        while True:
-            slot = self.watermark + INTERVAL_S
-            if slot in self.delivered:
-                self.delivered.discard(slot)
-            elif (
-                self.newest is not None
-                and self.newest - slot >= late_horizon_s
-                and slot not in self.queued
-                and slot not in self.held
-            ):
-                # A gap this far behind the newest data is given up.  Jump straight to the
-                # next slot that still matters rather than walk a long outage slot by slot.
-                pending = [s for s in (*self.delivered, *self.queued, *self.held) if s > slot]
-                limit = int(self.newest - late_horizon_s)
-                limit -= limit % INTERVAL_S
-                target = min([*pending, limit + INTERVAL_S]) - INTERVAL_S
-                slot = max(slot, target)
-            else:
-                break
-            self.watermark = slot
-            moved = True
-        if moved:
-            self.dirty = True
 
 
 class TelemetryPoller:
@@ -255,7 +116,11 @@ class TelemetryPoller:
             429's reset time is waited for too, but no longer than the longest wait.
 
     Use ``async with TelemetryPoller(...) as poller: async for interval in poller: ...``
-    so that leaving the loop early (``break``) saves the checkpoint.
+    so that the checkpoint is saved and released on any exit.  An interval counts as
+    delivered when the next one is asked for or at ``await poller.commit()``; leaving
+    the loop (``break``, an exception, a cancellation) without ``commit()`` leaves the
+    last interval to come again after a restart.  :meth:`batches` hands out
+    :class:`~enphase_battery.delivery.Batch` es instead.
 
     Raises out of the iterator: :class:`~enphase_battery.AuthenticationError` (the user
     must sign in again), :class:`~enphase_battery.NotFoundError` (the system is gone),
@@ -319,15 +184,10 @@ class TelemetryPoller:
         self._late_horizon_s = late_horizon.total_seconds()
         self._quota_share = quota_share
         self._rediscover_s = rediscover_every.total_seconds()
-        self._streams: dict[str, _Stream] = {}
-        self._ready: collections.deque[tuple[_Stream, TelemetryInterval]] = collections.deque()
-        self._in_hand: tuple[_Stream, TelemetryInterval] | None = None
-        self._plan: collections.deque[_Stream] = collections.deque()
-        self._next_poll_at: float | None = None
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
-        self.last_poll_wait_s: float | None = None
+        self._streams: dict[StreamKey, StreamLog] = {}
+        self._delivery = Delivery(self._store, self._step, self._late_horizon_s)
+        self._plan: collections.deque[StreamLog] = collections.deque()
+        self._pacer = PollPacer()
         # Latest report time of each Encharge seen in the current poll (epoch seconds).
         self._last_reports: dict[str, int] = {}
         self._discovered_at: float | None = None
@@ -335,7 +195,6 @@ class TelemetryPoller:
         self._closed = False
         self._caught_up = False
         self._failures = 0
-        self.intervals_emitted = 0
         self.requests = 0
         #: Retries of the poller's own, after the client gave up on a request.
         self.retries = 0
@@ -351,15 +210,33 @@ class TelemetryPoller:
     async def __anext__(self) -> TelemetryInterval:
         if self._closed:
             raise StopAsyncIteration
-        await self._commit_in_hand()
         if not self._started:
             await self._start()
-        while not self._ready:
-            await self._step()
-        item = self._ready.popleft()
-        self._in_hand = item
-        self.intervals_emitted += 1
-        return item[1]
+        return await self._delivery.next()
+
+    async def commit(self) -> None:
+        """Count the interval (or batch) in hand as delivered, and save the checkpoint.
+
+        Asking for the next interval does the same; call it before a ``break`` that
+        should not see the last interval again after a restart.
+        """
+        await self._delivery.commit()
+
+    def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> BatchIterator:
+        """``async for batch in poller.batches(...)``: intervals in :class:`Batch` es.
+
+        A batch holds up to ``max_size`` intervals; once it has one, it waits at most
+        ``max_wait`` seconds for more.  It counts as delivered when the next batch is
+        asked for or at ``await batch.commit()``; ``await batch.commit(conn)`` writes
+        the checkpoint inside your own SQLite transaction (see :class:`Batch`).
+        """
+        iterator = self._delivery.batches(max_size, max_wait)
+        return _StartingBatches(self, iterator)
+
+    @property
+    def intervals_emitted(self) -> int:
+        """Intervals handed out so far (one by one or in batches)."""
+        return self._delivery.handed_out
 
     async def __aenter__(self) -> Self:
         return self
@@ -373,12 +250,16 @@ class TelemetryPoller:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Count the interval in hand as delivered, save, and release the checkpoint."""
+        """Save what was committed and release the checkpoint.
+
+        The interval (or batch) in hand is not counted as delivered: call
+        :meth:`commit` first if it was stored, or it comes again after a restart.
+        """
         if self._closed:
             return
         self._closed = True
         try:
-            await self._commit_in_hand()
+            await self._delivery.close(self._streams.values())
         finally:
             if self._owns_store:
                 await self._store.close()
@@ -409,7 +290,7 @@ class TelemetryPoller:
     @property
     def idle(self) -> bool:
         """Whether the poller is waiting for its next poll, with everything delivered."""
-        return self._idle.is_set()
+        return self._pacer.idle
 
     async def wait_idle(self) -> None:
         """Return once the poller is waiting for its next poll with nothing left to deliver.
@@ -417,7 +298,7 @@ class TelemetryPoller:
         For another task than the consumer's: a health check, a "caught up" signal, or a
         test that moves a simulator's clock between polls.
         """
-        await self._idle.wait()
+        await self._pacer.wait_idle()
 
     def poll_now(self) -> None:
         """Start the next poll now instead of waiting for the pacing interval.
@@ -425,9 +306,13 @@ class TelemetryPoller:
         For a "refresh" command of a bot or a dashboard; every poll costs one request per
         stream, so calling this often spends the quota faster than the pacing would.
         """
-        self._next_poll_at = None
         self._caught_up = False
-        self._wake.set()
+        self._pacer.poll_now()
+
+    @property
+    def last_poll_wait_s(self) -> float | None:
+        """Seconds the poller chose to wait before its latest poll (``None``: none yet)."""
+        return self._pacer.last_wait_s
 
     def current_poll_interval(self) -> float:
         """Seconds between polls in steady state."""
@@ -443,21 +328,6 @@ class TelemetryPoller:
 
     # -- internals ----------------------------------------------------------------
 
-    async def _commit_in_hand(self) -> None:
-        if self._in_hand is None:
-            return
-        stream, interval = self._in_hand
-        stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
-        await self._save(stream)
-        # Only once saved: a save cut short (cancellation) is done again by aclose().
-        self._in_hand = None
-
-    async def _save(self, stream: _Stream) -> None:
-        state = stream.state()
-        if state is not None:
-            await self._store.save(stream.key, state)
-        stream.dirty = False
-
     async def _start(self) -> None:
         self._started = True
         if self.include_battery:
@@ -467,25 +337,25 @@ class TelemetryPoller:
                 await self._add_stream(serial)
 
     async def _add_stream(self, source: str) -> None:
-        key = f"{self.system_id}/{source}"
+        key = (self.system_id, source)
         if key in self._streams:
             return
-        saved = await self._store.load(key)
-        stream = _Stream(self.system_id, source, saved)
-        if stream.watermark is None and self.start_at is not None:
-            epoch = int(self.start_at.timestamp())
-            stream.watermark = epoch - epoch % INTERVAL_S
-        elif stream.watermark is None and source != BATTERY:
-            battery = self._streams.get(f"{self.system_id}/{BATTERY}")
+        stream = StreamLog(key, None)
+        saved = await self._store.load(stream.store_key)
+        if saved is not None:
+            stream = StreamLog(key, saved)
+        elif self.start_at is not None:
+            stream.start_at(int(self.start_at.timestamp()))
+        elif source != BATTERY:
+            battery = self._streams.get((self.system_id, BATTERY))
             if battery is not None and battery.watermark is not None:
                 # A new Encharge starts where the system stream is.
-                stream.watermark = battery.watermark
+                stream.start_at(battery.watermark)
         self._streams[key] = stream
-        if saved is None and stream.watermark is not None:
-            # Save where a new stream starts now: a run that stops before polling it must
-            # not leave a rerun (without start_at) to begin at "today" and skip history.
-            await self._save(stream)
-        _LOGGER.debug("following stream %s from %s", key, stream.watermark)
+        # Save where a new stream starts now: a run that stops before polling it must
+        # not leave a rerun (without start_at) to begin at "today" and skip history.
+        await self._delivery.save(stream)
+        _LOGGER.debug("following stream %s from %s", stream.store_key, stream.watermark)
 
     async def _discover(self) -> None:
         self.requests += 1
@@ -498,10 +368,11 @@ class TelemetryPoller:
             if stream.source != BATTERY and stream.source not in current:
                 _LOGGER.info("Encharge %s is no longer listed; not following it", stream.source)
                 del self._streams[key]
+                self._delivery.forget(stream)
 
     async def _step(self) -> None:
         """Fetch the next window of the current poll, or wait for the next poll."""
-        stream: _Stream | None = None
+        stream: StreamLog | None = None
         try:
             if not self._plan:
                 # Discovery too: a transient failure of it is retried like any other.
@@ -522,7 +393,7 @@ class TelemetryPoller:
                 wait = max(wait, min(err.retry_after, max_wait))
             _LOGGER.warning(
                 "poll of %s failed (%s: %s); retrying in %.0f s",
-                stream.key if stream is not None else f"{self.system_id}/devices",
+                stream.store_key if stream is not None else f"{self.system_id}/devices",
                 type(err).__name__,
                 err,
                 wait,
@@ -534,8 +405,7 @@ class TelemetryPoller:
             self._plan.popleft()
             if not self._plan:
                 self._caught_up = True
-        if stream.dirty:
-            await self._save(stream)
+        await self._delivery.save(stream)
 
     def _is_transient(self, err: Exception) -> bool:
         if isinstance(err, QuotaExceededError):
@@ -545,17 +415,7 @@ class TelemetryPoller:
         return type(err) is ApiError and err.status is not None and err.status >= 500
 
     async def _begin_poll(self) -> None:
-        if self._next_poll_at is not None:
-            delay = self._next_poll_at - time.monotonic()
-            self.last_poll_wait_s = max(0.0, delay)
-            if delay > 0:
-                self._idle.set()
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
-                finally:
-                    self._idle.clear()
-        self._wake.clear()
+        await self._pacer.wait_turn()
         self._caught_up = False
         self._last_reports.clear()
         if self._explicit_encharges is None and (
@@ -563,7 +423,7 @@ class TelemetryPoller:
             or time.monotonic() - self._discovered_at >= self._rediscover_s
         ):
             await self._discover()
-        self._next_poll_at = time.monotonic() + self.current_poll_interval()
+        self._pacer.begin(self.current_poll_interval())
         for stream in self._streams.values():
             stream.cursor = stream.watermark
         # Encharges first: their last report times can spare the battery stream the request
@@ -572,7 +432,7 @@ class TelemetryPoller:
             sorted(self._streams.values(), key=lambda s: s.source == BATTERY)
         )
 
-    async def _fetch_window(self, stream: _Stream) -> bool:
+    async def _fetch_window(self, stream: StreamLog) -> bool:
         """One request for ``stream``; returns True when it reached the newest data."""
         start = stream.cursor
         granularity = Granularity.WEEK if start is not None else Granularity.DAY
@@ -593,6 +453,7 @@ class TelemetryPoller:
                 raise
             _LOGGER.warning("Encharge %s not found; no longer following it", stream.source)
             self._streams.pop(stream.key, None)
+            self._delivery.forget(stream)
             return True
         except ApiError as err:
             if err.status != 422:
@@ -609,10 +470,10 @@ class TelemetryPoller:
             else:
                 return True
             start -= start % INTERVAL_S
-            stream.watermark = start
-            stream.dirty = True
-        ready = stream.accept(self._convert(stream, response), self._settle_s)
-        self._ready.extend((stream, iv) for iv in ready)
+            stream.start_at(start)
+        intervals = to_intervals(self.system_id, stream.source, response)
+        ready = stream.accept(intervals, self._settle_s)
+        self._delivery.offer(stream, ready)
         stream.advance(self._late_horizon_s)
         window_end = int(response.end_at.timestamp()) if response.end_at is not None else None
         span = granularity.span_s
@@ -624,7 +485,7 @@ class TelemetryPoller:
         return False
 
     def _data_ends_by(
-        self, stream: _Stream, response: BatteryTelemetry | EnchargeTelemetry, window_end: int
+        self, stream: StreamLog, response: BatteryTelemetry | EnchargeTelemetry, window_end: int
     ) -> bool:
         """Whether the API says there is no data after ``window_end`` (a full window).
 
@@ -645,58 +506,47 @@ class TelemetryPoller:
             return False
         return max(self._last_reports.values()) <= window_end
 
-    def _handle_422(self, stream: _Stream, err: ApiError) -> bool:
+    def _handle_422(self, stream: StreamLog, err: ApiError) -> bool:
         text = err.details or ""
         if isinstance(err.body, dict):
             text = " ".join(str(v) for v in err.body.values())
-        match = _FIRST_INTERVAL.search(text)
-        if match is not None:
-            first = int(match.group(1))
-            first -= first % INTERVAL_S
-            target = first - INTERVAL_S
-            if stream.cursor is None or target > stream.cursor:
-                # The stream's data starts later (a new Encharge, start_at before the
-                # system existed): jump to its first interval.
-                stream.cursor = target
-                if stream.watermark is None or target > stream.watermark:
-                    stream.watermark = target
-                    stream.delivered = {e for e in stream.delivered if e > target}
-                    stream.dirty = True
-                return False
+        first = first_interval_hint(text)
+        # The stream's data starts later (a new Encharge, start_at before the system
+        # existed): jump to its first interval.
+        if first is not None and stream.jump_to_first(first - INTERVAL_S):
+            return False
         if "future" in text.lower():
             return True
         raise err
 
-    def _convert(
-        self, stream: _Stream, response: BatteryTelemetry | EnchargeTelemetry
-    ) -> list[TelemetryInterval]:
-        system_id = self.system_id
-        source = stream.source
-        battery = isinstance(response, BatteryTelemetry)
-        # An Encharge's own interval covers that one device.
-        total = response.total_devices if battery else 1
-        return [
-            TelemetryInterval(
-                system_id,
-                source,
-                iv.end_at,
-                iv.charge.enwh,
-                iv.discharge.enwh,
-                iv.soc.percent,
-                iv.devices_reporting if isinstance(iv, BatteryInterval) else 1,
-                total,
-            )
-            for iv in response.intervals
-        ]
+
+class _StartingBatches(BatchIterator):
+    """The poller's batch iterator: starts the poller on first use."""
+
+    def __init__(self, poller: TelemetryPoller, inner: BatchIterator) -> None:
+        self._poller = poller
+        self._inner = inner
+
+    async def __anext__(self) -> Batch:
+        poller = self._poller
+        if poller._closed:
+            raise StopAsyncIteration
+        if not poller._started:
+            await poller._start()
+        return await self._inner.__anext__()
 
 
 async def collect(poller: TelemetryPoller, limit: int) -> list[TelemetryInterval]:
-    """Up to ``limit`` intervals from ``poller`` (a convenience for scripts and tests)."""
+    """Up to ``limit`` intervals from ``poller`` (a convenience for scripts and tests).
+
+    The last one is committed: the caller has them all.
+    """
     result: list[TelemetryInterval] = []
     if limit <= 0:
         return result
     async for interval in poller:
         result.append(interval)
         if len(result) >= limit:
+            await poller.commit()
             break
     return result

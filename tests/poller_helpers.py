@@ -233,8 +233,12 @@ def check_exactly_once(
 
 # -- consumers that stop and restart ---------------------------------------------------
 
-#: How a consumer stops after its k-th interval.
-STOPS = ("break", "aclose", "cancel", "crash")
+#: How a consumer stops after its k-th interval: ``break`` and ``aclose`` call
+#: ``commit()`` first (as the README recipes do); ``uncommitted`` breaks out of
+#: ``async with`` without it, so the last interval comes again, like after a crash.
+STOPS = ("break", "aclose", "cancel", "crash", "uncommitted")
+#: Stops after which the last interval taken comes again.
+REPEATING_STOPS = ("crash", "uncommitted")
 
 
 @attrs.define
@@ -262,23 +266,26 @@ async def consume(
     Whenever the poller has caught up, the next of ``ticks`` moves the simulated clock
     and starts the next poll.  When ``ticks`` run out first, the consumer is cancelled
     (``break``/``aclose``/``cancel`` then close the poller, ``crash`` does not).
-    Returns the intervals and whether the consumer crashed (did not close the poller).
+    Returns the intervals and whether the last one may come again.
     """
     got: list[TelemetryInterval] = []
     reached = asyncio.Event()
 
     async def consumer() -> None:
-        if stop == "break":
+        if stop in ("break", "uncommitted"):
             async with poller:
                 async for interval in poller:
                     got.append(interval)
                     if len(got) >= k:
+                        if stop == "break":
+                            await poller.commit()
                         break
         elif stop == "aclose":
             try:
                 async for interval in poller:
                     got.append(interval)
                     if len(got) >= k:
+                        await poller.commit()
                         return
             finally:
                 await poller.aclose()
@@ -307,12 +314,12 @@ async def consume(
             enough.cancel()
         if task.done():
             task.result()
-            return got, stop == "crash"
+            return got, stop in REPEATING_STOPS
         if reached.is_set() or not ticks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            return got, stop == "crash"
+            return got, stop in REPEATING_STOPS
         sim.clock.advance(ticks.pop(0))
         await wake(poller)
 

@@ -39,6 +39,7 @@ from enphase_battery.poller import (
 from .poller_helpers import (
     HOUR,
     NO_WAIT,
+    REPEATING_STOPS,
     STOPS,
     Driver,
     check_exactly_once,
@@ -150,8 +151,9 @@ async def test_restarts_continue_without_loss_or_duplicates(
         check_exactly_once(env, run.emitted, epoch(start_at), may_repeat=run.in_hand_at_crash)
         counts = Counter(key_of(iv) for iv in run.emitted)
         repeated = sorted(k for k, n in counts.items() if n > 1)
-        if stop == "crash":
-            # The interval in hand at each crash comes again, and nothing else.
+        if stop in REPEATING_STOPS:
+            # The interval in hand at each crash (or uncommitted break) comes again, and
+            # nothing else.
             assert repeated == sorted(key_of(iv) for iv in run.in_hand_at_crash)
         else:
             assert repeated == []

@@ -47,6 +47,7 @@ async def test_rerun_without_start_at_skips_nothing(tmp_path: Path) -> None:
             async for interval in poller:
                 first.append(interval)
                 if len(first) == 5:
+                    await poller.commit()
                     break
         assert len({iv.source for iv in first}) == 1
         async with TelemetryPoller(

@@ -183,6 +183,8 @@ async def _cmd_stream(ctx: _Context) -> int:
                     if interval is None:
                         break
                     writer.write(interval)
+                    # Written and flushed: only now does it count as delivered.
+                    await poller.commit()
                     progress.record(interval)
                     progress.update(poller, client)
                     ledger_sync()
@@ -253,7 +255,8 @@ async def _next_interval(
                 break
     except asyncio.CancelledError:
         # Ctrl-C: stop the pending fetch before the poller is closed, so that closing
-        # (which saves the checkpoint) never runs alongside it.
+        # never runs alongside it.  An interval it handed out just now is not written and
+        # not committed: it comes again on the next run.
         task.cancel()
         await asyncio.wait({task})
         raise

@@ -1,0 +1,292 @@
+"""The per-stream logic of the poller: pure code over a watermark and windows of intervals.
+
+No I/O and no clock here: a :class:`StreamLog` is told what the API answered and what the
+consumer took, and says what to deliver next and how far the watermark may move.  The
+one-system :class:`~enphase_battery.TelemetryPoller` and a multi-system engine feed the
+same logs, keyed by ``(system_id, source)``.
+
+* **Watermark**: every interval ending at or before it is done.  Intervals delivered
+  past a gap (out of order) are remembered in ``delivered`` until the gap fills or is
+  given up, so nothing comes twice.
+* **Partial intervals** (``devices_reporting`` below the total) are held back until
+  complete, or until older than ``settle`` relative to the newest interval the API has
+  shown; then they come out once, flagged ``partial``.
+* **Late intervals**: a gap older than ``late_horizon`` relative to the newest data is
+  given up: the API has nothing there.
+* **Bogus intervals** (outside the window asked for, or later than the answer's own
+  window end or the server's "now" allows) are dropped with a warning: they never reach
+  the consumer and never move a watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+from .checkpoint import StreamState
+from .models import BatteryInterval, BatteryTelemetry, EnchargeTelemetry
+
+__all__ = [
+    "BATTERY",
+    "INTERVAL_S",
+    "StreamKey",
+    "StreamLog",
+    "TelemetryInterval",
+    "checkpoint_key",
+    "first_interval_hint",
+    "to_intervals",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+#: ``source`` of the system-level battery stream.
+BATTERY = "battery"
+#: Length of one interval.
+INTERVAL_S = 900
+#: How a stream is named everywhere: ``(system_id, source)``.
+StreamKey = tuple[int, str]
+_FIRST_INTERVAL = re.compile(r"first_interval\D{0,8}(\d{9,11})")
+
+
+def checkpoint_key(key: StreamKey) -> str:
+    """The checkpoint store's key of a stream: ``"{system_id}/{source}"``."""
+    return f"{key[0]}/{key[1]}"
+
+
+@attrs.frozen
+class TelemetryInterval:
+    """One 15-minute interval of one stream, as the poller delivers it.
+
+    Attributes:
+        system_id: the system.
+        source: ``"battery"`` for the system aggregate, else the Encharge serial number.
+        end_at: end of the interval (tz-aware UTC); it covers ``(end_at - 15 min, end_at]``.
+        charge_wh / discharge_wh: energy into / out of the battery over the interval.
+        soc_percent: state of charge at ``end_at``.
+        devices_reporting / total_devices: how many of the system's batteries the
+            values cover (1/1 for an Encharge stream).
+        partial: ``True`` when delivered with ``devices_reporting < total_devices``
+            because it stayed incomplete for longer than ``settle``.
+    """
+
+    system_id: int
+    source: str
+    end_at: datetime
+    charge_wh: int
+    discharge_wh: int
+    soc_percent: int | None
+    devices_reporting: int | None
+    total_devices: int | None
+    partial: bool = False
+
+    @property
+    def start_at(self) -> datetime:
+        """Start of the interval."""
+        return self.end_at - timedelta(seconds=INTERVAL_S)
+
+
+def to_intervals(
+    system_id: int, source: str, response: BatteryTelemetry | EnchargeTelemetry
+) -> list[TelemetryInterval]:
+    """The intervals of one telemetry answer, as the poller delivers them."""
+    battery = isinstance(response, BatteryTelemetry)
+    # An Encharge's own interval covers that one device.
+    total = response.total_devices if battery else 1
+    return [
+        TelemetryInterval(
+            system_id,
+            source,
+            iv.end_at,
+            iv.charge.enwh,
+            iv.discharge.enwh,
+            iv.soc.percent,
+            iv.devices_reporting if isinstance(iv, BatteryInterval) else 1,
+            total,
+        )
+        for iv in response.intervals
+    ]
+
+
+def first_interval_hint(text: str) -> int | None:
+    """The stream's first interval start (epoch, on the 15-minute grid) named by a 422."""
+    match = _FIRST_INTERVAL.search(text)
+    if match is None:
+        return None
+    first = int(match.group(1))
+    return first - first % INTERVAL_S
+
+
+class StreamLog:
+    """Bookkeeping of one stream: what is done, queued for the consumer, held back."""
+
+    __slots__ = (
+        "cursor",
+        "delivered",
+        "dirty",
+        "held",
+        "key",
+        "newest",
+        "queued",
+        "source",
+        "store_key",
+        "system_id",
+        "watermark",
+    )
+
+    def __init__(self, key: StreamKey, state: StreamState | None) -> None:
+        self.key = key
+        self.system_id, self.source = key
+        self.store_key = checkpoint_key(key)
+        self.watermark: int | None = state.watermark if state else None
+        self.delivered: set[int] = set(state.delivered) if state else set()
+        self.queued: set[int] = set()
+        self.held: set[int] = set()
+        #: End of the newest interval the API has shown for this stream.
+        self.newest: int | None = None
+        #: Where the current poll's next request starts (epoch seconds).
+        self.cursor: int | None = None
+        #: The state changed since it was last saved.
+        self.dirty = False
+
+    def __repr__(self) -> str:
+        return f"StreamLog({self.store_key!r}, watermark={self.watermark})"
+
+    def state(self) -> StreamState | None:
+        """What the checkpoint should hold for this stream now."""
+        if self.watermark is None:
+            return None
+        if not self.delivered:
+            return StreamState(self.watermark)
+        return StreamState(self.watermark, tuple(sorted(self.delivered)))
+
+    def start_at(self, epoch: int) -> None:
+        """Start the stream (no saved state) at ``epoch``, rounded down to the grid."""
+        self.watermark = epoch - epoch % INTERVAL_S
+        self.dirty = True
+
+    def accept(
+        self,
+        intervals: Sequence[TelemetryInterval],
+        settle_s: float,
+        *,
+        window: tuple[int, int] | None = None,
+    ) -> list[TelemetryInterval]:
+        """Intervals of one API answer -> those to deliver now (sorted).
+
+        ``window``: ``(start, latest)`` epoch seconds; an interval ending at or before
+        ``start`` or after ``latest`` is not one the API may send for the request and is
+        dropped with a warning.
+        """
+        if not intervals:
+            return []
+        if window is not None:
+            intervals = self._in_window(intervals, window)
+            if not intervals:
+                return []
+        ends = [int(iv.end_at.timestamp()) for iv in intervals]
+        newest = max(ends)
+        if self.newest is None or newest > self.newest:
+            self.newest = newest
+        watermark = self.watermark if self.watermark is not None else -1
+        delivered, queued, held = self.delivered, self.queued, self.held
+        ready: list[TelemetryInterval] = []
+        for end, iv in zip(ends, intervals, strict=True):
+            if end <= watermark or end in delivered or end in queued:
+                continue
+            complete = (
+                iv.devices_reporting is None
+                or iv.total_devices is None
+                or iv.devices_reporting >= iv.total_devices
+            )
+            if not complete and self.newest - end < settle_s:
+                held.add(end)
+                continue
+            held.discard(end)
+            queued.add(end)
+            ready.append(iv if complete else attrs.evolve(iv, partial=True))
+        ready.sort(key=lambda iv: iv.end_at)
+        return ready
+
+    def _in_window(
+        self, intervals: Sequence[TelemetryInterval], window: tuple[int, int]
+    ) -> Sequence[TelemetryInterval]:
+        low, high = window
+        kept: list[TelemetryInterval] = []
+        bogus: list[str] = []
+        for iv in intervals:
+            if low < iv.end_at.timestamp() <= high:
+                kept.append(iv)
+            else:
+                bogus.append(iv.end_at.isoformat())
+        if bogus:
+            _LOGGER.warning(
+                "stream %s: dropped %d interval(s) outside the window the API may answer"
+                " (%s); they are never delivered and never move the checkpoint",
+                self.store_key,
+                len(bogus),
+                ", ".join(bogus[:3]) + (" ..." if len(bogus) > 3 else ""),
+            )
+            return kept
+        return intervals
+
+    def mark_delivered(self, end: int, late_horizon_s: float) -> None:
+        """The consumer has taken the interval ending at ``end``."""
+        self.queued.discard(end)
+        watermark = self.watermark
+        if watermark is not None and end == watermark + INTERVAL_S and not self.delivered:
+            # The common case (in order, no gap pending): one step, no walk.
+            self.watermark = end
+            self.dirty = True
+            if self.newest is None or self.newest - end - INTERVAL_S < late_horizon_s:
+                return
+        elif watermark is None or end > watermark:
+            self.delivered.add(end)
+            self.dirty = True
+        self.advance(late_horizon_s)
+
+    def advance(self, late_horizon_s: float) -> None:
+        """Move the watermark over delivered intervals and over gaps given up."""
+        if self.watermark is None:
+            return
+        moved = False
+        while True:
+            slot = self.watermark + INTERVAL_S
+            if slot in self.delivered:
+                self.delivered.discard(slot)
+            elif (
+                self.newest is not None
+                and self.newest - slot >= late_horizon_s
+                and slot not in self.queued
+                and slot not in self.held
+            ):
+                # A gap this far behind the newest data is given up.  Jump straight to the
+                # next slot that still matters rather than walk a long outage slot by slot.
+                pending = [s for s in (*self.delivered, *self.queued, *self.held) if s > slot]
+                limit = int(self.newest - late_horizon_s)
+                limit -= limit % INTERVAL_S
+                target = min([*pending, limit + INTERVAL_S]) - INTERVAL_S
+                slot = max(slot, target)
+            else:
+                break
+            self.watermark = slot
+            moved = True
+        if moved:
+            self.dirty = True
+
+    def jump_to_first(self, target: int) -> bool:
+        """The stream's data starts at ``target + 15 min`` (a 422 said so).
+
+        Returns whether the current poll should move its cursor there.
+        """
+        if self.cursor is not None and target <= self.cursor:
+            return False
+        self.cursor = target
+        if self.watermark is None or target > self.watermark:
+            self.watermark = target
+            self.delivered = {e for e in self.delivered if e > target}
+            self.dirty = True
+        return True
