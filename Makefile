@@ -23,8 +23,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict enphase_battery
 
+# A throwaway PostgreSQL server for the tests (or the user's ENPHASE_TEST_POSTGRES_DSN).
 pytest: $(STAMP)
-	$(BIN)/pytest
+	scripts/with-postgres.sh $(BIN)/pytest
 
 test: lint typecheck pytest
 

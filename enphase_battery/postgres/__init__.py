@@ -1,0 +1,37 @@
+"""Several workers on one API plan, coordinated through PostgreSQL.
+
+Install with ``pip install 'enphase-battery[postgres]'`` (the ``asyncpg`` driver).  The rest
+of the SDK never imports this package, so it works without the driver.
+
+* :class:`PostgresCheckpoint`: the poller's checkpoint, shared, with transactional commits
+  of your own rows and the checkpoint together.
+* :class:`LeaseWorker`: each system followed by exactly one worker at a time, spread
+  evenly, taken over within the TTL when a worker dies; a fence for the checkpoint.
+* :class:`PostgresQuotaBackend`: the plan's per-minute spacing and monthly count shared by
+  every process on one API key.
+"""
+
+from __future__ import annotations
+
+try:
+    import asyncpg  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "enphase_battery.postgres needs the asyncpg driver: pip install 'enphase-battery[postgres]'"
+    ) from err
+
+from ._db import Database
+from .checkpoint import Fence, PostgresCheckpoint, RowWriter
+from .errors import CheckpointConflictError, LeaseLostError
+from .schema import SCHEMA_VERSION, SchemaVersionError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckpointConflictError",
+    "Database",
+    "Fence",
+    "LeaseLostError",
+    "PostgresCheckpoint",
+    "RowWriter",
+    "SchemaVersionError",
+]

@@ -1,0 +1,342 @@
+"""``PostgresCheckpoint``: the poller's checkpoint in PostgreSQL, shared by many workers.
+
+Each stream is one row (watermark, delivered end times, revision).  A save is a
+compare-and-set on the revision this process last saw, inside the same transaction as
+the lease check (when a fence is given) and, for the transactional sink, the consumer's
+own rows.  That gives three guarantees a user can rely on:
+
+* a worker that lost a system's lease writes nothing for it (:class:`LeaseLostError`);
+* two writers of one stream cannot both commit the same step
+  (:class:`CheckpointConflictError`);
+* a commit whose acknowledgement was lost in an outage is recognised on the retry
+  (the row already holds the new state) instead of being applied twice, so the
+  consumer's rows are not written twice either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, runtime_checkable
+
+import asyncpg
+
+from ..checkpoint import StreamState
+from ._db import Connection, Database, quote_ident
+from .errors import CheckpointConflictError, LeaseLostError
+from .schema import ensure_schema
+
+__all__ = ["Fence", "PostgresCheckpoint", "RowWriter"]
+
+#: The consumer's part of a transactional commit: write your rows on ``conn``.
+RowWriter = Callable[[Connection], Awaitable[object]]
+
+
+@runtime_checkable
+class Fence(Protocol):
+    """Who may write which system's streams (a :class:`~.leases.LeaseWorker` is one)."""
+
+    @property
+    def owner(self) -> str:
+        """The writer's id as the lease table knows it."""
+        ...
+
+    def token_for(self, system_id: int) -> int | None:
+        """The fencing token held for ``system_id``, or ``None`` when not held."""
+        ...
+
+
+def _system_of(key: str) -> int:
+    head, _, _ = key.partition("/")
+    return int(head)
+
+
+def _array_literal(values: tuple[int, ...]) -> str:
+    return "{" + ",".join(str(v) for v in values) + "}"
+
+
+class PostgresCheckpoint:
+    """A :class:`~enphase_battery.checkpoint.CheckpointStore` in PostgreSQL.
+
+    Args:
+        source: an ``asyncpg.Pool`` you own (never closed here) or a
+            ``postgresql://`` DSN (a small pool is opened on first use and closed by
+            :meth:`close`).
+        schema: where the tables live (created on first use, see
+            :mod:`enphase_battery.postgres.schema`).
+        fence: when given, every write first checks in the same transaction that the
+            fence still holds the system's lease with the same token.
+        give_up_after_s: how long a call waits for an unreachable server before it
+            raises (``None``: waits as long as it takes, logging once per outage).
+
+    Use :meth:`commit` to write your own rows and the checkpoint in one transaction.
+    """
+
+    def __init__(
+        self,
+        source: asyncpg.Pool | str | Database,
+        *,
+        schema: str = "enphase",
+        fence: Fence | None = None,
+        give_up_after_s: float | None = None,
+    ) -> None:
+        self._schema = schema
+        self._s = quote_ident(schema)
+        self._owns_db = not isinstance(source, Database)
+        self._db = (
+            source
+            if isinstance(source, Database)
+            else Database(source, give_up_after_s=give_up_after_s)
+        )
+        self._fence = fence
+        self._schema_ready = False
+        # Per stream, the (revision, state) this process last saw committed, and the one
+        # it last tried to commit (whose outcome an outage may have hidden).
+        # Revision 0 stands for "no row".
+        self._confirmed: dict[str, tuple[int, StreamState | None]] = {}
+        self._pending: dict[str, tuple[int, StreamState | None]] = {}
+
+    def __repr__(self) -> str:
+        # Never the DSN: it may carry a password.
+        return f"PostgresCheckpoint(schema={self._schema!r}, fenced={self._fence is not None})"
+
+    @property
+    def database(self) -> Database:
+        """The connection source (shared with :meth:`fenced` copies)."""
+        return self._db
+
+    def fenced(self, fence: Fence) -> PostgresCheckpoint:
+        """A view of this store whose writes check ``fence``'s leases; it shares the pool
+        (closing the view leaves the pool open)."""
+        view = PostgresCheckpoint(self._db, schema=self._schema, fence=fence)
+        view._schema_ready = self._schema_ready
+        return view
+
+    async def ensure_ready(self) -> None:
+        """Create (or upgrade) the tables now rather than on first use."""
+        await self._db.run(self._ready, what="creating the schema")
+
+    async def _ready(self, conn: Connection) -> None:
+        if not self._schema_ready:
+            await ensure_schema(conn, self._schema)
+            self._schema_ready = True
+
+    # -- CheckpointStore ------------------------------------------------------------
+
+    async def load(self, key: str) -> StreamState | None:
+        """The saved state of stream ``key``, or ``None``."""
+
+        async def op(conn: Connection) -> StreamState | None:
+            await self._ready(conn)
+            row = await conn.fetchrow(
+                f"SELECT watermark, delivered, revision FROM {self._s}.stream_checkpoint"
+                " WHERE stream = $1",
+                key,
+            )
+            if row is None:
+                self._confirmed[key] = (0, None)
+                return None
+            state = StreamState(int(row["watermark"]), tuple(int(v) for v in row["delivered"]))
+            self._confirmed[key] = (int(row["revision"]), state)
+            return state
+
+        return await self._db.run(op, what=f"loading checkpoint {key}")
+
+    async def save(self, key: str, state: StreamState) -> None:
+        """Replace the state of stream ``key`` (one transaction, durable on return)."""
+        await self.commit({key: state})
+
+    async def close(self) -> None:
+        """Close the pool if this store opened it."""
+        if self._owns_db:
+            await self._db.close()
+
+    # -- transactional commit ---------------------------------------------------------
+
+    async def commit(
+        self, states: Mapping[str, StreamState], write_rows: RowWriter | None = None
+    ) -> bool:
+        """Save ``states`` and run ``write_rows(conn)`` in one transaction.
+
+        Returns ``True`` when committed now, ``False`` when an earlier attempt whose
+        acknowledgement was lost had already committed exactly these states (then
+        ``write_rows`` is not run again).  Raises :class:`LeaseLostError` or
+        :class:`CheckpointConflictError` with nothing written.  Outages are waited out.
+        """
+        if not states:
+            return False
+
+        async def op(conn: Connection) -> bool:
+            await self._ready(conn)
+            async with conn.transaction():
+                applied = await self.write(conn, states)
+                if applied and write_rows is not None:
+                    await write_rows(conn)
+            self.confirm(states)
+            return applied
+
+        return await self._db.run(op, what=f"committing {len(states)} checkpoint(s)")
+
+    async def write(self, conn: Connection, states: Mapping[str, StreamState]) -> bool:
+        """Stage ``states`` on ``conn`` inside the caller's open transaction.
+
+        Returns ``False`` when the database already holds exactly these states from an
+        earlier commit (roll back and skip your rows), ``True`` when staged; call
+        :meth:`confirm` once the transaction has committed (a later save recognises a
+        commit that was never confirmed, so forgetting only costs a round trip).
+        """
+        await self._ready(conn)
+        if self._fence is not None:
+            await self._check_fence(conn, {_system_of(k) for k in states})
+        expected: dict[str, int | None] = {k: self._known_revision(k) for k in states}
+        unknown = [k for k, rev in expected.items() if rev is None]
+        if unknown:
+            # Never loaded here (a store used without load()): take the row as it is.
+            rows = await conn.fetch(
+                f"SELECT stream, revision FROM {self._s}.stream_checkpoint"
+                " WHERE stream = ANY($1::text[])",
+                unknown,
+            )
+            for key in unknown:
+                expected[key] = 0
+            for row in rows:
+                expected[row["stream"]] = int(row["revision"])
+        already: set[str] = set()
+        todo = dict(states)
+        for _attempt in range(3):
+            applied = await self._compare_and_set(conn, todo, expected)
+            for key in applied:
+                self._pending[key] = (applied[key], todo.pop(key))
+            if not todo:
+                break
+            retry = await self._explain_misses(conn, todo, expected)
+            for key in list(todo):
+                if key not in retry:
+                    already.add(key)
+                    del todo[key]
+            if not todo:
+                break
+        if todo:
+            raise CheckpointConflictError(next(iter(todo)))
+        if already and len(already) != len(states):
+            # Part of the batch was committed before and part was not: not one history.
+            raise CheckpointConflictError(next(iter(already)))
+        return not already
+
+    def confirm(self, states: Mapping[str, StreamState]) -> None:
+        """Record that the transaction holding ``states`` committed."""
+        for key, state in states.items():
+            pending = self._pending.pop(key, None)
+            if pending is not None and pending[1] == state:
+                self._confirmed[key] = pending
+
+    # -- internals ----------------------------------------------------------------
+
+    def _known_revision(self, key: str) -> int | None:
+        confirmed = self._confirmed.get(key)
+        return confirmed[0] if confirmed is not None else None
+
+    async def _check_fence(self, conn: Connection, systems: set[int]) -> None:
+        assert self._fence is not None
+        ids: list[int] = []
+        tokens: list[int] = []
+        for system_id in sorted(systems):
+            token = self._fence.token_for(system_id)
+            if token is None:
+                raise LeaseLostError(system_id)
+            ids.append(system_id)
+            tokens.append(token)
+        # FOR SHARE: a takeover (which updates the row) waits for this transaction, and
+        # one that committed first has moved the token, so the row no longer matches.
+        held = await conn.fetch(
+            f"SELECT l.system_id FROM {self._s}.lease l"
+            " JOIN unnest($1::bigint[], $2::bigint[]) AS h(system_id, token)"
+            " ON l.system_id = h.system_id AND l.token = h.token"
+            " WHERE l.owner = $3 ORDER BY l.system_id FOR SHARE OF l",
+            ids,
+            tokens,
+            self._fence.owner,
+        )
+        held_ids = {int(r["system_id"]) for r in held}
+        for system_id in ids:
+            if system_id not in held_ids:
+                raise LeaseLostError(system_id)
+
+    async def _compare_and_set(
+        self,
+        conn: Connection,
+        states: Mapping[str, StreamState],
+        expected: Mapping[str, int | None],
+    ) -> dict[str, int]:
+        """Write each state whose row is still at the expected revision; returns the new
+        revision of each key written."""
+        updates = [k for k in states if expected.get(k)]
+        inserts = [k for k in states if not expected.get(k)]
+        written: dict[str, int] = {}
+        if updates:
+            rows = await conn.fetch(
+                f"UPDATE {self._s}.stream_checkpoint AS c SET watermark = u.watermark,"
+                " delivered = u.delivered::bigint[], revision = c.revision + 1,"
+                " updated_at = now()"
+                " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])"
+                " AS u(stream, watermark, delivered, revision)"
+                " WHERE c.stream = u.stream AND c.revision = u.revision"
+                " RETURNING c.stream, c.revision",
+                updates,
+                [states[k].watermark for k in updates],
+                [_array_literal(states[k].delivered) for k in updates],
+                [expected[k] for k in updates],
+            )
+            written.update((r["stream"], int(r["revision"])) for r in rows)
+        if inserts:
+            rows = await conn.fetch(
+                f"INSERT INTO {self._s}.stream_checkpoint (stream, watermark, delivered)"
+                " SELECT u.stream, u.watermark, u.delivered::bigint[]"
+                " FROM unnest($1::text[], $2::bigint[], $3::text[])"
+                " AS u(stream, watermark, delivered)"
+                " ON CONFLICT (stream) DO NOTHING RETURNING stream, revision",
+                inserts,
+                [states[k].watermark for k in inserts],
+                [_array_literal(states[k].delivered) for k in inserts],
+            )
+            written.update((r["stream"], int(r["revision"])) for r in rows)
+        return written
+
+    async def _explain_misses(
+        self,
+        conn: Connection,
+        missed: Mapping[str, StreamState],
+        expected: dict[str, int | None],
+    ) -> set[str]:
+        """Why some rows were not at the expected revision.
+
+        A row already holding the new state: an earlier commit landed (not retried).  A
+        row holding a state this process wrote or read: its commit was never confirmed,
+        or it rolled back; retry from there.  Anything else is another writer
+        (:class:`CheckpointConflictError`).  Returns the keys to retry.
+        """
+        rows = await conn.fetch(
+            f"SELECT stream, watermark, delivered, revision FROM {self._s}.stream_checkpoint"
+            " WHERE stream = ANY($1::text[])",
+            list(missed),
+        )
+        found = {
+            r["stream"]: (
+                int(r["revision"]),
+                StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"])),
+            )
+            for r in rows
+        }
+        retry: set[str] = set()
+        for key, state in missed.items():
+            current = found.get(key)
+            if current is None:
+                expected[key] = 0
+                retry.add(key)
+            elif current[1] == state:
+                self._confirmed[key] = current
+            elif current in (self._pending.get(key), self._confirmed.get(key)):
+                expected[key] = current[0]
+                retry.add(key)
+            else:
+                raise CheckpointConflictError(key)
+        return retry
