@@ -22,6 +22,8 @@ from ..auth import DEFAULT_REDIRECT_URI
 from .battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem
 from .errors import ApiProblem, envelope, error_response
 from .faults import FaultKind, FaultRule
+from .live import register as register_live
+from .now import register as register_now
 from .oauth import OAuthError
 from .telemetry import (
     battery_lifetime,
@@ -661,6 +663,7 @@ def _admin_state(sim: EnphaseSimulator) -> dict[str, Any]:
             for r in sim.faults.pending
         ],
         "latency_s": sim.faults.latency_s,
+        "live": sim.live.state(),
         "systems": {
             str(system_id): {
                 "encharges": list(sim.encharge_serials(system_id)),
@@ -690,6 +693,8 @@ def create_app(sim: EnphaseSimulator) -> web.Application:
         API + "/systems/{system_id}/devices/encharges/{serial}/telemetry", _encharge_telemetry
     )
     router.add_get(API + "/systems/{system_id}/battery_lifetime", _battery_lifetime)
+    register_now(router, API)
+    register_live(router, API)
     config = API + "/systems/config/{system_id}"
     router.add_get(config + "/battery_settings", _get_battery_settings)
     router.add_put(config + "/battery_settings", _put_battery_settings)

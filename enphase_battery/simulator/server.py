@@ -21,6 +21,7 @@ from .clock import DEFAULT_START, SimClock
 from .errors import ApiProblem
 from .faults import Faults
 from .fleet import Fleet
+from .live import LiveStreams
 from .oauth import OAuthAuthority
 from .ratelimit import PlanLimiter
 
@@ -56,7 +57,10 @@ class EnphaseSimulator:
     ``access_token_lifetime`` is real (wall-clock) time.  ``plan`` sets the per-minute
     limit (real-time fixed window) and the monthly quota (per simulated calendar month).
     ``enforce_plan_access`` makes lower plans get 403 for device-level (below Kilowatt)
-    and configuration (below Megawatt) routes, as the real access controls do.
+    and configuration (below Megawatt) routes, and for ``live_data`` (below Kilowatt),
+    as the real access controls do.  ``live_frame_period_s`` (real seconds between live
+    frames) and ``live_duration_scale`` (real seconds per second of a stream's
+    ``duration``) make live streams fast in tests; see :attr:`live`.
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class EnphaseSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         enforce_plan_access: bool = False,
+        live_frame_period_s: float = 3.0,
+        live_duration_scale: float = 1.0,
     ) -> None:
         if not 0.0 <= late_probability <= 1.0:
             raise ValueError("late_probability must be within 0..1")
@@ -125,6 +131,10 @@ class EnphaseSimulator:
         self.token_requests = 0
         self.token_grants: Counter[str] = Counter()
         self.token = OAuth2Token.from_response(self.oauth.issue())
+        #: live_data streams: timing, faults, connections and their cost.
+        self.live = LiveStreams(
+            self, frame_period_s=live_frame_period_s, duration_scale=live_duration_scale
+        )
         self.app: web.Application = create_app(self)
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None

@@ -1,0 +1,423 @@
+"""LiveSession: stay live on ``live_data`` within a budget, fall back to ``latest_telemetry``.
+
+One loop, two sources:
+
+* **live**: open a ``live_data`` stream (counted against the :class:`LiveLedger` first),
+  yield a frame per event, and when the server closes the stream after ``duration``
+  reconnect at once: the gap is one connection set-up.  A stream that dies before its
+  first frame counts as a failure; after :data:`MAX_FAILURES` in a row, cool down.
+* **latest**: poll ``latest_telemetry`` through the client's normal request path (rate
+  limiter, quota, retries), every ``fallback_interval_s``.  A 403 (plan), 466/472
+  (unsupported) end live for the session; a spent budget or a 473 / repeated failures
+  only pause it, and live resumes once the budget frees up or the cool-down ends.
+
+Frames say which source they came from (``frame.source``).  With ``fallback=False``
+the session raises instead of falling back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiohttp
+import attrs
+
+from ..exceptions import EnphaseConnectionError, InvalidRequestError, PermissionDeniedError
+from ..limits import RateLimits
+from ..models.live import LiveFrame, LiveSource
+from ..models.now import LatestTelemetry
+from ..sse import SseDecoder, SseError
+from .budget import LiveBudget, LiveLedger, LiveSpend
+from .errors import (
+    LiveAction,
+    LiveBudgetExhaustedError,
+    LiveDataError,
+    action_for,
+    live_error,
+)
+from .frames import frame_from_event, frame_from_latest
+
+__all__ = [
+    "DEFAULT_DURATION_S",
+    "MAX_DURATION_S",
+    "MIN_DURATION_S",
+    "LiveSession",
+    "LiveStats",
+    "LiveTransport",
+    "default_fallback_interval_s",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+#: The server closes a stream after ``duration`` seconds, 30-300 (fact sheet §7).  The
+#: longest costs least: one connection per five minutes of live data.
+MIN_DURATION_S = 30
+MAX_DURATION_S = 300
+DEFAULT_DURATION_S = MAX_DURATION_S
+#: Connections in a row that bring no frame before the session cools down.
+MAX_FAILURES = 3
+#: Seconds of polling ``latest_telemetry`` before trying live again after a 473 or
+#: repeated failures.
+DEFAULT_COOL_DOWN_S = 300.0
+#: Share of the plan's monthly quota the fallback polling may use by default, and its
+#: floor in seconds (``latest_telemetry`` hardly changes faster).
+_FALLBACK_QUOTA_SHARE = 0.25
+_FALLBACK_MIN_S = 60.0
+_MONTH_S = 2_629_800.0
+_GAPS_KEPT = 1000
+
+
+def default_fallback_interval_s(rate_limits: RateLimits) -> float:
+    """Seconds between ``latest_telemetry`` polls: a quarter of the monthly quota, >= 60 s.
+
+    Watt (1,000 a month): about 2 h 55 min; Kilowatt: 210 s; Megawatt and up: 60 s.
+    """
+    quota = rate_limits.monthly_quota
+    if not quota:
+        return _FALLBACK_MIN_S
+    return max(_FALLBACK_MIN_S, _MONTH_S / (quota * _FALLBACK_QUOTA_SHARE))
+
+
+class LiveTransport(Protocol):
+    """What a session needs from the client (``EnphaseClient`` provides it)."""
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The plan's limits (for the default fallback interval)."""
+        ...
+
+    def open_live_stream(
+        self, system_id: int, *, duration_s: int, last_event_id: str | None = None
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """An open ``live_data`` response (status 200), or a typed error."""
+        ...
+
+    async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry:
+        """``latest_telemetry`` through the client's request path."""
+        ...
+
+
+@attrs.frozen
+class LiveStats:
+    """How a session has fared (``session.stats``)."""
+
+    source: LiveSource
+    #: Why the session is on ``latest`` (``None`` while live).
+    fallback_reason: str | None
+    connections: int
+    reconnects: int
+    live_frames: int
+    latest_frames: int
+    #: Events the stream cut off before their end (discarded, never half-parsed).
+    cut_events: int
+    #: Comment lines (keep-alives) received.
+    keepalives: int
+    #: Events that were not a frame the SDK could read (logged, skipped).
+    bad_events: int
+    #: Seconds from a stream's end to the next stream's answer, the most recent last.
+    reconnect_gaps_s: tuple[float, ...]
+
+
+class LiveSession:
+    """Async iterator of :class:`LiveFrame`; use ``async with`` or :meth:`aclose`.
+
+    Normally made by :meth:`EnphaseClient.live`.  ``budget`` (or a shared ``ledger``)
+    bounds the connections; ``duration_s`` (30-300) is how long each stream is asked to
+    last; ``fallback_interval_s`` spaces the ``latest_telemetry`` polls (default
+    :func:`default_fallback_interval_s`); ``idle_timeout_s`` is how long a stream may
+    stay silent (no event, no keep-alive) before it is treated as dead.
+    """
+
+    def __init__(
+        self,
+        transport: LiveTransport,
+        system_id: int,
+        *,
+        budget: LiveBudget | None = None,
+        ledger: LiveLedger | None = None,
+        duration_s: int = DEFAULT_DURATION_S,
+        fallback: bool = True,
+        fallback_interval_s: float | None = None,
+        cool_down_s: float = DEFAULT_COOL_DOWN_S,
+        idle_timeout_s: float = 90.0,
+    ) -> None:
+        if ledger is None:
+            if budget is None:
+                raise InvalidRequestError(
+                    "live data is billed per connection: give a budget=LiveBudget(...)"
+                    " (or a shared ledger=LiveLedger(...))"
+                )
+            ledger = LiveLedger(budget)
+        elif budget is not None and budget != ledger.budget:
+            raise InvalidRequestError("give budget or ledger, not both")
+        if isinstance(duration_s, bool) or not isinstance(duration_s, int):
+            raise InvalidRequestError("duration_s must be an int")
+        if not MIN_DURATION_S <= duration_s <= MAX_DURATION_S:
+            raise InvalidRequestError(
+                f"duration_s must be {MIN_DURATION_S}-{MAX_DURATION_S}, got {duration_s}"
+            )
+        if fallback_interval_s is None:
+            fallback_interval_s = default_fallback_interval_s(transport.rate_limits)
+        if not fallback_interval_s > 0 or not cool_down_s >= 0 or not idle_timeout_s > 0:
+            raise InvalidRequestError(
+                "fallback_interval_s and idle_timeout_s must be > 0, cool_down_s >= 0"
+            )
+        self._transport = transport
+        self.system_id = system_id
+        self.ledger = ledger
+        self.duration_s = duration_s
+        self.fallback = fallback
+        self.fallback_interval_s = float(fallback_interval_s)
+        self.cool_down_s = float(cool_down_s)
+        self.idle_timeout_s = float(idle_timeout_s)
+        self._source = LiveSource.LIVE
+        self._reason: str | None = None
+        #: Live stays off for good (403, 466, 472).
+        self._live_off = False
+        self._live_retry_at = 0.0
+        self._failures = 0
+        self._retry_ms: int | None = None
+        self._last_event_id: str | None = None
+        self._connections = 0
+        self._live_frames = 0
+        self._latest_frames = 0
+        self._cut = 0
+        self._keepalives = 0
+        self._bad = 0
+        self._gaps: deque[float] = deque(maxlen=_GAPS_KEPT)
+        self._stream_ended_at: float | None = None
+        self._warned_duration = False
+        self._iterator: AsyncGenerator[LiveFrame, None] | None = None
+        self._closed = False
+
+    # -- public -----------------------------------------------------------------------
+
+    @property
+    def spend(self) -> LiveSpend:
+        """Connections and US$ spent (the ledger's, shared if the ledger is)."""
+        return self.ledger.snapshot()
+
+    @property
+    def stats(self) -> LiveStats:
+        """Counters and the current source."""
+        return LiveStats(
+            source=self._source,
+            fallback_reason=self._reason,
+            connections=self._connections,
+            reconnects=max(0, self._connections - 1),
+            live_frames=self._live_frames,
+            latest_frames=self._latest_frames,
+            cut_events=self._cut,
+            keepalives=self._keepalives,
+            bad_events=self._bad,
+            reconnect_gaps_s=tuple(self._gaps),
+        )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> LiveFrame:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._iterator is None:
+            self._iterator = self._run()
+        return await anext(self._iterator)
+
+    async def aclose(self) -> None:
+        """Stop: the open stream (if any) is closed; further iteration ends at once."""
+        self._closed = True
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            await iterator.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"LiveSession(system_id={self.system_id}, source={self._source.value}, {self.ledger!r})"
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def _run(self) -> AsyncGenerator[LiveFrame, None]:
+        while True:
+            if self._source is LiveSource.LIVE:
+                async for frame in self._live_connection():
+                    yield frame
+            else:
+                async for frame in self._poll_latest():
+                    yield frame
+
+    def _fall_back(self, reason: str, *, until: float | None, error: Exception) -> None:
+        """Switch to polling (``until``: monotonic time live may resume; None: never)."""
+        if not self.fallback:
+            raise error
+        if until is None:
+            self._live_off = True
+        else:
+            self._live_retry_at = until
+        if self._source is not LiveSource.LATEST or self._reason != reason:
+            _LOGGER.info(
+                "live data for system %s: %s; polling latest_telemetry", self.system_id, reason
+            )
+        self._source = LiveSource.LATEST
+        self._reason = reason
+
+    async def _live_connection(self) -> AsyncIterator[LiveFrame]:
+        now = time.time()
+        allowed_at = self.ledger.next_allowed_at(now)
+        if allowed_at is None or allowed_at > now:
+            when = "" if allowed_at is None else f" before {_utc(allowed_at)}"
+            error = LiveBudgetExhaustedError(
+                f"the live budget ({self.ledger.budget.describe()}) allows no connection{when}"
+            )
+            resume = None if allowed_at is None else time.monotonic()
+            self._fall_back("live budget spent", until=resume, error=error)
+            return
+        if self._failures:
+            await asyncio.sleep(self._retry_wait_s())
+        self.ledger.record(now)
+        self._connections += 1
+        frames = 0
+        started = time.monotonic()
+        decoder = SseDecoder()
+        try:
+            async with self._transport.open_live_stream(
+                self.system_id, duration_s=self.duration_s, last_event_id=self._last_event_id
+            ) as response:
+                if self._stream_ended_at is not None:
+                    self._gaps.append(time.monotonic() - self._stream_ended_at)
+                    self._stream_ended_at = None
+                comments = 0
+                async for chunk in response.content.iter_any():
+                    for event in decoder.feed(chunk):
+                        frame = self._frame_or_raise(event)
+                        if frame is not None:
+                            frames += 1
+                            self._failures = 0
+                            self._live_frames += 1
+                            yield frame
+                    if decoder.comments != comments:
+                        self._keepalives += decoder.comments - comments
+                        comments = decoder.comments
+        except LiveDataError as error:
+            self._after_stream(decoder)
+            self._handle_live_error(error)
+            return
+        except PermissionDeniedError as error:
+            self._after_stream(decoder)
+            self._fall_back("the API plan or grant lacks live_data (403)", until=None, error=error)
+            return
+        except (EnphaseConnectionError, aiohttp.ClientError, TimeoutError, SseError) as error:
+            self._after_stream(decoder)
+            _LOGGER.debug("live stream of system %s broke: %r", self.system_id, error)
+            self._count_failure(error if isinstance(error, EnphaseConnectionError) else None)
+            return
+        self._after_stream(decoder)
+        lasted_s = time.monotonic() - started
+        if frames == 0:
+            self._count_failure(None)
+        elif lasted_s < self.duration_s / 2 and not self._warned_duration:
+            self._warned_duration = True
+            _LOGGER.warning(
+                "live stream of system %s closed after %.0f s, %s s asked for",
+                self.system_id,
+                lasted_s,
+                self.duration_s,
+            )
+
+    def _after_stream(self, decoder: SseDecoder) -> None:
+        self._stream_ended_at = time.monotonic()
+        if decoder.retry_ms is not None:
+            self._retry_ms = decoder.retry_ms
+        if decoder.last_event_id is not None:
+            self._last_event_id = decoder.last_event_id
+        if decoder.close():
+            self._cut += 1
+
+    def _frame_or_raise(self, event: Any) -> LiveFrame | None:
+        try:
+            result = frame_from_event(event)
+        except ValueError as err:
+            self._bad += 1
+            _LOGGER.warning("live_data event not understood (%s); skipped", err)
+            return None
+        if isinstance(result, int):
+            error = live_error(result, None)
+            if error is None:
+                self._bad += 1
+                _LOGGER.warning("live_data error event with unknown code %s; skipped", result)
+                return None
+            raise error
+        return result
+
+    def _handle_live_error(self, error: LiveDataError) -> None:
+        action = action_for(error)
+        if action is LiveAction.RAISE:
+            raise error
+        if action is LiveAction.FALL_BACK:
+            self._fall_back(str(error), until=None, error=error)
+        elif action is LiveAction.COOL_DOWN:
+            self._fall_back(str(error), until=time.monotonic() + self.cool_down_s, error=error)
+        else:
+            self._count_failure(error)
+
+    def _count_failure(self, error: Exception | None) -> None:
+        self._failures += 1
+        if self._failures >= MAX_FAILURES:
+            self._failures = 0
+            reason = f"{MAX_FAILURES} live connections in a row brought no data"
+            self._fall_back(
+                reason,
+                until=time.monotonic() + self.cool_down_s,
+                error=error or EnphaseConnectionError(reason),
+            )
+
+    def _retry_wait_s(self) -> float:
+        if self._retry_ms is not None:
+            return self._retry_ms / 1000.0
+        return float(min(30, 2 ** (self._failures - 1)))
+
+    async def _poll_latest(self) -> AsyncIterator[LiveFrame]:
+        if self._may_go_live():
+            self._source = LiveSource.LIVE
+            self._reason = None
+            return
+        latest = await self._transport.get_latest_telemetry(self.system_id)
+        self._latest_frames += 1
+        yield frame_from_latest(latest)
+        wait = self.fallback_interval_s
+        if not self._live_off:
+            wait = min(wait, max(0.0, self._resume_in_s()))
+        await asyncio.sleep(wait)
+
+    def _resume_in_s(self) -> float:
+        cool = self._live_retry_at - time.monotonic()
+        now = time.time()
+        allowed_at = self.ledger.next_allowed_at(now)
+        budget = float("inf") if allowed_at is None else allowed_at - now
+        return max(cool, budget)
+
+    def _may_go_live(self) -> bool:
+        return not self._live_off and self._resume_in_s() <= 0
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
