@@ -7,10 +7,11 @@ token, send, retries, error mapping, structuring).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import aiohttp
 import attrs
@@ -19,6 +20,11 @@ from . import validation
 from .auth import AccessTokenProvider, TokenManager
 from .exceptions import InvalidRequestError
 from .limits import RateLimits
+from .live.budget import LiveBudget, LiveLedger
+from .live.connect import open_live_stream as connect_live_stream
+from .live.errors import LiveDataError, live_error
+from .live.frames import frame_from_event
+from .live.session import MAX_DURATION_S, MIN_DURATION_S, LiveSession
 from .models import (
     BatteryLifetime,
     BatteryMode,
@@ -33,8 +39,14 @@ from .models import (
     System,
     SystemDevices,
 )
+from .models.live import LiveFrame
+from .models.now import LatestTelemetry, StorageMeterReadings, SystemSummary
 from .routes import ROUTES, Route
+from .sse import aiter_sse
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from .reconcile import Reconciliation
 
 __all__ = ["DEFAULT_BASE_URL", "EnphaseClient"]
 
@@ -339,6 +351,115 @@ class EnphaseClient:
             params=params,
             serial_no=serial,
         )
+
+    # -- now, live and counters (fact sheet §7) -----------------------------------------
+
+    async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry:
+        """Each Encharge's power (W, signed) and mode now (Watt plan and up; cheap).
+
+        Values are ``None`` for a device whose last report is over 7 days old.
+        """
+        return await self._call("get_latest_telemetry", LatestTelemetry, system_id)
+
+    async def get_storage_meter_readings(
+        self, system_id: int, end_at: datetime | None = None
+    ) -> StorageMeterReadings:
+        """Each battery's lifetime charged / discharged counters (Wh), as of ``end_at``."""
+        params: dict[str, Any] = {}
+        if end_at is not None:
+            params["end_at"] = validation.aware_datetime("end_at", end_at)
+        return await self._call(
+            "get_storage_meter_readings", StorageMeterReadings, system_id, params=params
+        )
+
+    async def get_system_summary(
+        self, system_id: int, summary_date: date | None = None
+    ) -> SystemSummary:
+        """The system summary (battery capacity and power ratings, last report times)."""
+        params: dict[str, Any] = {}
+        if summary_date is not None:
+            params["summary_date"] = validation.plain_date("summary_date", summary_date)
+        return await self._call("get_system_summary", SystemSummary, system_id, params=params)
+
+    def open_live_stream(
+        self,
+        system_id: int,
+        *,
+        duration_s: int = 300,
+        last_event_id: str | None = None,
+        idle_timeout_s: float = 90.0,
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """Low level: one open ``live_data`` response (``async with``), its body unread.
+
+        Most callers want :meth:`live` (typed frames, reconnects, a budget) or
+        :meth:`stream_live_data` (typed frames of one connection).  Each call is one
+        billed connection (Kilowatt plan and up).
+        """
+
+        system_id = validation.system_id(system_id)
+        if isinstance(duration_s, bool) or not isinstance(duration_s, int):
+            raise InvalidRequestError("duration_s must be an int")
+        if not MIN_DURATION_S <= duration_s <= MAX_DURATION_S:
+            raise InvalidRequestError(f"duration_s must be 30-300, got {duration_s}")
+        return connect_live_stream(
+            self._transport,
+            system_id,
+            duration_s=duration_s,
+            last_event_id=last_event_id,
+            idle_timeout_s=idle_timeout_s,
+        )
+
+    async def stream_live_data(
+        self, system_id: int, *, duration_s: int = 300
+    ) -> AsyncIterator[LiveFrame]:
+        """The frames of ONE ``live_data`` connection, until the server closes it.
+
+        One billed connection; no reconnect, no budget, error events raised as
+        :class:`LiveDataError`.  :meth:`live` is the managed version.
+        """
+
+        async with self.open_live_stream(system_id, duration_s=duration_s) as response:
+            async for event in aiter_sse(response.content.iter_any()):
+                result = frame_from_event(event)
+                if isinstance(result, int):
+                    raise live_error(result) or LiveDataError(
+                        f"live_data error event {result}", code=result
+                    )
+                if result is not None:
+                    yield result
+
+    def live(
+        self,
+        system_id: int,
+        *,
+        budget: LiveBudget | None = None,
+        ledger: LiveLedger | None = None,
+        **options: Any,
+    ) -> LiveSession:
+        """Stay live: ``async with client.live(id, budget=LiveBudget(per_hour=12)) as s:
+        async for frame in s: ...``.
+
+        Reconnects as each stream expires, counts every connection against ``budget``
+        (or a shared ``ledger``), and falls back to polling ``latest_telemetry`` on a
+        403, 466/472, a spent budget (``frame.source`` says which).  ``options`` go to
+        :class:`~enphase_battery.live.LiveSession` (``duration_s``, ``fallback``,
+        ``fallback_interval_s``, ``cool_down_s``, ``idle_timeout_s``).
+        """
+
+        return LiveSession(
+            self, validation.system_id(system_id), budget=budget, ledger=ledger, **options
+        )
+
+    async def reconcile(
+        self, system_id: int, start: datetime, end: datetime, **options: Any
+    ) -> Reconciliation:
+        """The hole check: do the 15-minute intervals add up to the lifetime counters?
+
+        See :func:`enphase_battery.reconcile.reconcile` for ``options``.
+        """
+        from .reconcile import reconcile
+
+        return await reconcile(self, system_id, start, end, **options)
 
     # -- the choke point ---------------------------------------------------------------
 

@@ -19,11 +19,15 @@ API_PREFIX = "/api/v4"
 
 @attrs.frozen
 class Route:
-    """An operation: its HTTP method, path template and whether it writes."""
+    """An operation: its HTTP method, path template and whether it writes.
+
+    ``plan`` notes the lowest API plan that may call it, where the SDK knows.
+    """
 
     operation_id: str
     method: str
     template: str
+    plan: str | None = None
 
     @property
     def writes(self) -> bool:
@@ -52,6 +56,14 @@ _TABLE = (
         "GET",
         "/systems/{system_id}/devices/encharges/{serial_no}/telemetry",
     ),
+    # "Now" and counters (fact sheet §7, second-hand).  live_data is a text/event-stream,
+    # billed per connection.
+    Route("get_latest_telemetry", "GET", "/systems/{system_id}/latest_telemetry", "watt"),
+    Route(
+        "get_storage_meter_readings", "GET", "/systems/{system_id}/storage_meter_readings", "watt"
+    ),
+    Route("get_system_summary", "GET", "/systems/{system_id}/summary", "watt"),
+    Route("stream_live_data", "GET", "/systems/{system_id}/live_data", "kilowatt"),
 )
 
 #: operationId -> Route.

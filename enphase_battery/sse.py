@@ -37,8 +37,8 @@ class SseDecoder:
     """Incremental decoder: :meth:`feed` bytes, get the events they complete.
 
     ``retry_ms`` is the last ``retry:`` value the server sent (the reconnection delay it
-    asks for), ``last_event_id`` the last ``id:``; both outlive the events that set them,
-    as the format says. ``comments`` counts comment lines (keep-alives).
+    asks for), ``last_event_id`` the last ``id:`` of a completed event; both outlive the
+    events that set them, as the format says. ``comments`` counts comment lines (keep-alives).
     """
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -50,6 +50,7 @@ class SseDecoder:
         self._tail = b""
         self._skip_lf = False
         self._started = False
+        self._id_buffer: str | None = None
         self._data: list[str] = []
         self._data_size = 0
         self._event = ""
@@ -87,6 +88,7 @@ class SseDecoder:
     def close(self) -> bool:
         """End of stream: drop any unfinished event; returns whether there was one."""
         cut = self.pending
+        self._id_buffer = self.last_event_id
         self._tail = b""
         self._skip_lf = False
         self._reset()
@@ -118,13 +120,16 @@ class SseDecoder:
         elif name == "event":
             self._event = value
         elif name == "id" and "\0" not in value:
-            self.last_event_id = value
+            self._id_buffer = value
         elif name == "retry" and value.isascii() and value.isdigit():
             self.retry_ms = int(value)
         # Any other field name is ignored, as the format says.
         return None
 
     def _dispatch(self) -> SseEvent | None:
+        # The id takes effect at the blank line: an event cut off before it never
+        # becomes the id a reconnect resumes from.
+        self.last_event_id = self._id_buffer
         if not self._data:
             # A blank line with no data (a bare keep-alive, or event: alone) sends nothing.
             self._reset()

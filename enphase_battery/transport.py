@@ -7,9 +7,10 @@ failures (429, 5xx, timeouts, connection errors, a 2xx with a broken body).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -195,6 +196,74 @@ class Transport:
             elapsed_ms = (time.perf_counter() - started) * 1000
             _LOGGER.debug("%s %s -> %s in %.1f ms", route.method, path, status, elapsed_ms)
         return status, raw
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        route: Route,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open a long-lived GET (``live_data``) through the same quota, limiter and token.
+
+        The response is yielded unread, whatever its status (the caller maps errors and
+        reads the body as it streams); a 401 gets one refresh and one more try.  No
+        retries here: a stream's caller decides when to reconnect.
+        """
+        if self.closed:
+            raise InvalidRequestError("the client is closed")
+        try:
+            token = await self._fresh_token()
+        except Final as final:
+            raise final.error from None
+        for attempt in range(2):
+            remaining = self.quota.remaining
+            if remaining is not None and remaining <= 0:
+                raise QuotaExceededError(
+                    "the monthly request quota of the API plan is spent; no request was sent",
+                    status=None,
+                    period="month",
+                    limit=self.quota.quota,
+                    method=route.method,
+                    path=path,
+                )
+            await self._limiter.acquire()
+            self.quota.record()
+            self.requests_sent += 1
+            query = {"key": self._api_key, **(params or {})}
+            sent = {"Authorization": f"Bearer {token}", **(headers or {})}
+            try:
+                response = await self.get_session().request(
+                    route.method,
+                    self.base_url + path,
+                    params=query,
+                    headers=sent,
+                    timeout=client_timeout,
+                )
+            except TimeoutError:
+                raise EnphaseConnectionError(f"{route.method} {path}: no answer in time") from None
+            except aiohttp.ClientError as err:
+                raise EnphaseConnectionError(
+                    f"{route.method} {path}: {type(err).__name__}: {self.redact(str(err))}"
+                ) from None
+            if response.status == 401 and attempt == 0:
+                try:
+                    new_token = await self._fresh_token(refused=token)
+                except Final as final:
+                    response.release()
+                    raise final.error from None
+                if new_token != token:
+                    response.release()
+                    token = new_token
+                    continue
+            try:
+                yield response
+            finally:
+                response.close()
+            return
 
     def get_session(self) -> aiohttp.ClientSession:
         """The session requests go through (created on first use when none was given)."""

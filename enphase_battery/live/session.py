@@ -95,7 +95,12 @@ class LiveTransport(Protocol):
         ...
 
     def open_live_stream(
-        self, system_id: int, *, duration_s: int, last_event_id: str | None = None
+        self,
+        system_id: int,
+        *,
+        duration_s: int,
+        last_event_id: str | None = None,
+        idle_timeout_s: float = 90.0,
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """An open ``live_data`` response (status 200), or a typed error."""
         ...
@@ -300,23 +305,27 @@ class LiveSession:
         decoder = SseDecoder()
         try:
             async with self._transport.open_live_stream(
-                self.system_id, duration_s=self.duration_s, last_event_id=self._last_event_id
+                self.system_id,
+                duration_s=self.duration_s,
+                last_event_id=self._last_event_id,
+                idle_timeout_s=self.idle_timeout_s,
             ) as response:
                 if self._stream_ended_at is not None:
                     self._gaps.append(time.monotonic() - self._stream_ended_at)
                     self._stream_ended_at = None
                 comments = 0
                 async for chunk in response.content.iter_any():
-                    for event in decoder.feed(chunk):
+                    events = decoder.feed(chunk)
+                    if decoder.comments != comments:
+                        self._keepalives += decoder.comments - comments
+                        comments = decoder.comments
+                    for event in events:
                         frame = self._frame_or_raise(event)
                         if frame is not None:
                             frames += 1
                             self._failures = 0
                             self._live_frames += 1
                             yield frame
-                    if decoder.comments != comments:
-                        self._keepalives += decoder.comments - comments
-                        comments = decoder.comments
         except LiveDataError as error:
             self._after_stream(decoder)
             self._handle_live_error(error)
@@ -328,7 +337,9 @@ class LiveSession:
         except (EnphaseConnectionError, aiohttp.ClientError, TimeoutError, SseError) as error:
             self._after_stream(decoder)
             _LOGGER.debug("live stream of system %s broke: %r", self.system_id, error)
-            self._count_failure(error if isinstance(error, EnphaseConnectionError) else None)
+            if frames == 0:
+                self._count_failure(error if isinstance(error, EnphaseConnectionError) else None)
+            # A stream that broke after bringing frames is reconnected at once.
             return
         self._after_stream(decoder)
         lasted_s = time.monotonic() - started
