@@ -27,6 +27,19 @@ from .exceptions import (
     ResponseFormatError,
 )
 from .limits import MonthlyQuota, RateLimits
+from .live import (
+    GatewayNotReportingError,
+    LiveBudget,
+    LiveBudgetExhaustedError,
+    LiveDataError,
+    LiveDurationError,
+    LiveLedger,
+    LiveServerError,
+    LiveSession,
+    LiveSpend,
+    LiveStats,
+    LiveUnsupportedError,
+)
 from .models import (
     Address,
     BatteryInterval,
@@ -52,7 +65,16 @@ from .models import (
     System,
     SystemDevices,
 )
+from .models.live import LiveFrame, LiveSource
+from .models.now import (
+    LatestDevice,
+    LatestTelemetry,
+    MeterReading,
+    StorageMeterReadings,
+    SystemSummary,
+)
 from .poller import BATTERY, PollerProgress, TelemetryInterval, TelemetryPoller
+from .reconcile import Reconciliation, SpanCheck, Verdict
 from .routes import ROUTES, Route
 
 __version__ = "0.1.0"
@@ -83,16 +105,32 @@ __all__ = [
     "EnphaseConnectionError",
     "EnphaseError",
     "FileTokenStore",
+    "GatewayNotReportingError",
     "Granularity",
     "GridState",
     "GridStatus",
     "InvalidRequestError",
+    "LatestDevice",
+    "LatestTelemetry",
     "LifetimeDay",
     "LifetimeMeta",
+    "LiveBudget",
+    "LiveBudgetExhaustedError",
+    "LiveDataError",
+    "LiveDurationError",
+    "LiveFrame",
+    "LiveLedger",
+    "LiveServerError",
+    "LiveSession",
+    "LiveSource",
+    "LiveSpend",
+    "LiveStats",
+    "LiveUnsupportedError",
     "LoadCircuit",
     "LoadControl",
     "LoadControlMode",
     "MemoryCheckpoint",
+    "MeterReading",
     "MonthlyQuota",
     "NotFoundError",
     "OAuth2Token",
@@ -101,16 +139,21 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RateLimits",
+    "Reconciliation",
     "ResponseFormatError",
     "Route",
     "SocReading",
+    "SpanCheck",
     "SqliteCheckpoint",
+    "StorageMeterReadings",
     "StormGuard",
     "StreamState",
     "System",
     "SystemDevices",
+    "SystemSummary",
     "TelemetryInterval",
     "TelemetryPoller",
     "TokenManager",
+    "Verdict",
     "__version__",
 ]
