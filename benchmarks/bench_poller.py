@@ -13,7 +13,8 @@ Prints:
    streams, with the simulator in a child process so its history is not counted.  Goal:
    flat (ratio ~1).
 
-Run: ``.venv/bin/python benchmarks/bench_poller.py`` (about a minute).
+Run: ``.venv/bin/python benchmarks/bench_poller.py`` (about a minute); ``--smoke`` runs
+every part on a few days of history only.
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ import tracemalloc
 from datetime import timedelta
 from typing import Any
 
+from benchtable import Row, emit, is_smoke
+
 from enphase_battery import EnphaseClient, OAuth2Token, RateLimits, TokenManager
 from enphase_battery.poller import TelemetryPoller, poll_interval_for
 from enphase_battery.simulator import EnphaseSimulator
 
 FAST = RateLimits(1_000_000)
+SMOKE = is_smoke()
+#: The rows for the table (benchtable), filled in as each part runs.
+ROWS: list[Row] = []
 
 
 def _client(sim: EnphaseSimulator, limits: RateLimits = FAST) -> tuple[EnphaseClient, TokenManager]:
@@ -97,6 +103,16 @@ async def backfill_requests() -> None:
         print(f"   naive 15-minute poller     {naive}  ({naive / emitted:.5f} per interval)")
         print(f"   poller / minimum           {ours / minimum:.2f}x   (goal <= 1.10x)")
         print(f"   naive / poller             {naive / ours:.0f}x more requests")
+        ROWS.append(
+            Row(
+                "poller: 7-day backfill, requests vs the API minimum",
+                ours,
+                "requests",
+                baseline=minimum,
+                goal_op="<=",
+                goal_value=1.10,
+            )
+        )
 
 
 async def steady_state_requests() -> None:
@@ -119,7 +135,7 @@ async def steady_state_requests() -> None:
             await _drain(poller)  # today so far: the state a running service has
             before_requests, before_emitted = poller.requests, poller.intervals_emitted
             elapsed = 0.0
-            while elapsed < 86_400:
+            while elapsed < (3 * 3600 if SMOKE else 86_400):
                 sim.clock.advance(timedelta(seconds=interval_s))
                 elapsed += interval_s
                 poller.poll_now()
@@ -138,11 +154,26 @@ async def steady_state_requests() -> None:
         print(f"   poller / budget            {requests / budget_per_day:.2f}x   (goal <= 1.10x)")
         print(f"   naive 15-minute poller     {naive}  ({naive / emitted:.4f} per interval)")
         print(f"   naive / budget             {naive / budget_per_day:.1f}x over the quota share")
+        ROWS.append(
+            Row(
+                "poller: 24 h on Watt, requests vs the plan's daily share",
+                requests,
+                "requests",
+                baseline=budget_per_day,
+                goal_op="<=",
+                goal_value=1.10,
+            )
+        )
 
 
 async def throughput() -> None:
+    days = 3 if SMOKE else 60
     async with EnphaseSimulator(
-        seed=5, systems=1, encharges=2, history=timedelta(days=60), reporting_latency=timedelta(0)
+        seed=5,
+        systems=1,
+        encharges=2,
+        history=timedelta(days=days),
+        reporting_latency=timedelta(0),
     ) as sim:
         system_id = sim.system_ids[0]
         serials = sim.encharge_serials(system_id)
@@ -152,7 +183,7 @@ async def throughput() -> None:
             for label, checkpoint in (("memory checkpoint", None), ("SQLite checkpoint", "sqlite")):
                 with tempfile.TemporaryDirectory() as tmp:
                     path = os.path.join(tmp, "cp.sqlite") if checkpoint else None
-                    start = sim.clock.now() - timedelta(days=59)
+                    start = sim.clock.now() - timedelta(days=days - 1)
                     began = time.perf_counter()
                     async with TelemetryPoller(
                         client,
@@ -169,6 +200,16 @@ async def throughput() -> None:
                 print(
                     f"3. throughput, {label:<18} {emitted} intervals in {seconds:.2f} s:"
                     f" {rate:,.0f} intervals/s{goal}"
+                )
+                ROWS.append(
+                    Row(
+                        f"poller: throughput, {label}",
+                        rate,
+                        "intervals/s",
+                        goal_op=">=",
+                        goal_value=15_000 if checkpoint else 100_000,
+                        goal_on="sdk",
+                    )
                 )
 
 
@@ -235,7 +276,7 @@ async def _backfill_peak(info: dict[str, Any], days: int) -> tuple[int, int]:
 def memory() -> None:
     context = multiprocessing.get_context("spawn")
     results = {}
-    for days in (30, 365):
+    for days in (2, 4) if SMOKE else (30, 365):
         parent, child = context.Pipe()
         process = context.Process(target=_serve_simulator, args=(days, child), daemon=True)
         process.start()
@@ -246,8 +287,19 @@ def memory() -> None:
     print("4. peak traced memory of the poller process (3 streams)")
     for days, (emitted, peak) in results.items():
         print(f"   {days:>3}-day backfill   {emitted:>7} intervals   peak {peak / 1e6:6.2f} MB")
-    ratio = results[365][1] / results[30][1]
-    print(f"   365-day / 30-day peak      {ratio:.2f}x   (goal: flat, ~1x)")
+    short, long = sorted(results)
+    ratio = results[long][1] / results[short][1]
+    print(f"   {long}-day / {short}-day peak      {ratio:.2f}x   (goal: flat, ~1x)")
+    ROWS.append(
+        Row(
+            f"poller: peak memory, {long}-day vs {short}-day backfill",
+            results[long][1] / 1e6,
+            "MB",
+            baseline=results[short][1] / 1e6,
+            goal_op="<=",
+            goal_value=1.2,
+        )
+    )
 
 
 def main() -> int:
@@ -255,6 +307,7 @@ def main() -> int:
     asyncio.run(steady_state_requests())
     asyncio.run(throughput())
     memory()
+    emit(ROWS, smoke=SMOKE)
     return 0
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ._json import loads
 from .exceptions import (
     ApiError,
     AuthenticationError,
@@ -34,7 +34,7 @@ def decode(
     """The JSON payload of a 2xx answer; any other status raises its typed error."""
     if 200 <= status < 300:
         try:
-            return json.loads(raw)
+            return loads(raw)
         except ValueError:
             raise ResponseFormatError(
                 "response body is not valid JSON",
@@ -52,7 +52,7 @@ def error_for(
     """The exception for a non-2xx answer (a month-period 429 also marks ``quota`` spent)."""
     body: Any
     try:
-        body = json.loads(raw) if raw else None
+        body = loads(raw) if raw else None
     except ValueError:
         body = truncate(raw)
     body = redact(body)
