@@ -21,12 +21,13 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     ) from err
 
 from ._db import Database
-from .checkpoint import Fence, PostgresCheckpoint, RowWriter
+from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
 from .schema import SCHEMA_VERSION, SchemaVersionError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BatchWriter",
     "CheckpointConflictError",
     "Database",
     "Fence",

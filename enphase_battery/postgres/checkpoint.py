@@ -15,20 +15,28 @@ own rows.  That gives three guarantees a user can rely on:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from ..checkpoint import StreamState
+from ..exceptions import InvalidRequestError
 from ._db import Connection, Database, quote_ident
 from .errors import CheckpointConflictError, LeaseLostError
 from .schema import ensure_schema
 
-__all__ = ["Fence", "PostgresCheckpoint", "RowWriter"]
+if TYPE_CHECKING:
+    from ..delivery import Batch
+    from ..streams import TelemetryInterval
+
+__all__ = ["BatchWriter", "Fence", "PostgresCheckpoint", "RowWriter"]
 
 #: The consumer's part of a transactional commit: write your rows on ``conn``.
 RowWriter = Callable[[Connection], Awaitable[object]]
+#: The consumer's part of :meth:`PostgresCheckpoint.commit_batch`.
+BatchWriter = Callable[[Connection, "tuple[TelemetryInterval, ...]"], Awaitable[object]]
 
 
 @runtime_checkable
@@ -228,6 +236,53 @@ class PostgresCheckpoint:
             pending = self._pending.pop(key, None)
             if pending is not None and pending[1] == state:
                 self._confirmed[key] = pending
+
+    # -- Batch.commit(conn) -------------------------------------------------------------
+
+    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
+        """Write ``states`` inside ``conn``'s open transaction (your uncommitted rows are
+        there), then commit it: what ``await batch.commit(conn)`` calls.
+
+        ``conn`` is an asyncpg connection inside ``async with conn.transaction():``;
+        ``batch.commit(conn)`` must be the block's last statement (the block's own
+        ``COMMIT`` then has nothing left to do).  If an earlier attempt whose
+        acknowledgement was lost already committed these states, the transaction is
+        rolled back instead, so your rows are not written twice.  Raises (nothing
+        committed, the batch not delivered) on a lost lease, a conflict or an outage.
+        """
+        if not isinstance(conn, asyncpg.Connection | PoolConnectionProxy):
+            raise TypeError("commit_with needs an asyncpg connection")
+        if not conn.is_in_transaction():
+            raise InvalidRequestError(
+                "batch.commit(conn) needs conn inside a transaction holding your rows"
+                " (async with conn.transaction(): ...)"
+            )
+        mapping = dict(states)
+        try:
+            applied = await self.write(conn, mapping)
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT" if applied else "ROLLBACK")
+        self.confirm(mapping)
+
+    async def commit_batch(self, batch: Batch, write_rows: BatchWriter) -> None:
+        """``write_rows(conn, batch.intervals)`` and ``batch.commit(conn)`` in one
+        transaction, retried through outages until it is done exactly once.
+
+        The recipe for a fleet into your own table::
+
+            async for batch in poller.batches(max_size=1000):
+                await checkpoint.commit_batch(batch, insert_rows)
+        """
+
+        async def op(conn: Connection) -> None:
+            await self._ready(conn)
+            async with conn.transaction():
+                await write_rows(conn, batch.intervals)
+                await batch.commit(conn)
+
+        await self._db.run(op, what=f"committing a batch of {len(batch)}")
 
     # -- internals ----------------------------------------------------------------
 

@@ -1,0 +1,232 @@
+"""The transactional sink on a real PostgreSQL server: the poller's batches written into the
+consumer's own table together with the checkpoint, so that crashes in any place leave every
+interval there exactly once, with a plain primary key and no ON CONFLICT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from enphase_battery import InvalidRequestError
+from enphase_battery.delivery import Batch
+from enphase_battery.poller import TelemetryInterval, TelemetryPoller
+from enphase_battery.postgres import PostgresCheckpoint
+from enphase_battery.postgres._db import Connection
+
+from .poller_helpers import HOUR, NO_WAIT, check_exactly_once, open_env, wake
+
+TABLE_SQL = (
+    'CREATE TABLE "{schema}".battery_interval ('
+    " system_id bigint, source text, end_at timestamptz, charge_wh int, discharge_wh int,"
+    " soc_percent int, devices_reporting int, total_devices int, partial boolean,"
+    " PRIMARY KEY (system_id, source, end_at))"
+)
+
+
+@pytest.fixture
+async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+def inserter(schema: str) -> Callable[[Connection, tuple[TelemetryInterval, ...]], Awaitable[None]]:
+    async def insert(conn: Connection, intervals: tuple[TelemetryInterval, ...]) -> None:
+        # A plain INSERT: a duplicate would raise UniqueViolationError and fail the test.
+        await conn.executemany(
+            f'INSERT INTO "{schema}".battery_interval VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+            [
+                (
+                    iv.system_id,
+                    iv.source,
+                    iv.end_at,
+                    iv.charge_wh,
+                    iv.discharge_wh,
+                    iv.soc_percent,
+                    iv.devices_reporting,
+                    iv.total_devices,
+                    iv.partial,
+                )
+                for iv in intervals
+            ],
+        )
+
+    return insert
+
+
+async def stored(pool: asyncpg.Pool, schema: str) -> list[TelemetryInterval]:
+    rows = await pool.fetch(f'SELECT * FROM "{schema}".battery_interval')
+    return [
+        TelemetryInterval(
+            r["system_id"],
+            r["source"],
+            r["end_at"],
+            r["charge_wh"],
+            r["discharge_wh"],
+            r["soc_percent"],
+            r["devices_reporting"],
+            r["total_devices"],
+            r["partial"],
+        )
+        for r in rows
+    ]
+
+
+async def run_batches(poller: TelemetryPoller, handle: Callable[[Batch], Awaitable[bool]]) -> int:
+    """Batches until the poller has caught up, or ``handle`` says stop; returns how many."""
+    batches = poller.batches(max_size=40, max_wait=0.0)
+    count = 0
+    while True:
+        following = asyncio.ensure_future(anext(batches))
+        idle = asyncio.ensure_future(poller.wait_idle())
+        await asyncio.wait({following, idle}, return_when=asyncio.FIRST_COMPLETED)
+        idle.cancel()
+        if not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+            return count
+        count += 1
+        if not await handle(following.result()):
+            return count
+
+
+async def test_batches_into_own_table_exactly_once_across_crashes(
+    pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    checkpoint = PostgresCheckpoint(pool, schema=pg_schema)
+    await checkpoint.ensure_ready()
+    await pool.execute(TABLE_SQL.format(schema=pg_schema))
+    insert = inserter(pg_schema)
+    async with open_env(history=timedelta(days=2)) as env:
+        start_at = env.sim.clock.now() - timedelta(hours=30)
+
+        def make_poller() -> tuple[TelemetryPoller, PostgresCheckpoint]:
+            # A new store object each time: what a restarted process has.
+            store = PostgresCheckpoint(pool, schema=pg_schema)
+            poller = TelemetryPoller(
+                env.client,
+                env.system_id,
+                start_at=start_at,
+                checkpoint=store,
+                poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
+            )
+            return poller, store
+
+        # Crash shapes: after the rows went in but before the commit (the transaction
+        # dies with the process), between batches, and mid-way through writing rows.
+        # And the connection dropping inside commit_batch, after the rows went in: the
+        # commit is retried on a new connection, the rows land once.
+        shapes = [(2, "before-commit"), (3, "between"), (1, "mid-rows"), (1, "conn-drops")]
+        for crash_after, shape in shapes:
+            poller, store = make_poller()
+            done = 0
+
+            async def handle(
+                batch: Batch,
+                crash_after: int = crash_after,
+                shape: str = shape,
+                store: PostgresCheckpoint = store,
+            ) -> bool:
+                nonlocal done
+                if done == crash_after and shape == "conn-drops":
+                    drops = [True]
+
+                    async def flaky(conn: Connection, rows: tuple[TelemetryInterval, ...]) -> None:
+                        await insert(conn, rows)
+                        if drops:
+                            drops.pop()
+                            conn.terminate()
+
+                    await store.commit_batch(batch, flaky)
+                    assert not drops
+                    assert store.database.outages == 1  # waited out, once
+                    done += 1
+                    return True
+                if done == crash_after:
+                    async with pool.acquire() as conn:
+                        tx = conn.transaction()
+                        await tx.start()
+                        rows = batch.intervals if shape != "mid-rows" else batch.intervals[:5]
+                        await insert(conn, rows)
+                        conn.terminate()  # kill -9: the open transaction never commits
+                    return False
+                await store.commit_batch(batch, insert)
+                done += 1
+                return shape != "between" or done < crash_after
+
+            await run_batches(poller, handle)
+            # No aclose(): a crashed process closes nothing.
+            env.sim.clock.advance(timedelta(minutes=50))
+        poller, store = make_poller()
+
+        async def commit_all(batch: Batch) -> bool:
+            await store.commit_batch(batch, insert)
+            return True
+
+        await run_batches(poller, commit_all)
+        env.sim.clock.advance(timedelta(hours=2))
+        await wake(poller)
+        await run_batches(poller, commit_all)
+        await poller.aclose()
+        rows = await stored(pool, pg_schema)
+        check_exactly_once(env, rows, int(start_at.timestamp()))
+        assert len(rows) > 150
+
+
+async def test_batch_commit_inside_your_own_transaction(pool: asyncpg.Pool, pg_schema: str) -> None:
+    checkpoint = PostgresCheckpoint(pool, schema=pg_schema)
+    await checkpoint.ensure_ready()
+    await pool.execute(TABLE_SQL.format(schema=pg_schema))
+    insert = inserter(pg_schema)
+    async with open_env(history=timedelta(days=1)) as env:
+        start_at = env.sim.clock.now() - timedelta(hours=6)
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            checkpoint=checkpoint,
+            poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
+        )
+        batches = poller.batches(max_size=30, max_wait=0.0)
+        first = await anext(batches)
+        async with pool.acquire() as conn:
+            with pytest.raises(InvalidRequestError, match="inside a transaction"):
+                await first.commit(conn)
+            async with conn.transaction():
+                await insert(conn, first.intervals)
+                await first.commit(conn)
+        assert first.committed
+        # Your rows fail: nothing commits, the batch is not delivered.
+        second = await anext(batches)
+
+        async def failing_commit() -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await insert(conn, second.intervals + first.intervals[:1])
+                await second.commit(conn)
+
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await failing_commit()
+        assert not second.committed
+        await poller.aclose()
+        rows = await stored(pool, pg_schema)
+        assert sorted(iv.end_at for iv in rows) == sorted(iv.end_at for iv in first.intervals)
+        # A restart hands out the second batch again, once.
+        again = TelemetryPoller(
+            env.client,
+            env.system_id,
+            start_at=start_at,
+            checkpoint=PostgresCheckpoint(pool, schema=pg_schema),
+            poll_interval=HOUR,
+            retry_wait_s=NO_WAIT,
+        )
+        redelivered = await anext(again.batches(max_size=30, max_wait=0.0))
+        assert redelivered.intervals == second.intervals
+        await again.aclose()
