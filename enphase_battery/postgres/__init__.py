@@ -23,6 +23,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from ._db import Database
 from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
+from .leases import Lease, LeaseChange, LeaseWorker
 from .schema import SCHEMA_VERSION, SchemaVersionError
 
 __all__ = [
@@ -31,7 +32,10 @@ __all__ = [
     "CheckpointConflictError",
     "Database",
     "Fence",
+    "Lease",
+    "LeaseChange",
     "LeaseLostError",
+    "LeaseWorker",
     "PostgresCheckpoint",
     "RowWriter",
     "SchemaVersionError",
