@@ -39,11 +39,21 @@ class RateLimits:
     max_rate: float = attrs.field(validator=_positive)
     time_period: float = attrs.field(default=60.0, validator=_positive)
     monthly_quota: int | None = attrs.field(default=None, validator=_quota)
+    #: The plan's name (``"watt"``...; set on the presets).  Quota counts are kept per plan.
+    name: str | None = attrs.field(default=None, eq=False, kw_only=True)
 
     WATT: ClassVar[RateLimits]
     KILOWATT: ClassVar[RateLimits]
     MEGAWATT: ClassVar[RateLimits]
     PARTNER: ClassVar[RateLimits]
+
+    @property
+    def plan_name(self) -> str:
+        """The preset's name, or one derived from the numbers for a custom plan."""
+        if self.name:
+            return self.name
+        quota = "unlimited" if self.monthly_quota is None else str(self.monthly_quota)
+        return f"custom-{self.max_rate:g}per{self.time_period:g}s-{quota}"
 
     @property
     def min_spacing_s(self) -> float:
@@ -77,10 +87,10 @@ class RateLimits:
             ) from None
 
 
-RateLimits.WATT = RateLimits(10, 60.0, 1_000)
-RateLimits.KILOWATT = RateLimits(50, 60.0, 50_000)
-RateLimits.MEGAWATT = RateLimits(100, 60.0, 300_000)
-RateLimits.PARTNER = RateLimits(300, 60.0, 1_500_000)
+RateLimits.WATT = RateLimits(10, 60.0, 1_000, name="watt")
+RateLimits.KILOWATT = RateLimits(50, 60.0, 50_000, name="kilowatt")
+RateLimits.MEGAWATT = RateLimits(100, 60.0, 300_000, name="megawatt")
+RateLimits.PARTNER = RateLimits(300, 60.0, 1_500_000, name="partner")
 
 
 def _month_key(moment: datetime) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..auth import DEFAULT_REDIRECT_URI
-from .battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem
+from .battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem, Encharge
 from .errors import ApiProblem, envelope, error_response
 from .faults import FaultKind, FaultRule
 from .live import register as register_live
@@ -50,6 +50,7 @@ _PLAN_ACCESS = {
     "partner": {"site", "device", "config"},
     "unlimited": {"site", "device", "config"},
 }
+_ALL_ACCESS = {"site", "device", "config"}
 
 
 def _sim(request: web.Request) -> EnphaseSimulator:
@@ -99,7 +100,8 @@ async def _api_middleware(request: web.Request, handler: _Handler) -> web.Stream
     try:
         if is_api:
             _check_credentials(sim, request)
-            if sim.enforce_plan_access and _access_family(path) not in _PLAN_ACCESS[sim.plan]:
+            allowed = _PLAN_ACCESS.get(sim.plan, _ALL_ACCESS)
+            if sim.enforce_plan_access and _access_family(path) not in allowed:
                 raise ApiProblem(403, "Not authorized to access this resource")
             too_many = sim.limiter.admit()
             if too_many is not None:
@@ -223,6 +225,11 @@ def _last_report(sim: EnphaseSimulator, system: BatterySystem) -> int:
     return last[0] if last else system.operational_at
 
 
+def _device_last_report(sim: EnphaseSimulator, device: Encharge, now: float) -> int | None:
+    last = last_visible_end_at([device], sim.arrival, now, device.last_end_at)
+    return last[0] if last else None
+
+
 def _system_json(sim: EnphaseSimulator, system: BatterySystem) -> dict[str, Any]:
     template = system.template
     last_report = _last_report(sim, system)
@@ -237,7 +244,11 @@ def _system_json(sim: EnphaseSimulator, system: BatterySystem) -> dict[str, Any]
             "country": template.country,
             "postal_code": template.postal_code,
         },
-        "connection_type": template.connection_type,
+        "connection_type": (
+            sim.uplinks[system.system_id].connection_type
+            if system.system_id in sim.uplinks and sim.uplinks[system.system_id].kind != "wifi"
+            else template.connection_type
+        ),
         "energy_lifetime": -1,
         "energy_today": -1,
         "system_size": -1,
@@ -308,10 +319,12 @@ async def _devices(request: web.Request) -> web.StreamResponse:
         }
         for n in range(1, max(1, system.template.pv_peak_w // 400) + 1)
     ]
+    now = sim.clock.timestamp()
     encharges = [
         {
             "id": device.device_id,
-            "last_report_at": last_report,
+            # Each Encharge's own: a fleet poller asks only those with new data.
+            "last_report_at": _device_last_report(sim, device, now),
             "name": "Encharge Battery",
             "serial_number": device.serial,
             "part_number": device.model.part_number,

@@ -10,6 +10,9 @@ jitter + lag (+ late_delay if that interval is late)``, where
 * a late interval (chosen with ``late_probability`` as the physics steps) shows up
   ``late_delay`` after the device's later intervals: out-of-order backfill.
 
+* the device's gateway :class:`~.uplink.Uplink` (cellular batches, an outage's
+  backfill) decides when an interval that is ready is uploaded.
+
 A system interval is visible once any of its devices' is; its ``devices_reporting``
 grows until every device has reported.
 """
@@ -20,6 +23,7 @@ import bisect
 import random
 
 from .battery import Encharge
+from .uplink import Uplink
 
 __all__ = ["ArrivalModel"]
 
@@ -37,6 +41,15 @@ class ArrivalModel:
         # serial -> parallel sorted lists: from which end_at (exclusive) a lag applies.
         self._lag_from: dict[str, list[int]] = {}
         self._lag_s: dict[str, list[float]] = {}
+        # serial -> its gateway's uplink; Wi-Fi devices (the common case) have none.
+        self._uplinks: dict[str, Uplink] = {}
+
+    def set_uplink(self, serial: str, uplink: Uplink) -> None:
+        """The device uploads through ``uplink`` (cellular, offline); Wi-Fi needs none."""
+        if uplink.kind == "wifi":
+            self._uplinks.pop(serial, None)
+        else:
+            self._uplinks[serial] = uplink
 
     def jitter_s(self, serial: str) -> int:
         """The device's fixed upload offset in seconds."""
@@ -70,6 +83,9 @@ class ArrivalModel:
         delay = self.latency_s + self.jitter_s(device.serial) + self.lag_s(device.serial, end_at)
         if device.late[i]:
             delay += self.late_delay_s
+        uplink = self._uplinks.get(device.serial)
+        if uplink is not None:
+            return uplink.visible_at(end_at + delay, end_at)
         return end_at + delay
 
     def visible_mask(self, device: Encharge, first: int, last: int, now: float) -> list[bool]:
@@ -78,6 +94,8 @@ class ArrivalModel:
         The hot path of every telemetry request, hence the inlined arithmetic.
         """
         serial = device.serial
+        if serial in self._uplinks:
+            return [self.visible_at(device, i) <= now for i in range(first, last + 1)]
         base = self.latency_s + self.jitter_s(serial)
         late = device.late
         late_delay = self.late_delay_s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +28,8 @@ class SimClock:
         self._base_s = start.timestamp()
         self._real_base = time.monotonic()
         self._speed = float(speed)
+        # Sleepers woken by advance() (a frozen clock moves only through it).
+        self._wakeups: set[asyncio.Event] = set()
 
     @property
     def speed(self) -> float:
@@ -61,7 +65,34 @@ class SimClock:
         if seconds < 0:
             raise ValueError("the simulated clock never goes backwards")
         self._base_s += seconds
+        for event in self._wakeups:
+            event.set()
         return self.now()
+
+    # -- the SDK's Clock protocol (enphase_battery.clock): pacing on simulated time ----
+
+    def time(self) -> float:
+        """The simulated time as a Unix epoch (the SDK's :class:`~enphase_battery.Clock`)."""
+        return self.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until the simulated time has moved on by ``seconds``.
+
+        A running clock (``speed > 0``) takes ``seconds / speed`` real seconds; a frozen one
+        waits for :meth:`advance` (or for ``speed`` to be set).
+        """
+        deadline = self.timestamp() + seconds
+        event = asyncio.Event()
+        self._wakeups.add(event)
+        try:
+            while (remaining := deadline - self.timestamp()) > 0:
+                event.clear()
+                # Re-check now and then: speed may change, or be set while frozen.
+                real = remaining / self._speed if self._speed > 0 else 0.05
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(real, 0.05) + 1e-4)
+        finally:
+            self._wakeups.discard(event)
 
     def __repr__(self) -> str:
         return f"SimClock(now={self.now().isoformat()!r}, speed={self._speed})"

@@ -38,27 +38,48 @@ class Fleet:
         self.systems: dict[int, BatterySystem] = {}
         self._next_device_id = 100_000 + seed % 1000 * 1000
         self._serial_counter: dict[int, int] = {}
-        for index, (system_id, count) in enumerate(zip(ids, counts, strict=True)):
-            template = SITE_TEMPLATES[index % len(SITE_TEMPLATES)]
-            name = template.name
-            if index >= len(SITE_TEMPLATES):
-                name = f"{name} {index // len(SITE_TEMPLATES) + 1}"
-            system = BatterySystem(
-                system_id=system_id,
-                template=template,
-                first_end_at=first_end_at,
-                seed=seed,
-                late_probability=late_probability,
-                name=name,
-            )
-            self._serial_counter[system_id] = 0
-            self.systems[system_id] = system
-            for _ in range(count):
-                self.add_encharge(system, template.battery_model, first_end_at)
+        self._index: dict[int, int] = {}
+        self._rng = random.Random(f"added:{seed}")
+        self._taken = set(ids)
+        for system_id, count in zip(ids, counts, strict=True):
+            self._create(system_id, count, first_end_at)
+
+    def _create(self, system_id: int, count: int, first_end_at: int) -> BatterySystem:
+        index = len(self._index)
+        template = SITE_TEMPLATES[index % len(SITE_TEMPLATES)]
+        name = template.name
+        if index >= len(SITE_TEMPLATES):
+            name = f"{name} {index // len(SITE_TEMPLATES) + 1}"
+        system = BatterySystem(
+            system_id=system_id,
+            template=template,
+            first_end_at=first_end_at,
+            seed=self.seed,
+            late_probability=self._late_probability,
+            name=name,
+        )
+        self._index[system_id] = index
+        self._serial_counter[system_id] = 0
+        self.systems[system_id] = system
+        for _ in range(count):
+            self.add_encharge(system, template.battery_model, first_end_at)
+        return system
+
+    def add_system(self, encharges: int, first_end_at: int) -> int:
+        """Commission one more system (a fresh id); returns its id."""
+        if encharges < 0:
+            raise ValueError("encharges must be >= 0")
+        while True:
+            system_id = self._rng.randrange(5_000_000, 9_000_000)
+            if system_id not in self._taken:
+                break
+        self._taken.add(system_id)
+        self._create(system_id, encharges, first_end_at)
+        return system_id
 
     def system_index(self, system_id: int) -> int:
         """Position of the system in the fleet (stable, used in serial numbers)."""
-        return list(self.systems).index(system_id)
+        return self._index[system_id]
 
     def add_encharge(
         self, system: BatterySystem, model: BatteryModel | int, first_end_at: int
@@ -69,7 +90,9 @@ class Fleet:
         n = self._serial_counter[system.system_id] + 1
         self._serial_counter[system.system_id] = n
         # 12-digit serials like the real ones ("1221xxxxxxxx"), unique per fleet.
-        serial = f"12{self.seed % 100:02d}{self.system_index(system.system_id):02d}{n:06d}"
+        index = self.system_index(system.system_id)
+        # Fleets past 100 systems widen the index (and the serial) rather than collide.
+        serial = f"12{self.seed % 100:02d}{index:02d}{n:06d}"
         self._next_device_id += 1
         device = Encharge(
             serial=serial,

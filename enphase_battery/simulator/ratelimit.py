@@ -1,7 +1,9 @@
 """Plan rate limits as the server enforces them: a per-minute window and a monthly quota.
 
 * The minute window is fixed (aligned to wall-clock minutes) and counts in REAL time,
-  because clients pace themselves with real timers.
+  because clients pace themselves with real timers; ``minute_clock="simulated"`` counts
+  it on the simulated clock instead, for clients that pace on that clock (fast-clock
+  fleet tests and benchmarks).
 * The monthly quota counts per calendar month (UTC) of the SIMULATED clock, so a
   fast-forwarded simulation rolls into a fresh month.
 * Only requests that pass authentication count; a request refused with 429 does not.
@@ -38,13 +40,25 @@ def _month_bounds(moment: datetime) -> tuple[int, int]:
 class PlanLimiter:
     """Decides whether a request fits the plan, and builds the 429 body when not."""
 
-    def __init__(self, plan: str, clock: SimClock) -> None:
-        key = plan.strip().lower()
-        if key not in PLANS:
-            raise ValueError(f"unknown plan {plan!r}; expected one of {', '.join(PLANS)}")
-        self.plan = key
-        self.limits = PLANS[key]
+    def __init__(
+        self, plan: str | RateLimits, clock: SimClock, *, minute_clock: str = "real"
+    ) -> None:
+        if isinstance(plan, RateLimits):
+            # A custom plan (small quotas keep month-long tests short).
+            self.plan = plan.plan_name
+            self.limits: RateLimits | None = plan
+        else:
+            key = plan.strip().lower()
+            if key not in PLANS:
+                raise ValueError(f"unknown plan {plan!r}; expected one of {', '.join(PLANS)}")
+            self.plan = key
+            self.limits = PLANS[key]
+        if minute_clock not in ("real", "simulated"):
+            raise ValueError("minute_clock must be 'real' or 'simulated'")
+        self._minute_time = time.time if minute_clock == "real" else clock.timestamp
         self._clock = clock
+        #: 429s sent, by period (``"minute"``, ``"month"``); injected faults excluded.
+        self.refused: dict[str, int] = {"minute": 0, "month": 0}
         self._minute_start = 0
         self._minute_count = 0
         self._month_start = 0
@@ -84,14 +98,16 @@ class PlanLimiter:
         month_start, month_end = self._roll_month()
         monthly = self.limits.monthly_quota if self.limits else None
         if self._month_exhausted or (monthly is not None and self._month_count >= monthly):
+            self.refused["month"] += 1
             return self._too_many("month", month_start, month_end, monthly or 0)
         if self.limits is not None:
-            now = time.time()
+            now = self._minute_time()
             period = int(self.limits.time_period)
             minute_start = int(now // period) * period
             if minute_start != self._minute_start:
                 self._minute_start, self._minute_count = minute_start, 0
             if self._minute_count >= self.limits.max_rate:
+                self.refused["minute"] += 1
                 return self._too_many(
                     "minute", minute_start, minute_start + period, int(self.limits.max_rate)
                 )
@@ -102,7 +118,7 @@ class PlanLimiter:
     def too_many_minute(self) -> dict[str, Any]:
         """A per-minute 429 body for the current window (used by injected 429s)."""
         period = int(self.limits.time_period) if self.limits else 60
-        start = int(time.time() // period) * period
+        start = int(self._minute_time() // period) * period
         limit = int(self.limits.max_rate) if self.limits else 0
         return self._too_many("minute", start, start + period, limit)
 

@@ -24,6 +24,7 @@ from .fleet import Fleet
 from .live import LiveStreams
 from .oauth import OAuthAuthority
 from .ratelimit import PlanLimiter
+from .uplink import FleetMix, Uplink
 
 __all__ = ["EnphaseSimulator"]
 
@@ -61,6 +62,10 @@ class EnphaseSimulator:
     as the real access controls do.  ``live_frame_period_s`` (real seconds between live
     frames) and ``live_duration_scale`` (real seconds per second of a stream's
     ``duration``) make live streams fast in tests; see :attr:`live`.
+    ``plan`` may also be a custom :class:`~enphase_battery.RateLimits`;
+    ``minute_clock="simulated"`` counts the per-minute window on the simulated clock
+    (for clients pacing on ``sim.clock``).  ``fleet_mix`` puts some systems on cellular
+    (6-hourly batches) or offline for a while (see :mod:`.uplink`).
     """
 
     def __init__(
@@ -69,7 +74,7 @@ class EnphaseSimulator:
         seed: int = 0,
         systems: int = 2,
         encharges: int | Sequence[int] = 2,
-        plan: str = "partner",
+        plan: str | RateLimits = "partner",
         start: datetime | None = None,
         speed: float = 0.0,
         history: timedelta = timedelta(days=7),
@@ -82,6 +87,8 @@ class EnphaseSimulator:
         enforce_plan_access: bool = False,
         live_frame_period_s: float = 3.0,
         live_duration_scale: float = 1.0,
+        minute_clock: str = "real",
+        fleet_mix: FleetMix | None = None,
     ) -> None:
         if not 0.0 <= late_probability <= 1.0:
             raise ValueError("late_probability must be within 0..1")
@@ -92,7 +99,7 @@ class EnphaseSimulator:
         self.port = port
         self.enforce_plan_access = enforce_plan_access
         self.clock = SimClock(start or DEFAULT_START, speed=speed)
-        self.limiter = PlanLimiter(plan, self.clock)
+        self.limiter = PlanLimiter(plan, self.clock, minute_clock=minute_clock)
         self.plan = self.limiter.plan
         first_end_at = Fleet.first_end_at_after(self.clock.timestamp() - history.total_seconds())
         if first_end_at > self.clock.timestamp():
@@ -110,6 +117,11 @@ class EnphaseSimulator:
             latency_s=reporting_latency.total_seconds(),
             late_delay_s=late_delay.total_seconds(),
         )
+        self.fleet_mix = fleet_mix or FleetMix()
+        #: Each system's uplink (Wi-Fi unless the fleet mix says otherwise).
+        self.uplinks: dict[int, Uplink] = {}
+        for system_id in self.fleet.systems:
+            self._assign_uplink(system_id)
         self.api_key = _credential(seed, "api-key", 32)
         self.client_id = _credential(seed, "client-id", 32)
         self.client_secret = _credential(seed, "client-secret", 32)
@@ -212,11 +224,7 @@ class EnphaseSimulator:
             token_url=self.token_url,
         )
         if rate_limits is None:
-            rate_limits = (
-                RateLimits(1_000_000)
-                if self.plan == "unlimited"
-                else (RateLimits.for_plan(self.plan))
-            )
+            rate_limits = self.limiter.limits or RateLimits(1_000_000)
         return EnphaseClient(
             api_key=self.api_key,
             auth=auth,
@@ -265,7 +273,36 @@ class EnphaseSimulator:
         """
         system = self.system(system_id)
         model = system.template.battery_model if capacity_wh is None else capacity_wh
-        return self.fleet.add_encharge(system, model, system.next_end_at).serial
+        serial = self.fleet.add_encharge(system, model, system.next_end_at).serial
+        self.arrival.set_uplink(serial, self.uplinks.get(system_id, Uplink()))
+        return serial
+
+    def _assign_uplink(self, system_id: int) -> None:
+        uplink = self.fleet_mix.uplink_for(self.seed, system_id, self.clock.timestamp())
+        self.uplinks[system_id] = uplink
+        for device in self.fleet.systems[system_id].encharges:
+            self.arrival.set_uplink(device.serial, uplink)
+
+    def set_uplink(self, system_id: int, uplink: Uplink) -> None:
+        """Put the system's gateway on ``uplink`` (say, offline from now for a day)."""
+        self.system(system_id)
+        self.uplinks[system_id] = uplink
+        for device in self.fleet.systems[system_id].encharges:
+            self.arrival.set_uplink(device.serial, uplink)
+
+    def add_system(self, encharges: int = 2, *, history: timedelta = timedelta(0)) -> int:
+        """Commission a new system (listed from now on, reporting from now or ``history``
+        ago); returns its id."""
+        first_end_at = Fleet.first_end_at_after(self.clock.timestamp() - history.total_seconds())
+        system_id = self.fleet.add_system(encharges, first_end_at)
+        self._assign_uplink(system_id)
+        return system_id
+
+    def remove_system(self, system_id: int) -> None:
+        """Decommission a system: it leaves the systems list and its routes answer 404."""
+        self.system(system_id)
+        del self.fleet.systems[system_id]
+        self.uplinks.pop(system_id, None)
 
     def set_grid_outage(self, system_id: int, off_grid: bool) -> None:
         """Island the system (``grid_status`` "Off Grid", battery carries the load)."""

@@ -1,0 +1,538 @@
+"""One quota governor per API key: the plan's per-minute spacing and the month's count.
+
+Every request of a client (its pollers, fleet discovery and the user's own calls) is
+admitted here before it is sent:
+
+* **Spacing.**  Requests are given send slots ``60 s / per-minute limit`` apart, so the
+  API's fixed minute windows never see more than the limit (no per-minute 429 in steady
+  state).
+* **The month.**  A request is counted when it is admitted, in the same atomic step
+  that checks the count against the plan, so any number of concurrent callers can't
+  overshoot the quota.  The month is the calendar month (UTC) until a 429 body names
+  the API's own (``period_start`` / ``period_end``).
+* **Background share.**  Work marked as background (:func:`background_work`: pollers,
+  the fleet) may spend at most ``quota_share`` of the month; the user's own calls may
+  use the rest.  Background spending follows a budget line: a token bucket refilled at
+  ``(share left) / (time left in the month)``, holding up to ``burst`` worth, so a
+  fleet that wants more than its share slows down evenly instead of running dry on
+  day 20, and one that wants less leaves the quota unspent.
+* **Refunds.**  A request that never reached the server (refused connection, unknown
+  host) is refunded and gives its slot back; a per-minute 429 is refunded (the server
+  didn't count it) and pushes the next slot past the window's end.
+* **Month 429.**  The server's word that the month is spent holds for that plan and
+  that month only.
+
+The state lives in a :class:`GovernorBackend`: in memory by default, in a JSON file for
+the CLI (:class:`~enphase_battery.governor_file.FileGovernorBackend`), or in a shared
+database so several processes on one key keep to the plan together.  A backend only
+has to apply a pure update function atomically; all the rules live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import enum
+import functools
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+import attrs
+
+from .clock import SYSTEM_CLOCK, Clock
+from .exceptions import InvalidRequestError, QuotaExceededError
+from .limits import RateLimits
+
+__all__ = [
+    "Admission",
+    "GovernorBackend",
+    "GovernorState",
+    "MemoryGovernorBackend",
+    "Outcome",
+    "QuotaGovernor",
+    "QuotaUsage",
+    "background_work",
+    "calendar_month",
+    "is_background",
+]
+
+_T = TypeVar("_T")
+
+_BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "enphase_battery_background", default=False
+)
+
+
+@contextlib.contextmanager
+def background_work() -> Iterator[None]:
+    """Mark the requests made inside (and in tasks started inside) as background work.
+
+    Background requests draw from the governor's ``quota_share`` and wait for their
+    budget; the user's own calls don't.  Pollers and the fleet use it.
+    """
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
+
+
+def is_background() -> bool:
+    """Whether the current context is marked as background work."""
+    return _BACKGROUND.get()
+
+
+def calendar_month(epoch: float) -> tuple[float, float]:
+    """Start and end (epochs) of the UTC calendar month holding ``epoch``."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return start.timestamp(), datetime(year, month, 1, tzinfo=UTC).timestamp()
+
+
+@attrs.frozen
+class GovernorState:
+    """What a backend keeps for one API key and plan (all times are epochs)."""
+
+    plan: str
+    month_start: float
+    month_end: float
+    #: Requests counted this month (admitted and not refunded), user and background.
+    used: int = 0
+    used_background: int = 0
+    #: The API said the month is spent, until then (its ``period_end``).
+    exhausted_until: float | None = None
+    next_slot_at: float = 0.0
+    #: The background budget bucket: tokens, at the time they were counted.
+    bucket_tokens: float | None = None
+    bucket_at: float = 0.0
+    #: Whether month_start/month_end came from the API (a 429 body).
+    month_from_api: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (for file and database backends)."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> GovernorState | None:
+        """The state in ``data``, or ``None`` when it isn't a state this version wrote."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            fields = {a.name for a in attrs.fields(cls)}
+            state = cls(**{k: v for k, v in data.items() if k in fields})
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(state.used, int) or not isinstance(state.used_background, int):
+            return None
+        return state
+
+
+class GovernorBackend(Protocol):
+    """Where a governor's state lives; it applies updates atomically.
+
+    ``transact(key, update)`` reads the state stored under ``key`` (``None`` when there
+    is none), calls ``update`` with it (a pure function, possibly called again if the
+    backend retries), stores the new state it returns and returns its second value.
+    A database backend does that inside one transaction holding the row's lock.
+    """
+
+    async def transact(
+        self, key: str, update: Callable[[GovernorState | None], tuple[GovernorState, _T]]
+    ) -> _T:
+        """Apply ``update`` to the state under ``key`` atomically."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Forget the state under ``key`` (``usage --reset``)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the count lives, for messages ("in memory", a path...)."""
+        ...
+
+
+class MemoryGovernorBackend:
+    """State in this process only (the default)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, GovernorState] = {}
+
+    async def transact(
+        self, key: str, update: Callable[[GovernorState | None], tuple[GovernorState, _T]]
+    ) -> _T:
+        """Apply ``update``; atomic because nothing awaits in between."""
+        state, result = update(self._states.get(key))
+        self._states[key] = state
+        return result
+
+    async def delete(self, key: str) -> None:
+        """Forget the state under ``key``."""
+        self._states.pop(key, None)
+
+    def describe(self) -> str:
+        """``"in this process's memory"``."""
+        return "in this process's memory"
+
+
+class Outcome(enum.Enum):
+    """What became of an admitted request."""
+
+    #: It reached the server (whatever the answer): it counts.
+    SENT = "sent"
+    #: It never reached the server (connection refused, unknown host): refunded.
+    NOT_SENT = "not_sent"
+    #: The server refused it with a per-minute 429: not counted by the server either.
+    MINUTE_LIMIT = "minute_limit"
+
+
+@attrs.frozen
+class Admission:
+    """A request let through: its send slot and the month it was counted in."""
+
+    slot_at: float
+    month_start: float
+    background: bool
+
+
+@attrs.frozen
+class QuotaUsage:
+    """A snapshot of the month's spending, for ``progress`` views and ``usage``."""
+
+    plan: str
+    month_start: datetime
+    month_end: datetime
+    used: int
+    used_background: int
+    monthly_quota: int | None
+    #: The most background work may spend this month.
+    background_budget: int | None
+    #: Requests the month will have spent at the current background pace.
+    forecast: int
+    exhausted_until: datetime | None
+    where: str
+
+    @property
+    def remaining(self) -> int | None:
+        """Requests left this month (``None``: no monthly cap)."""
+        if self.exhausted_until is not None:
+            return 0
+        if self.monthly_quota is None:
+            return None
+        return max(0, self.monthly_quota - self.used)
+
+
+@attrs.frozen
+class _Wait:
+    until: float
+
+
+class QuotaGovernor:
+    """Admits every request of one API key under its plan's limits.
+
+    Args:
+        limits: the plan (:class:`~enphase_battery.RateLimits`).
+        quota_share: the part of the month's quota background work may spend.
+        key: what identifies the API key in a shared backend (say, a hash of it);
+            the plan's name is added, so a count never leaks from one plan to another.
+        backend: where the state lives (default: this process's memory).
+        clock: what time it is (default real time; a simulator's clock in tests).
+        burst_s: how much background work may run ahead of its budget line, in
+            seconds of budget (default 6 h): start-up and catch-up go at the plan's
+            full speed for that long.
+        used: requests already spent this month, for a fresh state (earlier runs,
+            other programs on the same key).
+        reset_hint: what to tell the user about resetting a local count.
+    """
+
+    def __init__(
+        self,
+        limits: RateLimits,
+        *,
+        quota_share: float = 0.8,
+        key: str = "default",
+        backend: GovernorBackend | None = None,
+        clock: Clock | None = None,
+        burst_s: float = 6 * 3600.0,
+        used: int = 0,
+        reset_hint: str | None = None,
+    ) -> None:
+        if not isinstance(limits, RateLimits):
+            raise InvalidRequestError("limits must be a RateLimits")
+        if not 0 < quota_share <= 1:
+            raise InvalidRequestError("quota_share must be in (0, 1]")
+        if not burst_s >= 0:
+            raise InvalidRequestError("burst_s must be >= 0")
+        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+            raise InvalidRequestError("used must be an int >= 0")
+        self.limits = limits
+        self.quota_share = quota_share
+        self.plan = limits.plan_name
+        self.key = f"{key}:{self.plan}"
+        self.backend: GovernorBackend = backend or MemoryGovernorBackend()
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.burst_s = float(burst_s)
+        self._seed_used = used
+        self.reset_hint = reset_hint
+        self._last: GovernorState | None = None
+        #: Requests this governor admitted and refunded (this process).
+        self.admitted = 0
+        self.refunded = 0
+
+    def __repr__(self) -> str:
+        return f"QuotaGovernor(plan={self.plan!r}, quota_share={self.quota_share})"
+
+    @staticmethod
+    def key_for(api_key: str) -> str:
+        """A stable, non-secret name for an API key (a short hash of it)."""
+        return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+    # -- the month ----------------------------------------------------------------
+
+    @property
+    def background_budget(self) -> int | None:
+        """The most background work may spend in a month (``None``: no cap)."""
+        quota = self.limits.monthly_quota
+        return None if quota is None else int(quota * self.quota_share)
+
+    def _fresh(self, now: float) -> GovernorState:
+        start, end = calendar_month(now)
+        return GovernorState(self.plan, start, end, used=self._seed_used)
+
+    def _current(self, state: GovernorState | None, now: float) -> GovernorState:
+        """The state rolled into the month holding ``now``."""
+        if state is None or state.plan != self.plan:
+            return self._fresh(now)
+        if now >= state.month_end:
+            start, end = calendar_month(now)
+            if state.month_from_api and state.month_end > start and state.month_end <= now:
+                # The API's month may not start at midnight UTC: follow on from its end.
+                start = state.month_end
+            return GovernorState(
+                self.plan, start, max(end, start + 1.0), next_slot_at=state.next_slot_at
+            )
+        return state
+
+    # -- admission ------------------------------------------------------------------
+
+    async def admit(self, *, background: bool | None = None) -> Admission:
+        """Wait for a send slot (and, for background work, its budget) and count it.
+
+        Returns once the request may be sent.  Raises
+        :class:`~enphase_battery.QuotaExceededError` (nothing counted, nothing sent) when
+        the month's quota is spent; background work waits for next month instead.
+        """
+        if background is None:
+            background = is_background()
+        while True:
+            now = self.clock.time()
+            result = await self.backend.transact(
+                self.key, functools.partial(self._admit, now=now, background=background)
+            )
+            if isinstance(result, _Wait):
+                await self.clock.sleep(result.until - now)
+                continue
+            if isinstance(result, QuotaExceededError):
+                raise result
+            self.admitted += 1
+            delay = result.slot_at - self.clock.time()
+            if delay > 0:
+                try:
+                    await self.clock.sleep(delay)
+                except BaseException:
+                    # Cancelled while waiting for its slot: it was never sent.
+                    await self.settle(result, Outcome.NOT_SENT)
+                    raise
+            return result
+
+    def _admit(
+        self, stored: GovernorState | None, *, now: float, background: bool
+    ) -> tuple[GovernorState, Admission | _Wait | QuotaExceededError]:
+        state = self._current(stored, now)
+        if state.exhausted_until is not None:
+            if now < state.exhausted_until:
+                if background:
+                    return state, _Wait(state.exhausted_until)
+                return state, self._spent_error(state)
+            state = attrs.evolve(state, exhausted_until=None)
+        quota = self.limits.monthly_quota
+        if quota is not None and state.used >= quota:
+            if background:
+                return state, _Wait(state.month_end)
+            return state, self._spent_error(state)
+        spacing = self.limits.min_spacing_s
+        tokens = state.bucket_tokens
+        if background:
+            if state.next_slot_at > now + spacing:
+                # Keep background work at most one slot ahead, so a user's call never
+                # queues behind a backlog of polls.
+                return state, _Wait(state.next_slot_at - spacing)
+            budget = self.background_budget
+            if budget is not None:
+                if state.used_background >= budget:
+                    return state, _Wait(state.month_end)
+                rate = (budget - state.used_background) / max(1.0, state.month_end - now)
+                cap = max(1.0, rate * self.burst_s)
+                if tokens is None:
+                    tokens = cap
+                else:
+                    tokens = min(cap, tokens + rate * max(0.0, now - state.bucket_at))
+                if tokens < 1.0:
+                    state = attrs.evolve(state, bucket_tokens=tokens, bucket_at=now)
+                    return state, _Wait(now + (1.0 - tokens) / rate)
+                tokens -= 1.0
+        slot_at = max(now, state.next_slot_at)
+        state = attrs.evolve(
+            state,
+            used=state.used + 1,
+            used_background=state.used_background + (1 if background else 0),
+            next_slot_at=slot_at + spacing,
+            bucket_tokens=tokens,
+            bucket_at=now if background else state.bucket_at,
+        )
+        self._last = state
+        return state, Admission(slot_at, state.month_start, background)
+
+    def _spent_error(self, state: GovernorState) -> QuotaExceededError:
+        where = self.backend.describe()
+        hint = f"; {self.reset_hint}" if self.reset_hint else ""
+        if state.exhausted_until is not None:
+            until = datetime.fromtimestamp(state.exhausted_until, UTC).isoformat()
+            reason = f"the API said the {self.plan} plan's monthly quota is spent until {until}"
+        else:
+            reason = (
+                f"{state.used} of the {self.plan} plan's {self.limits.monthly_quota} requests"
+                " this month are spent"
+            )
+        return QuotaExceededError(
+            f"{reason}; no request was sent (the count is kept {where}{hint})",
+            status=None,
+            period="month",
+            limit=self.limits.monthly_quota,
+        )
+
+    # -- after the request ----------------------------------------------------------
+
+    async def settle(
+        self, admission: Admission, outcome: Outcome, *, retry_after_s: float | None = None
+    ) -> None:
+        """Say what became of an admitted request: refunds and minute-window feedback."""
+        if outcome is Outcome.SENT:
+            return
+        now = self.clock.time()
+        self.refunded += 1
+
+        def update(stored: GovernorState | None) -> tuple[GovernorState, None]:
+            state = self._current(stored, now)
+            if state.month_start != admission.month_start:
+                return state, None  # counted in a month that is over: nothing to give back
+            spacing = self.limits.min_spacing_s
+            next_slot = state.next_slot_at
+            if outcome is Outcome.NOT_SENT and next_slot == admission.slot_at + spacing:
+                # Nobody took a later slot: the next request needn't wait for this one.
+                next_slot = admission.slot_at
+            if outcome is Outcome.MINUTE_LIMIT:
+                wait = retry_after_s if retry_after_s is not None else spacing
+                next_slot = max(next_slot, now + min(max(0.0, wait), self.limits.time_period))
+            tokens = state.bucket_tokens
+            if admission.background and tokens is not None:
+                tokens += 1.0
+            new = attrs.evolve(
+                state,
+                used=max(0, state.used - 1),
+                used_background=max(0, state.used_background - (1 if admission.background else 0)),
+                next_slot_at=next_slot,
+                bucket_tokens=tokens,
+            )
+            self._last = new
+            return new, None
+
+        await self.backend.transact(self.key, update)
+
+    async def month_spent(
+        self, *, period_start: float | None, period_end: float | None, limit: int | None
+    ) -> None:
+        """The API answered 429 with ``period: month``: spent until its ``period_end``.
+
+        Only this plan's count for this month follows the server's word; a period that
+        makes no sense (ended already, or more than ~31 days away) is bounded to the
+        month the governor knows.
+        """
+        now = self.clock.time()
+
+        def update(stored: GovernorState | None) -> tuple[GovernorState, None]:
+            state = self._current(stored, now)
+            start, end = state.month_start, state.month_end
+            from_api = state.month_from_api
+            if (
+                period_start is not None
+                and period_end is not None
+                and period_start <= now < period_end <= now + 32 * 86_400
+            ):
+                start, end, from_api = float(period_start), float(period_end), True
+            if start != state.month_start:
+                state = GovernorState(self.plan, start, end, next_slot_at=state.next_slot_at)
+            quota = self.limits.monthly_quota
+            used = max(state.used, quota) if quota is not None else state.used
+            new = attrs.evolve(
+                state,
+                month_start=start,
+                month_end=end,
+                month_from_api=from_api,
+                exhausted_until=end,
+                used=used,
+            )
+            self._last = new
+            return new, None
+
+        await self.backend.transact(self.key, update)
+
+    # -- views ----------------------------------------------------------------------
+
+    async def usage(self) -> QuotaUsage:
+        """This month's spending as the backend holds it, with a forecast."""
+        now = self.clock.time()
+
+        def read(stored: GovernorState | None) -> tuple[GovernorState, GovernorState]:
+            state = self._current(stored, now)
+            return state, state
+
+        state = await self.backend.transact(self.key, read)
+        self._last = state
+        return self._usage(state, now)
+
+    def usage_now(self) -> QuotaUsage:
+        """The latest state this governor has seen (no I/O; may lag a shared backend)."""
+        now = self.clock.time()
+        return self._usage(self._current(self._last, now), now)
+
+    def _usage(self, state: GovernorState, now: float) -> QuotaUsage:
+        elapsed = max(1.0, now - state.month_start)
+        left = max(0.0, state.month_end - now)
+        # Forecast from the month's pace so far; the bucket keeps background work on its
+        # budget line, so the pace is what the month will come to.
+        forecast = int(state.used + state.used / elapsed * left)
+        return QuotaUsage(
+            plan=self.plan,
+            month_start=datetime.fromtimestamp(state.month_start, UTC),
+            month_end=datetime.fromtimestamp(state.month_end, UTC),
+            used=state.used,
+            used_background=state.used_background,
+            monthly_quota=self.limits.monthly_quota,
+            background_budget=self.background_budget,
+            forecast=forecast,
+            exhausted_until=(
+                datetime.fromtimestamp(state.exhausted_until, UTC)
+                if state.exhausted_until is not None and now < state.exhausted_until
+                else None
+            ),
+            where=self.backend.describe(),
+        )
+
+    async def reset(self) -> None:
+        """Forget this plan's count (``enphase-battery usage --reset``)."""
+        await self.backend.delete(self.key)
+        self._last = None
+        self._seed_used = 0
