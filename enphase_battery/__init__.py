@@ -14,6 +14,7 @@ from .auth import (
 )
 from .checkpoint import CheckpointStore, MemoryCheckpoint, SqliteCheckpoint, StreamState
 from .client import DEFAULT_BASE_URL, EnphaseClient
+from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import (
     ApiError,
     AuthenticationError,
@@ -26,6 +27,8 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
+from .governor import QuotaGovernor, QuotaUsage, background_work
+from .governor_file import FileGovernorBackend
 from .limits import MonthlyQuota, RateLimits
 from .live import (
     GatewayNotReportingError,
@@ -86,6 +89,7 @@ __all__ = [
     "DEFAULT_REDIRECT_URI",
     "DEFAULT_TOKEN_URL",
     "ROUTES",
+    "SYSTEM_CLOCK",
     "AccessTokenProvider",
     "Address",
     "ApiError",
@@ -96,6 +100,7 @@ __all__ = [
     "BatterySettings",
     "BatteryTelemetry",
     "CheckpointStore",
+    "Clock",
     "Device",
     "DeviceGroups",
     "EnchargeInterval",
@@ -104,6 +109,7 @@ __all__ = [
     "EnphaseClient",
     "EnphaseConnectionError",
     "EnphaseError",
+    "FileGovernorBackend",
     "FileTokenStore",
     "GatewayNotReportingError",
     "Granularity",
@@ -137,6 +143,8 @@ __all__ = [
     "PermissionDeniedError",
     "PollerProgress",
     "QuotaExceededError",
+    "QuotaGovernor",
+    "QuotaUsage",
     "RateLimitError",
     "RateLimits",
     "Reconciliation",
@@ -156,4 +164,5 @@ __all__ = [
     "TokenManager",
     "Verdict",
     "__version__",
+    "background_work",
 ]

@@ -19,6 +19,7 @@ import attrs
 from . import validation
 from .auth import AccessTokenProvider, TokenManager
 from .exceptions import InvalidRequestError
+from .governor import QuotaGovernor
 from .limits import RateLimits
 from .live.budget import LiveBudget, LiveLedger
 from .live.connect import open_live_stream as connect_live_stream
@@ -79,7 +80,11 @@ class EnphaseClient:
         max_retries: retries after the first try for transient failures.
         max_retry_time: seconds all tries of one call may take; a 429 whose reset lies
             further away raises :class:`RateLimitError` at once instead of hanging.
-        quota_used: requests already spent this month (by earlier runs, other programs).
+        quota_used: requests already spent this month (by earlier runs, other programs),
+            for the default governor.
+        governor: the :class:`~enphase_battery.QuotaGovernor` every request asks first
+            (plan spacing, the month's count, the background share); share one between
+            clients of one API key.  Default: one of ``rate_limits`` in memory.
 
     Use as ``async with EnphaseClient(...) as client:`` or call :meth:`close`.
     """
@@ -96,6 +101,7 @@ class EnphaseClient:
         max_retries: int = 4,
         max_retry_time: float = 120.0,
         quota_used: int = 0,
+        governor: QuotaGovernor | None = None,
     ) -> None:
         if not api_key or not isinstance(api_key, str):
             raise InvalidRequestError("api_key is required")
@@ -107,6 +113,10 @@ class EnphaseClient:
             token_manager, token_provider = None, auth
         else:
             raise InvalidRequestError("auth must be a TokenManager or a coroutine function")
+        if governor is not None:
+            if not isinstance(governor, QuotaGovernor):
+                raise InvalidRequestError("governor must be a QuotaGovernor")
+            rate_limits = governor.limits
         if not isinstance(rate_limits, RateLimits):
             raise InvalidRequestError("rate_limits must be a RateLimits")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -124,6 +134,7 @@ class EnphaseClient:
             max_retries=max_retries,
             max_retry_time=max_retry_time,
             quota_used=quota_used,
+            governor=governor,
         )
 
     def __repr__(self) -> str:
@@ -179,12 +190,17 @@ class EnphaseClient:
     @property
     def quota_remaining(self) -> int | None:
         """Requests left in this month's quota (``None`` when the plan has no monthly cap)."""
-        return self._transport.quota.remaining
+        return self._transport.governor.usage_now().remaining
 
     @property
     def quota_used(self) -> int:
         """Requests counted against this month's quota."""
-        return self._transport.quota.used
+        return self._transport.governor.usage_now().used
+
+    @property
+    def governor(self) -> QuotaGovernor:
+        """The quota governor every request of this client asks first."""
+        return self._transport.governor
 
     # -- discovery --------------------------------------------------------------------
 

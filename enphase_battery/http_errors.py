@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ._json import loads
@@ -17,7 +16,6 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
-from .limits import MonthlyQuota
 from .routes import Route
 
 __all__ = ["decode", "describe_structure_error", "error_for", "truncate"]
@@ -28,9 +26,7 @@ _MAX_BODY_IN_ERROR = 2000
 Redact = Callable[[Any], Any]
 
 
-def decode(
-    route: Route, path: str, status: int, raw: bytes, *, redact: Redact, quota: MonthlyQuota
-) -> Any:
+def decode(route: Route, path: str, status: int, raw: bytes, *, redact: Redact) -> Any:
     """The JSON payload of a 2xx answer; any other status raises its typed error."""
     if 200 <= status < 300:
         try:
@@ -43,13 +39,14 @@ def decode(
                 method=route.method,
                 path=path,
             ) from None
-    raise error_for(route, path, status, raw, redact=redact, quota=quota)
+    raise error_for(route, path, status, raw, redact=redact)
 
 
-def error_for(
-    route: Route, path: str, status: int, raw: bytes, *, redact: Redact, quota: MonthlyQuota
-) -> ApiError:
-    """The exception for a non-2xx answer (a month-period 429 also marks ``quota`` spent)."""
+def error_for(route: Route, path: str, status: int, raw: bytes, *, redact: Redact) -> ApiError:
+    """The exception for a non-2xx answer.
+
+    The quota governor hears of a 429 from the transport; this only builds the error.
+    """
     body: Any
     try:
         body = loads(raw) if raw else None
@@ -76,11 +73,11 @@ def error_for(
     if status == 404:
         return NotFoundError(detail or "not found", **where)
     if status == 429:
-        return _rate_limit_error(body, where, quota)
+        return _rate_limit_error(body, where)
     return ApiError(detail or "the API returned an error", **where)
 
 
-def _rate_limit_error(body: Any, where: dict[str, Any], quota: MonthlyQuota) -> RateLimitError:
+def _rate_limit_error(body: Any, where: dict[str, Any]) -> RateLimitError:
     info = body if isinstance(body, dict) else {}
     period = info.get("period") if isinstance(info.get("period"), str) else None
     limit = info.get("limit") if isinstance(info.get("limit"), int) else None
@@ -90,12 +87,6 @@ def _rate_limit_error(body: Any, where: dict[str, Any], quota: MonthlyQuota) -> 
         retry_after = max(0.0, period_end - time.time())
     message = _detail(info) or "Too Many Requests"
     if period == "month":
-        until = (
-            datetime.fromtimestamp(period_end, UTC)
-            if isinstance(period_end, int | float) and not isinstance(period_end, bool)
-            else None
-        )
-        quota.mark_exhausted(until)
         return QuotaExceededError(
             f"monthly quota spent: {message}",
             retry_after=retry_after,

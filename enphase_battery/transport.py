@@ -1,13 +1,14 @@
 """The single choke point every API request of :class:`~enphase_battery.EnphaseClient` takes.
 
-monthly quota -> rate limiter -> access token -> send -> (one refresh-and-retry on 401)
--> map errors -> structure into a model, with :mod:`.retry` retrying the transient
-failures (429, 5xx, timeouts, connection errors, a 2xx with a broken body).
+quota governor (spacing and the month's count) -> access token -> send -> (one
+refresh-and-retry on 401) -> map errors -> structure into a model, with :mod:`.retry`
+retrying the transient failures (429, 5xx, timeouts, connection errors, a 2xx with a broken body).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -20,11 +21,11 @@ from .exceptions import (
     EnphaseConnectionError,
     EnphaseError,
     InvalidRequestError,
-    QuotaExceededError,
     ResponseFormatError,
 )
-from .http_errors import decode, describe_structure_error, truncate
-from .limits import MonthlyQuota, RateLimits
+from .governor import Admission, Outcome, QuotaGovernor
+from .http_errors import decode, describe_structure_error, error_for, truncate
+from .limits import RateLimits
 from .models import converter
 from .redaction import scrub
 from .retry import CALL_STARTED, Final, with_retries
@@ -38,7 +39,8 @@ _T = TypeVar("_T")
 
 
 class Transport:
-    """Sends one API call with its retries; owns the session, limiter and quota count."""
+    """Sends one API call with its retries; owns the session, and asks the quota governor
+    before every request."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class Transport:
         max_retries: int,
         max_retry_time: float,
         quota_used: int,
+        governor: QuotaGovernor | None = None,
     ) -> None:
         self._api_key = api_key
         self.token_manager = token_manager
@@ -61,8 +64,9 @@ class Transport:
         self._owns_session = session is None
         self.base_url = base_url
         self.rate_limits = rate_limits
-        self._limiter = rate_limits.make_limiter()
-        self.quota = MonthlyQuota(rate_limits.monthly_quota, used=quota_used)
+        self.governor = governor or QuotaGovernor(
+            rate_limits, key=QuotaGovernor.key_for(api_key), used=quota_used
+        )
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_s = timeout
         self.max_retries = max_retries
@@ -110,7 +114,7 @@ class Transport:
         parse: type[_T],
     ) -> _T:
         status, raw = await self._send_authorized(route, path, params, body)
-        payload = decode(route, path, status, raw, redact=self.redact, quota=self.quota)
+        payload = decode(route, path, status, raw, redact=self.redact)
         try:
             return converter.structure(payload, parse)
         except Exception as err:
@@ -155,21 +159,12 @@ class Transport:
     async def _send(
         self, route: Route, path: str, params: Mapping[str, Any], body: Any, token: str
     ) -> tuple[int, bytes]:
-        remaining = self.quota.remaining
-        if remaining is not None and remaining <= 0:
-            raise QuotaExceededError(
-                "the monthly request quota of the API plan is spent; no request was sent",
-                status=None,
-                period="month",
-                limit=self.quota.quota,
-                method=route.method,
-                path=path,
-            )
-        await self._limiter.acquire()
+        # Counted when admitted (after the wait for its slot), in the same atomic step
+        # that checks the month: concurrent callers cannot overshoot the quota.
+        admission = await self.governor.admit()
         session = self.get_session()
         query = {"key": self._api_key, **params}
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.quota.record()
         self.requests_sent += 1
         started = time.perf_counter()
         try:
@@ -187,6 +182,13 @@ class Transport:
             raise EnphaseConnectionError(
                 f"{route.method} {path}: no answer within {self._timeout_s:g} s"
             ) from None
+        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as err:
+            # Never reached the server (refused, unknown host, bad URL): it costs no quota
+            # and holds no slot.
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            raise EnphaseConnectionError(
+                f"{route.method} {path}: {type(err).__name__}: {self.redact(str(err))}"
+            ) from None
         except aiohttp.ClientError as err:
             # Not chained: aiohttp's own messages may carry the URL with its key= query.
             raise EnphaseConnectionError(
@@ -195,6 +197,8 @@ class Transport:
         if _LOGGER.isEnabledFor(logging.DEBUG):
             elapsed_ms = (time.perf_counter() - started) * 1000
             _LOGGER.debug("%s %s -> %s in %.1f ms", route.method, path, status, elapsed_ms)
+        if status == 429:
+            await self._rate_limited(admission, raw)
         return status, raw
 
     @contextlib.asynccontextmanager
@@ -220,18 +224,7 @@ class Transport:
         except Final as final:
             raise final.error from None
         for attempt in range(2):
-            remaining = self.quota.remaining
-            if remaining is not None and remaining <= 0:
-                raise QuotaExceededError(
-                    "the monthly request quota of the API plan is spent; no request was sent",
-                    status=None,
-                    period="month",
-                    limit=self.quota.quota,
-                    method=route.method,
-                    path=path,
-                )
-            await self._limiter.acquire()
-            self.quota.record()
+            admission = await self.governor.admit()
             self.requests_sent += 1
             query = {"key": self._api_key, **(params or {})}
             sent = {"Authorization": f"Bearer {token}", **(headers or {})}
@@ -245,10 +238,23 @@ class Transport:
                 )
             except TimeoutError:
                 raise EnphaseConnectionError(f"{route.method} {path}: no answer in time") from None
+            except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as err:
+                await self.governor.settle(admission, Outcome.NOT_SENT)
+                raise EnphaseConnectionError(
+                    f"{route.method} {path}: {type(err).__name__}: {self.redact(str(err))}"
+                ) from None
             except aiohttp.ClientError as err:
                 raise EnphaseConnectionError(
                     f"{route.method} {path}: {type(err).__name__}: {self.redact(str(err))}"
                 ) from None
+            if response.status == 429:
+                # The governor hears what the 429 said; the caller gets the usual error.
+                try:
+                    raw = await response.read()
+                finally:
+                    response.release()
+                await self._rate_limited(admission, raw)
+                raise error_for(route, path, 429, raw, redact=self.redact)
             if response.status == 401 and attempt == 0:
                 try:
                     new_token = await self._fresh_token(refused=token)
@@ -264,6 +270,36 @@ class Transport:
             finally:
                 response.close()
             return
+
+    async def _rate_limited(self, admission: Admission, raw: bytes) -> None:
+        """Tell the governor what a 429 said: a minute window, or the month spent."""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        info = body if isinstance(body, dict) else {}
+
+        def epoch(name: str) -> float | None:
+            value = info.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            return None
+
+        start, end = epoch("period_start"), epoch("period_end")
+        if info.get("period") == "month":
+            limit = info.get("limit")
+            await self.governor.month_spent(
+                period_start=start,
+                period_end=end,
+                limit=limit if isinstance(limit, int) else None,
+            )
+            return
+        # A minute window (or an unnamed period): the server didn't count it.
+        wait = None
+        if start is not None and end is not None and end > start:
+            # Judged from the window's own length, not our clock against the server's.
+            wait = min(end - start, max(0.0, end - self.governor.clock.time()))
+        await self.governor.settle(admission, Outcome.MINUTE_LIMIT, retry_after_s=wait)
 
     def get_session(self) -> aiohttp.ClientSession:
         """The session requests go through (created on first use when none was given)."""

@@ -26,6 +26,7 @@ from .errors import EXIT_USAGE, PROG, CliError
 from .settings import PLANS
 from .stream import _cmd_stream
 from .telemetry import _cmd_telemetry
+from .usage import _cmd_usage
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop once everything available now has been written",
     )
     stream.set_defaults(handler=_cmd_stream)
+
+    usage = command(
+        "usage",
+        "this month's request count (kept in usage.json), or --reset it",
+        system=False,
+    )
+    usage.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the plan's local count (after a plan change, or a month 429 you know is over)",
+    )
+    usage.set_defaults(handler=_cmd_usage)
 
     _add_simulate(commands)
     return parser

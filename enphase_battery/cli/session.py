@@ -10,11 +10,10 @@ import aiohttp
 from ..auth import FileTokenStore, OAuth2Token, TokenManager
 from ..client import EnphaseClient
 from ..exceptions import InvalidRequestError
-from ..limits import RateLimits
 from .errors import EXIT_AUTH, PROG, CliError
 from .output import _SECRETS
 from .settings import _Context
-from .usage import _UsageLedger
+from .usage import open_governor
 
 
 @contextlib.asynccontextmanager
@@ -32,7 +31,8 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
             f"not signed in (no token at {ctx.token_path}): run `{PROG} auth login`", EXIT_AUTH
         )
     _SECRETS.update((token.access_token, token.refresh_token))
-    ledger = _UsageLedger(ctx.directory / "usage.json", api_key)
+    # The month's count lives in usage.json: every request is recorded as it is admitted.
+    governor = open_governor(ctx, api_key)
 
     async with aiohttp.ClientSession() as session:
         manager = _token_manager(ctx, session, store, token)
@@ -41,13 +41,11 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
             auth=manager,
             session=session,
             base_url=ctx.base_url,
-            rate_limits=RateLimits.for_plan(ctx.plan),
-            quota_used=ledger.used(),
+            governor=governor,
         )
         try:
             yield client
         finally:
-            ledger.sync(client)
             await client.close()
 
 

@@ -1,72 +1,94 @@
-"""This month's request count per API key, kept in ``usage.json`` between runs."""
+"""This month's request count per API key and plan, kept in ``usage.json`` between runs,
+and the ``usage`` command that shows or resets it."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ..client import EnphaseClient
-from .settings import _write_private_json
+from ..governor import QuotaGovernor
+from ..governor_file import FileGovernorBackend
+from ..limits import RateLimits
+from .errors import EXIT_OK, PROG
+from .output import _out, _print_json, _table
+from .settings import _Context
 
-_LOGGER = logging.getLogger(__name__)
+#: What a "quota spent" message tells the user to do about a local count.
+RESET_HINT = f"`{PROG} usage --reset` clears it"
+
+
+def usage_path(ctx: _Context) -> Path:
+    """Where the CLI keeps the month's count (``<config dir>/usage.json``)."""
+    return ctx.directory / "usage.json"
+
+
+def open_governor(ctx: _Context, api_key: str) -> QuotaGovernor:
+    """The quota governor of a CLI run: the plan's limits, the count in ``usage.json``.
+
+    Each run is a new process; the file carries the count from one run to the next (and
+    between runs at the same time).  Keyed by a hash of the API key and the plan, never
+    the key, so a month 429 seen on one plan never locks another.
+    """
+    return QuotaGovernor(
+        RateLimits.for_plan(ctx.plan),
+        key=QuotaGovernor.key_for(api_key),
+        backend=FileGovernorBackend(usage_path(ctx)),
+        reset_hint=RESET_HINT,
+    )
 
 
 class _UsageLedger:
-    """This month's request count per API key, kept in ``usage.json`` between runs.
-
-    Each CLI run is a new process whose client would otherwise believe the whole monthly
-    quota is left.  Keyed by a hash of the API key (the quota is per app), never the key.
-    Runs add their own requests to the stored count, so concurrent runs do not overwrite
-    each other's.
-    """
+    """Kept for the ``stream`` command: the governor writes ``usage.json`` on every
+    request now, so there is nothing left to sync."""
 
     def __init__(self, path: Path, api_key: str) -> None:
         self.path = path
-        self.key = hashlib.sha256(api_key.encode()).hexdigest()[:16]
-        self._synced = 0
-
-    @staticmethod
-    def _month() -> str:
-        return datetime.now(UTC).strftime("%Y-%m")
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
 
     def used(self) -> int:
-        """Requests counted this month by earlier runs."""
-        entry = self._read().get(self.key)
-        if isinstance(entry, dict) and entry.get("month") == self._month():
-            used = entry.get("used")
-            if isinstance(used, int) and used >= 0:
-                self._synced = used
-                return used
-        self._synced = 0
+        """Requests counted this month (read by the client's governor itself)."""
         return 0
 
     def sync(self, client: EnphaseClient) -> None:
-        """Add the requests ``client`` sent since the last sync to the stored count."""
-        delta = client.quota_used - self._synced
-        if delta <= 0:
-            return
-        data = self._read()
-        entry = data.get(self.key)
-        month = self._month()
-        stored = 0
-        if isinstance(entry, dict) and entry.get("month") == month:
-            used = entry.get("used")
-            stored = used if isinstance(used, int) else 0
-        data[self.key] = {"month": month, "used": stored + delta}
-        try:
-            _write_private_json(self.path, data)
-        except OSError as err:
-            _LOGGER.debug("cannot record usage in %s: %s", self.path, err)
-            return
-        self._synced = client.quota_used
+        """Nothing to do: every request was recorded as it was admitted."""
+
+
+async def _cmd_usage(ctx: _Context) -> int:
+    api_key = ctx.credential("api_key")
+    assert api_key is not None
+    governor = open_governor(ctx, api_key)
+    if ctx.args.reset:
+        await governor.reset()
+        _out(f"reset the {governor.plan} plan's count in {usage_path(ctx)}")
+        return EXIT_OK
+    usage = await governor.usage()
+    if ctx.json:
+        _print_json(
+            {
+                "plan": usage.plan,
+                "month_start": usage.month_start.isoformat(),
+                "month_end": usage.month_end.isoformat(),
+                "used": usage.used,
+                "used_background": usage.used_background,
+                "monthly_quota": usage.monthly_quota,
+                "remaining": usage.remaining,
+                "forecast": usage.forecast,
+                "spent_until": usage.exhausted_until.isoformat() if usage.exhausted_until else None,
+                "file": str(usage_path(ctx)),
+            }
+        )
+        return EXIT_OK
+    rows = [
+        ("plan", usage.plan),
+        ("month", f"{usage.month_start:%Y-%m-%d} .. {usage.month_end:%Y-%m-%d} (UTC)"),
+        ("used", f"{usage.used} of {usage.monthly_quota or 'unlimited'}"),
+        ("by pollers", usage.used_background),
+        ("forecast", usage.forecast),
+        ("kept in", usage_path(ctx)),
+    ]
+    if usage.exhausted_until is not None:
+        rows.append(("spent until", f"{usage.exhausted_until:%Y-%m-%d %H:%M} UTC (the API said)"))
+    _out(_table(["", ""], rows))
+    if usage.exhausted_until is not None and usage.exhausted_until > datetime.now(UTC):
+        _out(f"{RESET_HINT} if you changed plans or know better")
+    return EXIT_OK

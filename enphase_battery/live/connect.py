@@ -65,9 +65,7 @@ async def open_live_stream(
             error = live_error(response.status, None, body=body, method="GET", path=path)
             if error is not None:
                 raise error
-            raise error_for(
-                route, path, response.status, raw, redact=transport.redact, quota=transport.quota
-            )
+            raise error_for(route, path, response.status, raw, redact=transport.redact)
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type:
             raise ResponseFormatError(
