@@ -407,6 +407,11 @@ async def _devices(request: web.Request) -> web.StreamResponse:
 # -- telemetry --------------------------------------------------------------------------
 
 
+def _json_body(body: bytes) -> web.Response:
+    # Telemetry bodies come encoded already (see .interval_json).
+    return web.Response(body=body, content_type="application/json")
+
+
 async def _battery_telemetry(request: web.Request) -> web.StreamResponse:
     sim = _sim(request)
     system = sim.find_system(_system_id(request))
@@ -419,7 +424,7 @@ async def _battery_telemetry(request: web.Request) -> web.StreamResponse:
         first_end_at=system.first_end_at,
         last_visible=last[0] if last else None,
     )
-    return web.json_response(battery_telemetry(system, sim.arrival, window, now))
+    return _json_body(battery_telemetry(system, sim.arrival, window, now))
 
 
 async def _encharge_telemetry(request: web.Request) -> web.StreamResponse:
@@ -438,7 +443,7 @@ async def _encharge_telemetry(request: web.Request) -> web.StreamResponse:
         first_end_at=device.first_end_at,
         last_visible=last[0] if last else None,
     )
-    return web.json_response(encharge_telemetry(system, device, sim.arrival, window, now))
+    return _json_body(encharge_telemetry(system, device, sim.arrival, window, now))
 
 
 async def _battery_lifetime(request: web.Request) -> web.StreamResponse:

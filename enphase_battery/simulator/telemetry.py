@@ -7,13 +7,16 @@ and 422s for windows the system has no data for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from itertools import compress, repeat
+from operator import add, mul, truediv
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
 
+from . import interval_json
 from .arrival import ArrivalModel
 from .battery import INTERVAL_S, BatterySystem, Encharge
 from .errors import ApiProblem
@@ -147,10 +150,21 @@ def _percent_str(stored_wh: float, capacity_wh: float) -> str:
     return f"{min(100, max(0, round(stored_wh * 100.0 / capacity_wh)))}%"
 
 
+def _add_into(target: list[Any], lo: int, values: Iterable[Any]) -> None:
+    """``target[lo + k] += values[k]`` for each k, as one slice assignment."""
+    values = list(values)
+    hi = lo + len(values)
+    target[lo:hi] = map(add, target[lo:hi], values)
+
+
 def battery_telemetry(
     system: BatterySystem, arrival: ArrivalModel, window: Window, now: float
-) -> dict[str, Any]:
-    """``GET /systems/{id}/telemetry/battery``: sums over the devices that reported."""
+) -> bytes:
+    """``GET /systems/{id}/telemetry/battery``: sums over the devices that reported.
+
+    Returns the JSON body.  Per device, the intervals old enough to be visible whatever
+    their delays are added as whole slices; only the recent tail is checked one by one.
+    """
     end_ats = window.end_ats(system.last_end_at)
     n = len(end_ats)
     charge = [0] * n
@@ -165,10 +179,21 @@ def battery_telemetry(
             hi = min(len(device) - 1, device.index(end_ats[-1]))
             if lo > hi:
                 continue
-            mask = arrival.visible_mask(device, lo, hi, now)
             offset = (device.first_end_at - first_label) // INTERVAL_S
             dev_charge, dev_discharge = device.charge_wh, device.discharge_wh
             dev_stored, dev_capacity = device.stored_end_wh, device.capacity_wh
+            sure = min(hi, arrival.surely_visible_until(device, now))
+            if sure >= lo:
+                j, count = lo + offset, sure - lo + 1
+                _add_into(charge, j, dev_charge[lo : sure + 1])
+                _add_into(discharge, j, dev_discharge[lo : sure + 1])
+                _add_into(stored, j, dev_stored[lo : sure + 1])
+                _add_into(capacity, j, repeat(dev_capacity, count))
+                _add_into(reporting, j, repeat(1, count))
+                lo = sure + 1
+            if lo > hi:
+                continue
+            mask = arrival.visible_mask(device, lo, hi, now)
             for k, visible in enumerate(mask):
                 if visible:
                     i = lo + k
@@ -178,19 +203,19 @@ def battery_telemetry(
                     stored[j] += dev_stored[i]
                     capacity[j] += dev_capacity
                     reporting[j] += 1
-    intervals = [
-        {
-            "end_at": end_ats[j],
-            "charge": {"enwh": charge[j], "devices_reporting": reporting[j]},
-            "discharge": {"enwh": discharge[j], "devices_reporting": reporting[j]},
-            "soc": {
-                "percent": min(100, max(0, round(stored[j] * 100.0 / capacity[j]))),
-                "devices_reporting": reporting[j],
-            },
-        }
-        for j in range(n)
-        if reporting[j]
-    ]
+    labels: Sequence[int] = end_ats
+    if 0 in reporting:
+        # Only intervals some device has reported are listed.
+        shown = [count > 0 for count in reporting]
+        labels = list(compress(end_ats, shown))
+        charge = list(compress(charge, shown))
+        discharge = list(compress(discharge, shown))
+        stored = list(compress(stored, shown))
+        capacity = list(compress(capacity, shown))
+        reporting = list(compress(reporting, shown))
+    # Stored energy never leaves 0..capacity (the physics clamps it), so the percentage
+    # needs no clamp of its own.
+    soc = list(map(round, map(truediv, map(mul, stored, repeat(100.0)), capacity)))
     last = last_visible_end_at(system.encharges, arrival, now, system.last_end_at)
     aggregate_soc: str | None = None
     if last is not None:
@@ -199,15 +224,18 @@ def battery_telemetry(
             sum(d.stored_end_wh[d.index(end_at)] for d in devices),
             sum(d.capacity_wh for d in devices),
         )
-    return {
+    envelope = {
         "system_id": system.system_id,
         "granularity": window.granularity,
         "total_devices": len(system.encharges),
         **window.echo(),
         "items": "intervals",
-        "intervals": intervals,
+        "intervals": None,
         "last_reported_aggregate_soc": aggregate_soc,
     }
+    return interval_json.with_intervals(
+        envelope, interval_json.battery_intervals(labels, charge, discharge, soc, reporting)
+    )
 
 
 def encharge_telemetry(
@@ -216,38 +244,49 @@ def encharge_telemetry(
     arrival: ArrivalModel,
     window: Window,
     now: float,
-) -> dict[str, Any]:
-    """``GET /systems/{id}/devices/encharges/{serial}/telemetry``."""
+) -> bytes:
+    """``GET /systems/{id}/devices/encharges/{serial}/telemetry``: the JSON body."""
     end_ats = window.end_ats(device.last_end_at)
-    intervals: list[dict[str, Any]] = []
+    shown: list[int] = []
     if len(end_ats):
         lo = max(0, device.index(end_ats[0]))
         hi = min(len(device) - 1, device.index(end_ats[-1]))
         if lo <= hi:
-            mask = arrival.visible_mask(device, lo, hi, now)
-            for k, visible in enumerate(mask):
-                if visible:
-                    i = lo + k
-                    intervals.append(
-                        {
-                            "end_at": device.first_end_at + i * INTERVAL_S,
-                            "charge": {"enwh": device.charge_wh[i]},
-                            "discharge": {"enwh": device.discharge_wh[i]},
-                            "soc": {"percent": device.soc_percent(i)},
-                        }
-                    )
+            sure = min(hi, arrival.surely_visible_until(device, now))
+            shown = list(range(lo, max(lo, sure + 1)))
+            if sure < hi:
+                tail = max(lo, sure + 1)
+                mask = arrival.visible_mask(device, tail, hi, now)
+                shown.extend(tail + k for k, visible in enumerate(mask) if visible)
+    if shown and shown[-1] - shown[0] == len(shown) - 1:
+        # Contiguous (the usual case): slices instead of one lookup per interval.
+        first, stop = shown[0], shown[-1] + 1
+        charge: Sequence[int] = device.charge_wh[first:stop]
+        discharge: Sequence[int] = device.discharge_wh[first:stop]
+        stored: Sequence[float] = device.stored_end_wh[first:stop]
+    else:
+        charge = [device.charge_wh[i] for i in shown]
+        discharge = [device.discharge_wh[i] for i in shown]
+        stored = [device.stored_end_wh[i] for i in shown]
+    labels = [device.first_end_at + i * INTERVAL_S for i in shown]
+    soc = list(
+        map(round, map(truediv, map(mul, stored, repeat(100.0)), repeat(device.capacity_wh)))
+    )
     last = last_visible_end_at([device], arrival, now, device.last_end_at)
-    return {
+    envelope = {
         "system_id": system.system_id,
         "serial_number": device.serial,
         "granularity": window.granularity,
         "total_devices": 1,
         **window.echo(),
         "items": "intervals",
-        "intervals": intervals,
+        "intervals": None,
         "last_reported_time": last[0] if last else None,
         "last_reported_soc": f"{device.soc_percent(device.index(last[0]))}%" if last else None,
     }
+    return interval_json.with_intervals(
+        envelope, interval_json.encharge_intervals(labels, charge, discharge, soc)
+    )
 
 
 def battery_lifetime(
