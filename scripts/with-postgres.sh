@@ -97,8 +97,11 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
     || { cat "$workdir/initdb.log" >&2; no_server "initdb failed" "$@"; }
 
 # fsync off: a throwaway cluster need not survive a power cut, and tests run faster.
-options="-c listen_addresses=127.0.0.1 -p $port -k $workdir -c fsync=off"
-options+=" -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+# ENPHASE_PG_DURABLE=1 (the benchmarks) keeps the defaults, so commits cost what they cost.
+options="-c listen_addresses=127.0.0.1 -p $port -k $workdir -c max_connections=200"
+if [[ "${ENPHASE_PG_DURABLE:-}" != "1" ]]; then
+    options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 if ! "${as_owner[@]}" "$bindir/pg_ctl" -D "$datadir" -o "$options" -l "$workdir/server.log" \
     -w -t 60 start >/dev/null; then
     cat "$workdir/server.log" >&2 || true

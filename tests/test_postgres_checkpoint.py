@@ -56,7 +56,7 @@ async def test_schema_created_once_on_first_use_and_versioned(
         "stream_checkpoint",
         "lease",
         "worker",
-        "quota_account",
+        "governor_state",
     }
     # A layout from a newer SDK is refused, not guessed at.
     await pool.execute(f'UPDATE "{pg_schema}".schema_version SET version = $1', SCHEMA_VERSION + 1)

@@ -53,57 +53,13 @@ def _version_1(s: str) -> list[str]:
         " worker_id text PRIMARY KEY,"
         " expires_at timestamptz NOT NULL,"
         " joined_at timestamptz NOT NULL DEFAULT now())",
-        # One row per API key (a digest, never the key): when the next request may go,
-        # and what the calendar month has spent.
-        f"CREATE TABLE {s}.quota_account ("
-        " account text PRIMARY KEY,"
-        " next_at timestamptz NOT NULL DEFAULT '-infinity',"
-        " month_start timestamptz,"
-        " month_count bigint NOT NULL DEFAULT 0,"
-        " exhausted boolean NOT NULL DEFAULT false)",
-        # Admit one request: one row lock, one round trip.  Returns the seconds to wait
-        # before sending (the slot is reserved at once, so N callers are spaced apart),
-        # or NULL when the month is spent.  Times come from the server's clock, the one
-        # clock every worker shares.
-        f"""CREATE FUNCTION {s}.quota_acquire(
-            p_account text, p_spacing_s double precision,
-            p_month_start timestamptz, p_month_limit bigint)
-        RETURNS double precision LANGUAGE plpgsql AS $$
-        DECLARE
-            v_now timestamptz := clock_timestamp();
-            v_row {s}.quota_account%ROWTYPE;
-            v_slot timestamptz;
-        BEGIN
-            SELECT * INTO v_row FROM {s}.quota_account WHERE account = p_account FOR UPDATE;
-            IF NOT FOUND THEN
-                INSERT INTO {s}.quota_account (account) VALUES (p_account)
-                    ON CONFLICT DO NOTHING;
-                SELECT * INTO v_row FROM {s}.quota_account
-                    WHERE account = p_account FOR UPDATE;
-            END IF;
-            -- A new month starts from zero; a caller still on the old month counts into
-            -- the newer one (months only move forward).
-            IF v_row.month_start IS NULL OR p_month_start > v_row.month_start THEN
-                v_row.month_start := p_month_start;
-                v_row.month_count := 0;
-                v_row.exhausted := false;
-            END IF;
-            IF v_row.exhausted OR
-               (p_month_limit IS NOT NULL AND v_row.month_count >= p_month_limit) THEN
-                UPDATE {s}.quota_account SET month_start = v_row.month_start,
-                    month_count = v_row.month_count, exhausted = v_row.exhausted
-                    WHERE account = p_account;
-                RETURN NULL;
-            END IF;
-            v_slot := greatest(v_now, v_row.next_at);
-            UPDATE {s}.quota_account SET
-                next_at = v_slot + make_interval(secs => p_spacing_s),
-                month_start = v_row.month_start,
-                month_count = v_row.month_count + 1,
-                exhausted = false
-                WHERE account = p_account;
-            RETURN extract(epoch FROM v_slot - v_now);
-        END $$""",
+        # The quota governor's state, one row per API key and plan (the key is a digest
+        # of the API key, never the key): QuotaGovernor's rules applied under the row's
+        # lock, so N processes on one key together keep to the plan.
+        f"CREATE TABLE {s}.governor_state ("
+        " key text PRIMARY KEY,"
+        " state jsonb,"
+        " updated_at timestamptz NOT NULL DEFAULT now())",
     ]
 
 
