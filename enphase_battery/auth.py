@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from . import validation
 from .exceptions import AuthenticationError, EnphaseError, InvalidRequestError
 from .token_endpoint import TokenEndpoint
 from .tokens import FileTokenStore, OAuth2Token, utcnow
@@ -100,13 +101,13 @@ class TokenManager:
         self.client_id = client_id
         self._client_secret = client_secret
         self._token = token
-        self.authorize_url = authorize_url
+        self.authorize_url = validation.http_url("authorize_url", authorize_url)
         self._session = session
         self._owns_session = False
         self._on_refresh = on_refresh
         self.refresh_skew = refresh_skew
         self._endpoint = TokenEndpoint(
-            token_url=token_url,
+            token_url=validation.http_url("token_url", token_url),
             client_id=client_id,
             client_secret=client_secret,
             timeout=timeout,
@@ -165,14 +166,30 @@ class TokenManager:
             await self._adopt(token)
         return token
 
+    def current_access_token(self) -> str | None:
+        """The access token if it stays valid for the skew, else ``None``; sends nothing."""
+        pending = _REFRESHING.get()
+        if pending is not None and pending[0] is self:
+            return pending[1].access_token
+        token = self._token
+        # While a refresh holds the lock, the new token may be in its on_refresh hook:
+        # nothing may use it before the hook has run.
+        if (
+            token is not None
+            and not self._lock.locked()
+            and not token.expires_within(self._effective_skew())
+        ):
+            return token.access_token
+        return None
+
     async def access_token(self) -> str:
         """A valid access token, refreshed first when it expires within the skew."""
         pending = _REFRESHING.get()
         if pending is not None and pending[0] is self:
             return pending[1].access_token
-        token = self._token
-        if token is not None and not token.expires_within(self._effective_skew()):
-            return token.access_token
+        current = self.current_access_token()
+        if current is not None:
+            return current
         async with self._lock:
             # Re-check: whoever held the lock may have refreshed already.
             token = self._token

@@ -42,6 +42,7 @@ from .models import (
 )
 from .models.live import LiveFrame
 from .models.now import LatestTelemetry, StorageMeterReadings, SystemSummary
+from .retry import RetryPolicy
 from .routes import ROUTES, Route
 from .sse import aiter_sse
 from .transport import Transport
@@ -77,14 +78,18 @@ class EnphaseClient:
         rate_limits: the plan's limits (default :attr:`RateLimits.WATT`); every request
             passes its limiter and counts against its monthly quota.
         timeout: seconds for one HTTP request.
-        max_retries: retries after the first try for transient failures.
-        max_retry_time: seconds all tries of one call may take; a 429 whose reset lies
-            further away raises :class:`RateLimitError` at once instead of hanging.
+        max_retries: retries after the first try for transient failures of a read.
+        max_retry_time: seconds one call may take from its first send to its end, every
+            timeout, token refresh and retry wait included; a 429 whose reset lies further
+            away raises :class:`RateLimitError` at once instead of hanging.
         quota_used: requests already spent this month (by earlier runs, other programs),
             for the default governor.
         governor: the :class:`~enphase_battery.QuotaGovernor` every request asks first
             (plan spacing, the month's count, the background share); share one between
             clients of one API key.  Default: one of ``rate_limits`` in memory.
+        write_retries: how often a write (PUT) may be sent again, and only where the
+            server cannot have applied it or the write sets the whole state (README,
+            "Errors and retries"); a write that got any 2xx is never sent again.
 
     Use as ``async with EnphaseClient(...) as client:`` or call :meth:`close`.
     """
@@ -102,6 +107,7 @@ class EnphaseClient:
         max_retry_time: float = 120.0,
         quota_used: int = 0,
         governor: QuotaGovernor | None = None,
+        write_retries: int = 1,
     ) -> None:
         if not api_key or not isinstance(api_key, str):
             raise InvalidRequestError("api_key is required")
@@ -119,8 +125,9 @@ class EnphaseClient:
             rate_limits = governor.limits
         if not isinstance(rate_limits, RateLimits):
             raise InvalidRequestError("rate_limits must be a RateLimits")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidRequestError("max_retries must be an int >= 0")
+        for name, value in (("max_retries", max_retries), ("write_retries", write_retries)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRequestError(f"{name} must be an int >= 0")
         if not timeout > 0 or not max_retry_time > 0:
             raise InvalidRequestError("timeout and max_retry_time must be positive")
         self._transport = Transport(
@@ -128,11 +135,14 @@ class EnphaseClient:
             token_manager=token_manager,
             token_provider=token_provider,
             session=session,
-            base_url=base_url.rstrip("/"),
+            base_url=validation.http_url("base_url", base_url).rstrip("/"),
             rate_limits=rate_limits,
             timeout=timeout,
-            max_retries=max_retries,
-            max_retry_time=max_retry_time,
+            retry_policy=RetryPolicy(
+                max_retries=max_retries,
+                max_retry_time=max_retry_time,
+                write_retries=write_retries,
+            ),
             quota_used=quota_used,
             governor=governor,
         )
@@ -169,13 +179,18 @@ class EnphaseClient:
 
     @property
     def max_retries(self) -> int:
-        """Retries after the first try for transient failures."""
-        return self._transport.max_retries
+        """Retries after the first try for transient failures of a read."""
+        return self._transport.retry_policy.max_retries
 
     @property
     def max_retry_time(self) -> float:
-        """Seconds all tries of one call may take."""
-        return self._transport.max_retry_time
+        """Seconds one call may take from its first send, timeouts and waits included."""
+        return self._transport.retry_policy.max_retry_time
+
+    @property
+    def write_retries(self) -> int:
+        """How often a write may be sent again where that cannot apply it twice."""
+        return self._transport.retry_policy.write_retries
 
     @property
     def requests_sent(self) -> int:
@@ -257,7 +272,11 @@ class EnphaseClient:
                 "nothing to update: give battery_mode, reserve_soc or energy_independence"
             )
         return await self._call(
-            "update_system_battery_settings", BatterySettings, system_id, body=body
+            "update_system_battery_settings",
+            BatterySettings,
+            system_id,
+            body=body,
+            full_state=len(body) == 3,
         )
 
     async def get_system_storm_guard(self, system_id: int) -> StormGuard:
@@ -269,7 +288,9 @@ class EnphaseClient:
         if not isinstance(enabled, bool):
             raise InvalidRequestError(f"enabled must be a bool, got {enabled!r}")
         body = {"storm_guard_status": "enabled" if enabled else "disabled"}
-        return await self._call("update_system_storm_guard", StormGuard, system_id, body=body)
+        return await self._call(
+            "update_system_storm_guard", StormGuard, system_id, body=body, full_state=True
+        )
 
     async def get_system_grid_status(self, system_id: int) -> GridStatus:
         """Whether the site is on or off grid."""
@@ -312,7 +333,14 @@ class EnphaseClient:
             body["essential_end_time"] = validation.seconds_after_midnight(
                 "essential_end_time", essential_end_time
             )
-        return await self._call("update_system_load_control", LoadControl, system_id, body=body)
+        # Every field of the circuit given: sending it twice sets the same state.
+        return await self._call(
+            "update_system_load_control",
+            LoadControl,
+            system_id,
+            body=body,
+            full_state=len(body) == 6,
+        )
 
     # -- battery data -------------------------------------------------------------------
 
@@ -487,11 +515,14 @@ class EnphaseClient:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
+        full_state: bool = False,
         **path_params: str,
     ) -> _T:
         route = ROUTES[operation_id]
         path = route.path(system_id=validation.system_id(system_id), **path_params)
-        return await self._request(route, path, params=params, body=body, parse=model)
+        return await self._transport.request(
+            route, path, params=params, body=body, parse=model, full_state=full_state
+        )
 
     async def _request(
         self,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redaction import printable
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -28,7 +30,14 @@ __all__ = [
 
 
 class EnphaseError(Exception):
-    """Base class of every error raised by enphase_battery."""
+    """Base class of every error raised by enphase_battery.
+
+    ``str()`` of any of them is one line of at most a few hundred characters, without
+    control characters, whatever a server put into its error body.
+    """
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
 
 
 class InvalidRequestError(EnphaseError, ValueError):
@@ -36,7 +45,17 @@ class InvalidRequestError(EnphaseError, ValueError):
 
 
 class EnphaseConnectionError(EnphaseError):
-    """The API could not be reached: a network error, a dropped connection or a timeout."""
+    """The API could not be reached: a network error, a dropped connection or a timeout.
+
+    Attributes:
+        reached_server: ``False`` when the request cannot have reached the server
+            (connection refused, unknown host, connect timeout): a write was not applied.
+            ``True`` when it may have (the connection dropped or timed out after sending).
+    """
+
+    def __init__(self, message: str, *, reached_server: bool = True) -> None:
+        super().__init__(message)
+        self.reached_server = reached_server
 
 
 class ApiError(EnphaseError):
@@ -79,7 +98,7 @@ class ApiError(EnphaseError):
     def __str__(self) -> str:
         where = f" ({self.method} {self.path})" if self.method and self.path else ""
         status = f"HTTP {self.status}: " if self.status is not None else ""
-        return f"{status}{self.message}{where}"
+        return printable(f"{status}{self.message}{where}")
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +113,26 @@ class AuthenticationError(ApiError):
     token itself is dead (Enlighten refresh tokens lapse after 30 days, and a rotated one
     is dead once used): the homeowner must authorize the app again
     (``enphase-battery auth login``).
+
+    Attributes:
+        credential: which credential was refused, when known: ``"api_key"`` or
+            ``"client_secret"`` (the app's own credentials: signing in again cannot
+            help, fix the credential), ``"refresh_token"`` or ``"access_token"`` (sign in
+            again), ``"authorization_code"``; ``None`` when the server did not say.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        credential: str | None = None,
+        status: int | None = None,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body, method=method, path=path)
+        self.credential = credential
 
 
 class PermissionDeniedError(ApiError):

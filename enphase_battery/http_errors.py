@@ -16,19 +16,41 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
+from .redaction import printable
 from .routes import Route
 
-__all__ = ["decode", "describe_structure_error", "error_for", "truncate"]
+__all__ = ["api_key_refused", "decode", "describe_structure_error", "error_for", "truncate"]
 
 _MAX_BODY_IN_ERROR = 2000
+#: Error bodies longer than this are kept as their truncated text, not parsed.
+_MAX_ERROR_BODY_PARSED = 64 * 1024
+#: The most of a server's own words (``details``...) an error message quotes.
+_MAX_DETAIL_CHARS = 300
+#: A ``minute`` rate-limit window resets within this, whatever clock judged ``period_end``.
+_MINUTE_RESET_CAP_S = 60.0
+_TOO_LARGE = "the response body is larger than the 16 MiB the SDK reads; it was not read"
 
 #: Replaces every secret in a value (string, list, dict) before it goes into an error.
 Redact = Callable[[Any], Any]
 
 
-def decode(route: Route, path: str, status: int, raw: bytes, *, redact: Redact) -> Any:
-    """The JSON payload of a 2xx answer; any other status raises its typed error."""
+def decode(
+    route: Route,
+    path: str,
+    status: int,
+    raw: bytes | None,
+    *,
+    redact: Redact,
+    server_time: float | None = None,
+) -> Any:
+    """The JSON payload of a 2xx answer; any other status raises its typed error.
+
+    ``raw`` is ``None`` for a body too large to read; ``server_time`` is the server's
+    clock (its ``Date`` header), against which a 429's ``period_end`` is judged.
+    """
     if 200 <= status < 300:
+        if raw is None:
+            raise ResponseFormatError(_TOO_LARGE, status=status, method=route.method, path=path)
         try:
             return loads(raw)
         except ValueError:
@@ -39,28 +61,48 @@ def decode(route: Route, path: str, status: int, raw: bytes, *, redact: Redact) 
                 method=route.method,
                 path=path,
             ) from None
-    raise error_for(route, path, status, raw, redact=redact)
+    raise error_for(route, path, status, raw, redact=redact, server_time=server_time)
 
 
-def error_for(route: Route, path: str, status: int, raw: bytes, *, redact: Redact) -> ApiError:
+def error_for(
+    route: Route,
+    path: str,
+    status: int,
+    raw: bytes | None,
+    *,
+    redact: Redact,
+    server_time: float | None = None,
+) -> ApiError:
     """The exception for a non-2xx answer.
 
     The quota governor hears of a 429 from the transport; this only builds the error.
     """
     body: Any
-    try:
-        body = loads(raw) if raw else None
-    except ValueError:
+    if raw is None:
+        body = _TOO_LARGE
+    elif len(raw) > _MAX_ERROR_BODY_PARSED:
         body = truncate(raw)
+    else:
+        try:
+            body = loads(raw) if raw else None
+        except ValueError:
+            body = truncate(raw)
     body = redact(body)
     detail = _detail(body)
     where = {"status": status, "body": body, "method": route.method, "path": path}
     if status == 401:
+        if _names_api_key(detail):
+            return AuthenticationError(
+                f"the API key was refused ({detail}): check the app's API key (it must"
+                " belong to the same app as the client id); signing in again cannot help",
+                credential="api_key",
+                **where,
+            )
         return AuthenticationError(
             "not authorized"
             + (f" ({detail})" if detail else "")
-            + ": the access token was refused after a refresh, or the API key belongs to"
-            " another app than the token",
+            + ": the access token was refused after a refresh",
+            credential="access_token",
             **where,
         )
     if status == 403:
@@ -73,18 +115,25 @@ def error_for(route: Route, path: str, status: int, raw: bytes, *, redact: Redac
     if status == 404:
         return NotFoundError(detail or "not found", **where)
     if status == 429:
-        return _rate_limit_error(body, where)
+        return _rate_limit_error(body, where, server_time)
     return ApiError(detail or "the API returned an error", **where)
 
 
-def _rate_limit_error(body: Any, where: dict[str, Any]) -> RateLimitError:
+def _rate_limit_error(
+    body: Any, where: dict[str, Any], server_time: float | None
+) -> RateLimitError:
     info = body if isinstance(body, dict) else {}
     period = info.get("period") if isinstance(info.get("period"), str) else None
     limit = info.get("limit") if isinstance(info.get("limit"), int) else None
     period_end = info.get("period_end")
     retry_after: float | None = None
     if isinstance(period_end, int | float) and not isinstance(period_end, bool):
-        retry_after = max(0.0, period_end - time.time())
+        # period_end is on the server's clock: a local clock hours off must not turn a
+        # one-minute window into hours of waiting (or none).
+        retry_after = max(0.0, period_end - (server_time or time.time()))
+        if period == "minute":
+            # Whatever the clocks say, a minute window resets within a minute.
+            retry_after = min(retry_after, _MINUTE_RESET_CAP_S)
     message = _detail(info) or "Too Many Requests"
     if period == "month":
         return QuotaExceededError(
@@ -98,16 +147,32 @@ def _rate_limit_error(body: Any, where: dict[str, Any]) -> RateLimitError:
 
 
 def _detail(body: Any) -> str | None:
+    """The server's own words from an error body, cleaned and cut for a message."""
     if isinstance(body, dict):
         for key in ("details", "message", "error_description", "error", "errorMessages"):
             value = body.get(key)
             if isinstance(value, list):
-                value = "; ".join(str(v) for v in value)
+                value = "; ".join(str(v) for v in value[:10])
             if isinstance(value, str) and value:
-                return value
+                return printable(value, _MAX_DETAIL_CHARS)
     if isinstance(body, str) and body.strip():
-        return body.strip()[:200]
+        return printable(body.strip(), 200)
     return None
+
+
+def _names_api_key(detail: str | None) -> bool:
+    return detail is not None and "api key" in detail.lower()
+
+
+def api_key_refused(raw: bytes | None) -> bool:
+    """Whether a 401 body says the API key was refused (a token refresh cannot help)."""
+    if not raw or len(raw) > _MAX_ERROR_BODY_PARSED:
+        return False
+    try:
+        body = loads(raw)
+    except ValueError:
+        return False
+    return _names_api_key(_detail(body))
 
 
 def truncate(raw: bytes) -> str:

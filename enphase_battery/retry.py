@@ -1,20 +1,26 @@
-"""Which failures of an API call are retried, and how long to wait before each retry.
+"""Which failures of an API call are retried, how often, and how long to wait between tries.
 
-Transient failures (429, 5xx, timeouts, connection errors, a 2xx with a broken body) are
-retried with ``backoff``; everything else, and anything wrapped in :class:`Final`, is
-raised at once.
+The rules (README, "Errors and retries"):
+
+* **reads** (GET) are retried on 429, 5xx, timeouts, dropped connections and 2xx answers
+  whose body is broken, up to ``max_retries`` times;
+* **writes** (PUT) are resent at most ``write_retries`` times, and only where the server
+  cannot have applied them (the connection was refused or never opened, a 429) or where
+  the write sets the whole state, so that applying it twice is the same as once.  A
+  write that got any 2xx is never resent (the transport reads the state back instead);
+* a request that never reached the server (connection refused, unknown host) is tried
+  once more after a short pause at most: a dead host fails in about a second;
+* ``max_retry_time`` bounds the whole call from its first send: every try's timeout is
+  cut to what is left of it, and no wait runs past it.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
 
-import backoff
+import attrs
 
 from .exceptions import (
     ApiError,
@@ -25,82 +31,121 @@ from .exceptions import (
     ResponseFormatError,
 )
 
-__all__ = ["CALL_STARTED", "Final", "with_retries"]
+__all__ = ["CallState", "RetryPolicy"]
 
 _LOGGER = logging.getLogger("enphase_battery.client")
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
-#: When the current public call started (monotonic), for the retry budget.
-CALL_STARTED: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "enphase_battery_call_started", default=None
-)
-
-
-class Final(Exception):
-    """Carries an error past ``backoff`` so that it is raised without a retry."""
-
-    def __init__(self, error: EnphaseError) -> None:
-        super().__init__(type(error).__name__)
-        self.error = error
+#: Retries of a request that never reached the server (refused, unknown host).
+CONNECT_RETRIES = 1
+#: The shortest try worth starting: with less of the budget left, the call gives up.
+MIN_TRY_S = 0.05
 
 
-def with_retries(attempt: _F, *, max_retries: int, max_retry_time: float) -> _F:
-    """``attempt`` wrapped so that transient failures are retried within the bounds."""
+@attrs.define
+class CallState:
+    """What one call has spent so far: tries, resent writes, and its deadline."""
 
-    def giveup(err: Exception) -> bool:
-        return _giveup(err, max_retry_time)
+    budget_s: float
+    tries: int = 0
+    resent_writes: int = 0
+    connect_retries: int = 0
+    #: ``time.monotonic()`` by which the call must end; set at its first send.
+    deadline: float | None = None
 
-    wrapped: _F = backoff.on_exception(
-        # backoff sends each failure into the generator (typeshed says it sends None).
-        _retry_waits,  # type: ignore[arg-type]
-        EnphaseError,
-        max_tries=max_retries + 1,
-        max_time=max_retry_time,
-        giveup=giveup,
-        jitter=None,
-        on_backoff=_log_retry,
-        logger=None,
-    )(attempt)
-    return wrapped
+    def start_clock(self) -> None:
+        """Start the budget (at the first send; waiting for the governor is not counted)."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.budget_s
 
-
-def _giveup(err: Exception, max_retry_time: float) -> bool:
-    if isinstance(err, QuotaExceededError):
-        return True
-    if isinstance(err, RateLimitError):
-        # A reset further away than what is left of the caller's bound surfaces now
-        # rather than hang, or retry early and waste a request.
-        if err.retry_after is None:
-            return False
-        started = CALL_STARTED.get()
-        elapsed = time.monotonic() - started if started is not None else 0.0
-        return err.retry_after > max_retry_time - elapsed
-    if isinstance(err, EnphaseConnectionError | ResponseFormatError):
-        return False
-    return not (type(err) is ApiError and err.status is not None and err.status >= 500)
+    def remaining(self) -> float:
+        """Seconds left of the budget."""
+        if self.deadline is None:
+            return self.budget_s
+        return self.deadline - time.monotonic()
 
 
-def _retry_waits() -> Generator[float | None, Exception | None, None]:
-    """backoff wait generator: it is sent each failure and yields the next wait."""
-    err = yield None
-    attempt = 0
-    while True:
+@attrs.frozen
+class RetryPolicy:
+    """The retry bounds of a client: tries, resent writes and the time budget of a call."""
+
+    max_retries: int
+    max_retry_time: float
+    write_retries: int
+
+    def new_call(self) -> CallState:
+        """The state of a new call."""
+        return CallState(budget_s=self.max_retry_time)
+
+    def wait_before_retry(
+        self, err: EnphaseError, call: CallState, *, writes: bool, full_state: bool
+    ) -> float | None:
+        """Seconds to wait before trying ``call`` again after ``err``; ``None``: give up.
+
+        ``writes``: the call changes the system; ``full_state``: it sets every field the
+        operation takes, so applying it twice is the same as once.
+        """
+        call.tries += 1
+        if call.tries > self.max_retries:
+            return None
+        wait = self._wait_for(err, call, writes=writes, full_state=full_state)
+        if wait is None:
+            return None
+        left = call.remaining()
         if isinstance(err, RateLimitError) and err.retry_after is not None:
-            # The window resets at period_end; a little jitter keeps many clients
-            # from arriving in the same instant.
-            wait = err.retry_after + random.uniform(0.05, 0.5)
-        else:
-            wait = random.uniform(0, min(30.0, 0.5 * 2**attempt))
-        attempt += 1
-        err = yield wait
+            # A reset further away than what is left of the budget surfaces now rather
+            # than hang, or retry early and waste a request.
+            if wait + MIN_TRY_S > left:
+                return None
+        elif wait > left / 2:
+            # Cut the wait so that the retry still has half of what is left.
+            if left / 2 < MIN_TRY_S:
+                return None
+            wait = left / 2
+        if writes:
+            call.resent_writes += 1
+        return wait
+
+    def _wait_for(
+        self, err: EnphaseError, call: CallState, *, writes: bool, full_state: bool
+    ) -> float | None:
+        may_resend = call.resent_writes < self.write_retries
+        if isinstance(err, QuotaExceededError):
+            return None
+        if isinstance(err, RateLimitError):
+            # A 429 was refused, not applied: a write may go again.
+            if writes and not may_resend:
+                return None
+            if err.retry_after is not None:
+                # A little jitter keeps many clients from arriving in the same instant.
+                return err.retry_after + random.uniform(0.05, 0.5)
+            return self._backoff(call)
+        if isinstance(err, EnphaseConnectionError) and not err.reached_server:
+            if call.connect_retries >= CONNECT_RETRIES or (writes and not may_resend):
+                return None
+            call.connect_retries += 1
+            return random.uniform(0.1, 0.5)
+        transient = isinstance(err, EnphaseConnectionError | ResponseFormatError) or (
+            type(err) is ApiError and err.status is not None and err.status >= 500
+        )
+        if not transient:
+            return None
+        if writes and not (full_state and may_resend):
+            # The server may have applied it: only a write that sets the whole state
+            # can safely go again.
+            return None
+        return self._backoff(call)
+
+    @staticmethod
+    def _backoff(call: CallState) -> float:
+        return random.uniform(0, min(30.0, 0.5 * 2 ** (call.tries - 1)))
 
 
-def _log_retry(details: Any) -> None:
-    err = details.get("exception")
+def log_retry(err: EnphaseError, call: CallState, wait: float) -> None:
+    """Log a retry at DEBUG (the error is already scrubbed of secrets)."""
     _LOGGER.debug(
         "retrying after try %s (waiting %.2f s): %s: %s",
-        details.get("tries"),
-        details.get("wait") or 0.0,
+        call.tries,
+        wait,
         type(err).__name__,
         err,
     )

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
+from collections.abc import Generator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import backoff
@@ -18,15 +22,21 @@ from .exceptions import (
     AuthenticationError,
     EnphaseConnectionError,
     EnphaseError,
+    InvalidRequestError,
     ResponseFormatError,
 )
-from .redaction import scrub
+from .redaction import printable, scrub
 from .tokens import OAuth2Token
 
 __all__ = ["TokenEndpoint"]
 
 # The token manager's logger: users configure "enphase_battery.auth".
 _LOGGER = logging.getLogger("enphase_battery.auth")
+
+#: The shortest try worth starting: with less of the budget left, the last error stands.
+_MIN_TRY_S = 0.05
+#: A token answer is a few hundred bytes; anything past this is not a token.
+_MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
 
 class _TransientTokenError(EnphaseError):
@@ -53,7 +63,7 @@ class TokenEndpoint:
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_s = timeout
         self._max_tries = max(1, max_tries)
         self._max_retry_time = max_retry_time
 
@@ -66,19 +76,50 @@ class TokenEndpoint:
         params: dict[str, str],
         secrets: tuple[str, ...],
     ) -> OAuth2Token:
-        """A new token for ``params`` (a grant); ``secrets`` are scrubbed from errors."""
+        """A new token for ``params`` (a grant); ``secrets`` are scrubbed from errors.
+
+        All tries together end within ``max_retry_time``: each try's timeout is cut to
+        what is left.  An endpoint that cannot be connected to is tried twice at most.
+        """
+        deadline = time.monotonic() + self._max_retry_time
+        last: list[_TransientTokenError] = []
+        connect_failures = 0
+
+        def waits() -> Generator[float, None, None]:
+            # Full-jitter exponential waits, each cut to half of what is left of the
+            # budget, so that a retry still has time to get its answer.
+            yield 0.0  # primed by backoff, never used as a wait
+            attempt_no = 0
+            while True:
+                left = deadline - time.monotonic()
+                yield min(random.uniform(0, 2.0**attempt_no), max(0.0, left / 2))
+                attempt_no += 1
 
         @backoff.on_exception(
-            backoff.expo,
+            waits,
             _TransientTokenError,
             max_tries=self._max_tries,
             max_time=self._max_retry_time,
-            jitter=backoff.full_jitter,
+            jitter=None,
             on_backoff=_log_token_retry,
             logger=None,
         )
         async def attempt() -> OAuth2Token:
-            return await self._request_once(session, params, secrets)
+            nonlocal connect_failures
+            left = deadline - time.monotonic()
+            if last and left < _MIN_TRY_S:
+                raise last[-1].cause
+            try:
+                return await self._request_once(
+                    session, params, secrets, min(self._timeout_s, max(left, _MIN_TRY_S))
+                )
+            except _TransientTokenError as err:
+                if isinstance(err.cause, EnphaseConnectionError) and not (err.cause.reached_server):
+                    connect_failures += 1
+                    if connect_failures > 1:
+                        raise err.cause from None
+                last.append(err)
+                raise
 
         try:
             return await attempt()
@@ -90,6 +131,7 @@ class TokenEndpoint:
         session: aiohttp.ClientSession,
         params: dict[str, str],
         secrets: tuple[str, ...],
+        timeout_s: float,
     ) -> OAuth2Token:
         headers = {
             "Authorization": aiohttp.encode_basic_auth(self.client_id, self._client_secret),
@@ -99,11 +141,39 @@ class TokenEndpoint:
         path = f"token ({grant})"
         try:
             async with session.post(
-                self.token_url, params=params, headers=headers, timeout=self._timeout
+                self.token_url,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 status = response.status
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as err:
+                raw = bytearray()
+                async for chunk in response.content.iter_chunked(8192):
+                    raw += chunk
+                    if len(raw) > _MAX_TOKEN_RESPONSE_BYTES:
+                        raise _TransientTokenError(
+                            ResponseFormatError(
+                                "token response is implausibly large; the rest was not read",
+                                status=status,
+                                method="POST",
+                                path=path,
+                            )
+                        )
+        except aiohttp.InvalidURL:
+            raise InvalidRequestError(f"invalid token URL {self.token_url!r}") from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            raise _TransientTokenError(
+                EnphaseConnectionError(
+                    f"token endpoint unreachable: cannot connect to {_origin(self.token_url)}"
+                    f" ({type(err).__name__})",
+                    reached_server=False,
+                )
+            ) from None
+        except TimeoutError:
+            raise _TransientTokenError(
+                EnphaseConnectionError(f"token endpoint: no answer within {timeout_s:g} s")
+            ) from None
+        except aiohttp.ClientError as err:
             # Never chain: aiohttp's messages can include the URL and its query string.
             raise _TransientTokenError(
                 EnphaseConnectionError(f"token endpoint unreachable: {type(err).__name__}")
@@ -112,7 +182,7 @@ class TokenEndpoint:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            body = raw[:500].decode("utf-8", "replace")
+            body = bytes(raw[:500]).decode("utf-8", "replace")
         if 200 <= status < 300:
             if not isinstance(body, dict):
                 raise _TransientTokenError(
@@ -125,31 +195,39 @@ class TokenEndpoint:
                 )
             return OAuth2Token.from_response(body)
         body = scrub(body, (self._client_secret, *secrets, *params.values()))
+        where: dict[str, Any] = {"status": status, "body": body, "method": "POST", "path": path}
         if status == 429 or status >= 500:
-            raise _TransientTokenError(
-                ApiError(
-                    "token endpoint failed", status=status, body=body, method="POST", path=path
-                )
-            )
+            raise _TransientTokenError(ApiError("token endpoint failed", **where))
         error = body.get("error") if isinstance(body, dict) else None
+        error = printable(error, 80) if isinstance(error, str) else None
+        if error == "invalid_client" or status == 401:
+            raise AuthenticationError(
+                "the client id or client secret was refused by the token endpoint"
+                + (f" ({error})" if error else "")
+                + ": check the app's client id and client secret; signing in again cannot"
+                " help",
+                credential="client_secret",
+                **where,
+            )
         if grant == "refresh_token":
             raise AuthenticationError(
                 "the refresh token was refused"
                 + (f" ({error})" if error else "")
                 + ": it lapses after 30 days unused or once rotated; sign in again with"
                 " `enphase-battery auth login`",
-                status=status,
-                body=body,
-                method="POST",
-                path=path,
+                credential="refresh_token",
+                **where,
             )
         raise AuthenticationError(
             "the token request was refused" + (f" ({error})" if error else ""),
-            status=status,
-            body=body,
-            method="POST",
-            path=path,
+            credential="authorization_code" if grant == "authorization_code" else None,
+            **where,
         )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "(no host)"
 
 
 def _log_token_retry(details: Any) -> None:

@@ -2,19 +2,24 @@
 
 quota governor (spacing and the month's count) -> access token -> send -> (one
 refresh-and-retry on 401) -> map errors -> structure into a model, with :mod:`.retry`
-retrying the transient failures (429, 5xx, timeouts, connection errors, a 2xx with a broken body).
+deciding which failures are tried again.  A write (PUT) that got a 2xx is never sent
+again: when its answer cannot be read, the state is read back with the matching GET.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
+import attrs
+from aiohttp.abc import AbstractStreamWriter
 
 from .auth import AccessTokenProvider, TokenManager
 from .exceptions import (
@@ -24,18 +29,64 @@ from .exceptions import (
     ResponseFormatError,
 )
 from .governor import Admission, Outcome, QuotaGovernor
-from .http_errors import decode, describe_structure_error, error_for, truncate
+from .http_errors import api_key_refused, decode, describe_structure_error, error_for, truncate
 from .limits import RateLimits
 from .models import converter
 from .redaction import scrub
-from .retry import CALL_STARTED, Final, with_retries
-from .routes import Route
+from .retry import CallState, RetryPolicy, log_retry
+from .routes import ROUTES, Route
 
-__all__ = ["Transport"]
+__all__ = ["MAX_RESPONSE_BYTES", "Transport"]
 
 # The client's logger: the choke point logs as the client users configure.
 _LOGGER = logging.getLogger("enphase_battery.client")
 _T = TypeVar("_T")
+
+#: The largest answer read; a longer one is a ResponseFormatError, never held in memory.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_CHUNK = 256 * 1024
+
+
+class _Final(Exception):
+    """Carries an error out of a try so that it is raised without a retry."""
+
+    def __init__(self, error: EnphaseError) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+@attrs.frozen
+class _Answer:
+    status: int
+    #: ``None`` when the body was longer than :data:`MAX_RESPONSE_BYTES` (not read).
+    raw: bytes | None
+    #: The server's clock (its ``Date`` header, epoch seconds), when it sent one.
+    server_time: float | None
+    #: The access token the request was sent with.
+    token: str
+
+
+class _SendOnce(aiohttp.BytesPayload):
+    """A write's JSON body that aiohttp does not replay on its own.
+
+    aiohttp resends a PUT once by itself when the connection drops after sending
+    (RFC 9112 allows it for idempotent methods); a body that reports itself consumed once
+    written makes it raise instead, so only :mod:`.retry`'s rules decide a resend.
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(json.dumps(value).encode("utf-8"), content_type="application/json")
+        self._written = False
+
+    @property
+    def consumed(self) -> bool:
+        return self._written
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        self._written = True
+        await super().write_with_length(writer, content_length)
 
 
 class Transport:
@@ -52,8 +103,7 @@ class Transport:
         base_url: str,
         rate_limits: RateLimits,
         timeout: float,
-        max_retries: int,
-        max_retry_time: float,
+        retry_policy: RetryPolicy,
         quota_used: int,
         governor: QuotaGovernor | None = None,
     ) -> None:
@@ -67,15 +117,10 @@ class Transport:
         self.governor = governor or QuotaGovernor(
             rate_limits, key=QuotaGovernor.key_for(api_key), used=quota_used
         )
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_s = timeout
-        self.max_retries = max_retries
-        self.max_retry_time = max_retry_time
+        self.retry_policy = retry_policy
         self.closed = False
         self.requests_sent = 0
-        self._with_retries = with_retries(
-            self._attempt, max_retries=max_retries, max_retry_time=max_retry_time
-        )
 
     async def close(self) -> None:
         """Close the HTTP session if this transport created it; a caller's session stays open."""
@@ -92,18 +137,41 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         parse: type[_T],
+        full_state: bool = False,
     ) -> _T:
-        """Send ``route`` to ``path`` (retrying transient failures) and structure as ``parse``."""
+        """Send ``route`` to ``path`` and structure the answer as ``parse``.
+
+        ``full_state``: a write that sets every field of the operation (applying it twice
+        is the same as once), so it may be resent after a failure that may have applied it.
+        """
         if self.closed:
             raise InvalidRequestError("the client is closed")
-        marker = CALL_STARTED.set(time.monotonic())
-        try:
-            result: _T = await self._with_retries(route, path, params or {}, body, parse)
-        except Final as final:
-            raise final.error from None
-        finally:
-            CALL_STARTED.reset(marker)
-        return result
+        call = self.retry_policy.new_call()
+        return await self._run(route, path, params or {}, body, parse, call, full_state)
+
+    async def _run(
+        self,
+        route: Route,
+        path: str,
+        params: Mapping[str, Any],
+        body: Any,
+        parse: type[_T],
+        call: CallState,
+        full_state: bool,
+    ) -> _T:
+        while True:
+            try:
+                return await self._attempt(route, path, params, body, parse, call)
+            except _Final as final:
+                raise final.error from None
+            except EnphaseError as err:
+                wait = self.retry_policy.wait_before_retry(
+                    err, call, writes=route.writes, full_state=full_state
+                )
+                if wait is None:
+                    raise
+                log_retry(err, call, wait)
+                await asyncio.sleep(wait)
 
     async def _attempt(
         self,
@@ -112,59 +180,169 @@ class Transport:
         params: Mapping[str, Any],
         body: Any,
         parse: type[_T],
+        call: CallState,
     ) -> _T:
-        status, raw = await self._send_authorized(route, path, params, body)
-        payload = decode(route, path, status, raw, redact=self.redact)
+        answer = await self._send_authorized(route, path, params, body, call)
+        if not (route.writes and 200 <= answer.status < 300):
+            return self._structure(route, path, answer, parse)
+        try:
+            return self._structure(route, path, answer, parse)
+        except ResponseFormatError as unreadable:
+            # The server took the write: sending it again could apply it twice.
+            return await self._read_back(route, path, parse, call, unreadable)
+
+    def _structure(self, route: Route, path: str, answer: _Answer, parse: type[_T]) -> _T:
+        payload = decode(
+            route,
+            path,
+            answer.status,
+            answer.raw,
+            redact=self.redact,
+            server_time=answer.server_time,
+        )
         try:
             return converter.structure(payload, parse)
         except Exception as err:
             raise ResponseFormatError(
                 f"response does not match {parse.__name__}: {describe_structure_error(err)}",
-                status=status,
-                body=self.redact(truncate(raw)),
+                status=answer.status,
+                body=self.redact(truncate(answer.raw or b"")),
                 method=route.method,
                 path=path,
             ) from None
 
+    async def _read_back(
+        self,
+        route: Route,
+        path: str,
+        parse: type[_T],
+        call: CallState,
+        unreadable: ResponseFormatError,
+    ) -> _T:
+        """The state after an applied write whose answer was unreadable, from its GET."""
+        read = next(
+            r for r in ROUTES.values() if r.method == "GET" and r.template == route.template
+        )
+        _LOGGER.warning(
+            "%s %s was applied (HTTP %s) but its answer is unreadable; reading the state back",
+            route.method,
+            path,
+            unreadable.status,
+        )
+        read_call = attrs.evolve(self.retry_policy.new_call(), deadline=call.deadline)
+        try:
+            return await self._run(read, path, {}, None, parse, read_call, False)
+        except EnphaseError as err:
+            raise _Final(
+                ResponseFormatError(
+                    f"the write was applied (HTTP {unreadable.status}) but its answer is"
+                    f" unreadable ({unreadable.message}) and reading the state back failed"
+                    f" ({err}); check the state before sending it again",
+                    status=unreadable.status,
+                    body=unreadable.body,
+                    method=route.method,
+                    path=path,
+                )
+            ) from None
+
     async def _send_authorized(
-        self, route: Route, path: str, params: Mapping[str, Any], body: Any
-    ) -> tuple[int, bytes]:
-        token = await self._fresh_token()
-        status, raw = await self._send(route, path, params, body, token)
-        if status != 401:
-            return status, raw
+        self, route: Route, path: str, params: Mapping[str, Any], body: Any, call: CallState
+    ) -> _Answer:
+        answer = await self._admitted_send(route, path, params, body, call, None)
+        if answer.status != 401 or api_key_refused(answer.raw):
+            return answer
         # A token can be refused just after passing the freshness check (clock skew,
         # revocation): refresh once, retry once; a second 401 is final.
         _LOGGER.debug("%s %s -> 401; refreshing the access token once", route.method, path)
-        new_token = await self._fresh_token(refused=token)
-        if new_token == token:
-            return status, raw
-        return await self._send(route, path, params, body, new_token)
+        return await self._admitted_send(route, path, params, body, call, answer)
 
-    async def _fresh_token(self, refused: str | None = None) -> str:
-        """A valid access token (a new one when ``refused`` was refused by the API)."""
-        manager = self.token_manager
-        try:
-            if manager is None:
-                return await self._token_provider()
-            manager.lend_session(self.get_session())
-            if refused is not None:
-                await manager.refresh(stale_access_token=refused)
-            return await manager.access_token()
-        except EnphaseError as err:
-            # The token manager has retried its own transient failures already; retrying
-            # the API call would multiply its token requests.
-            raise Final(err) from None
+    async def _admitted_send(
+        self,
+        route: Route,
+        path: str,
+        params: Mapping[str, Any],
+        body: Any,
+        call: CallState,
+        refused: _Answer | None,
+    ) -> _Answer:
+        """Admission by the governor, a fresh token, then the send.
 
-    async def _send(
-        self, route: Route, path: str, params: Mapping[str, Any], body: Any, token: str
-    ) -> tuple[int, bytes]:
+        ``refused``: the 401 answer of the first send, whose token is to be refreshed; it
+        is returned as it stands when the refresh brings no new token.
+        """
         # Counted when admitted (after the wait for its slot), in the same atomic step
         # that checks the month: concurrent callers cannot overshoot the quota.
         admission = await self.governor.admit()
+        # The budget runs from here: waiting for the governor paces a call, it does not
+        # fail it.
+        call.start_clock()
+        try:
+            if refused is None:
+                token = await self._fresh_token(call)
+            else:
+                token = await self._fresh_token(call, refused=refused.token)
+                if token == refused.token:
+                    await self.governor.settle(admission, Outcome.NOT_SENT)
+                    return refused
+        except BaseException:
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            raise
+        return await self._send(route, path, params, body, token, call, admission)
+
+    async def _fresh_token(self, call: CallState, refused: str | None = None) -> str:
+        """A valid access token (a new one when ``refused`` was refused by the API)."""
+        manager = self.token_manager
+        if manager is not None:
+            manager.lend_session(self.get_session())
+            if refused is None and (current := manager.current_access_token()) is not None:
+                return current
+
+        async def fetch() -> str:
+            if manager is None:
+                return await self._token_provider()
+            if refused is not None:
+                await manager.refresh(stale_access_token=refused)
+            return await manager.access_token()
+
+        try:
+            return await _within(fetch(), call.remaining())
+        except TimeoutError:
+            raise _Final(
+                EnphaseConnectionError(
+                    "no access token within the retry budget of"
+                    f" {self.retry_policy.max_retry_time:g} s (the token endpoint is slow)"
+                )
+            ) from None
+        except EnphaseError as err:
+            # The token manager has retried its own transient failures already; retrying
+            # the API call would multiply its token requests.
+            raise _Final(err) from None
+
+    async def _send(
+        self,
+        route: Route,
+        path: str,
+        params: Mapping[str, Any],
+        body: Any,
+        token: str,
+        call: CallState,
+        admission: Admission,
+    ) -> _Answer:
+        left = call.remaining()
+        if left <= 0:
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            raise _Final(
+                EnphaseConnectionError(
+                    f"{route.method} {path}: the retry budget of"
+                    f" {self.retry_policy.max_retry_time:g} s is spent",
+                    reached_server=False,
+                )
+            )
+        timeout_s = min(self._timeout_s, left)
         session = self.get_session()
         query = {"key": self._api_key, **params}
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        data = _SendOnce(body) if body is not None else None
         self.requests_sent += 1
         started = time.perf_counter()
         try:
@@ -172,22 +350,27 @@ class Transport:
                 route.method,
                 self.base_url + path,
                 params=query,
-                json=body,
+                data=data,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
-                raw = await response.read()
                 status = response.status
-        except TimeoutError:
-            raise EnphaseConnectionError(
-                f"{route.method} {path}: no answer within {self._timeout_s:g} s"
-            ) from None
-        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as err:
-            # Never reached the server (refused, unknown host, bad URL): it costs no quota
+                server_time = _server_time(response.headers.get("Date"))
+                raw = await _read_capped(response)
+        except aiohttp.InvalidURL:
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            raise _Final(InvalidRequestError(f"invalid API URL {self.base_url!r}")) from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            # Never connected: the server cannot have seen the request; it costs no quota
             # and holds no slot.
             await self.governor.settle(admission, Outcome.NOT_SENT)
             raise EnphaseConnectionError(
-                f"{route.method} {path}: {type(err).__name__}: {self.redact(str(err))}"
+                f"{route.method} {path}: cannot connect to {self.base_url}: {_reason(err)}",
+                reached_server=False,
+            ) from None
+        except TimeoutError:
+            raise EnphaseConnectionError(
+                f"{route.method} {path}: no answer within {timeout_s:g} s"
             ) from None
         except aiohttp.ClientError as err:
             # Not chained: aiohttp's own messages may carry the URL with its key= query.
@@ -199,7 +382,7 @@ class Transport:
             _LOGGER.debug("%s %s -> %s in %.1f ms", route.method, path, status, elapsed_ms)
         if status == 429:
             await self._rate_limited(admission, raw)
-        return status, raw
+        return _Answer(status, raw, server_time, token)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -219,9 +402,11 @@ class Transport:
         """
         if self.closed:
             raise InvalidRequestError("the client is closed")
+        call = self.retry_policy.new_call()
+        call.start_clock()
         try:
-            token = await self._fresh_token()
-        except Final as final:
+            token = await self._fresh_token(call)
+        except _Final as final:
             raise final.error from None
         for attempt in range(2):
             admission = await self.governor.admit()
@@ -257,8 +442,8 @@ class Transport:
                 raise error_for(route, path, 429, raw, redact=self.redact)
             if response.status == 401 and attempt == 0:
                 try:
-                    new_token = await self._fresh_token(refused=token)
-                except Final as final:
+                    new_token = await self._fresh_token(call, refused=token)
+                except _Final as final:
                     response.release()
                     raise final.error from None
                 if new_token != token:
@@ -271,7 +456,7 @@ class Transport:
                 response.close()
             return
 
-    async def _rate_limited(self, admission: Admission, raw: bytes) -> None:
+    async def _rate_limited(self, admission: Admission, raw: bytes | None) -> None:
         """Tell the governor what a 429 said: a minute window, or the month spent."""
         try:
             body = json.loads(raw) if raw else None
@@ -322,3 +507,50 @@ class Transport:
     def redact(self, value: Any) -> Any:
         """``value`` with every secret the client holds replaced."""
         return scrub(value, self._secrets())
+
+
+async def _within(awaitable: Awaitable[str], seconds: float) -> str:
+    """``awaitable``'s result within ``seconds`` (else ``TimeoutError``).
+
+    The work goes on when the time is up: a token refresh cut short could lose a rotated
+    refresh token, so it completes (and its token is kept) in the background.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout=max(seconds, 0.0))
+    except BaseException:
+        # Time up or cancelled: collect the late outcome so that it is never reported
+        # as unretrieved.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
+    """The body, or ``None`` when it is longer than :data:`MAX_RESPONSE_BYTES`."""
+    length = response.content_length
+    if length is not None:
+        if length > MAX_RESPONSE_BYTES:
+            return None
+        return await response.read()
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            return None
+    return bytes(body)
+
+
+def _server_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _reason(err: aiohttp.ClientError) -> str:
+    os_error = getattr(err, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror
+    return type(err).__name__

@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
+from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
 from .models import BatteryMode, Granularity, LoadControlMode
 
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def http_url(name: str, value: object) -> str:
+    """An absolute ``http://`` or ``https://`` URL with a host (``notaurl`` is refused)."""
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a URL string, got {type(value).__name__}")
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(
+            f"{name} must be an http:// or https:// URL with a host, got {value!r}"
+        )
+    return value.strip()
 
 
 def system_id(value: object) -> int:

@@ -54,13 +54,15 @@ ERRORS: dict[str, Any] = load_fixture("errors")
 @dataclass
 class Reply:
     """A scripted answer: a status with a JSON body (or raw text), after ``delay`` seconds;
-    ``drop`` closes the connection without answering."""
+    ``drop`` closes the connection without answering; ``headers`` are added (a ``Date``
+    replaces the server's own)."""
 
     status: int = 200
     json: Any = None
     text: str | None = None
     delay: float = 0.0
     drop: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +160,10 @@ class FakeEnphase:
         """Queue replies for the next requests to ``path`` (``"*"``: any API path)."""
         self._scripts.setdefault(path, deque()).extend(replies)
 
+    def clear_scripts(self) -> None:
+        """Forget every scripted reply not used yet."""
+        self._scripts.clear()
+
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
@@ -191,9 +197,12 @@ class FakeEnphase:
             return web.Response(status=500)
         if reply.text is not None:
             return web.Response(
-                status=reply.status, text=reply.text, content_type="application/json"
+                status=reply.status,
+                text=reply.text,
+                content_type="application/json",
+                headers=reply.headers,
             )
-        return web.json_response(reply.json, status=reply.status)
+        return web.json_response(reply.json, status=reply.status, headers=reply.headers)
 
     async def _token(self, req: Recorded) -> Reply:
         if self.token_delay:
@@ -232,6 +241,10 @@ class FakeEnphase:
         bearer = req.bearer
         if bearer is None or self._access.get(bearer, 0) < time.time():
             return Reply(401, ERRORS["401"])
+        return self._default(req)
+
+    def apply(self, req: Recorded) -> Reply:
+        """What the fake answers ``req`` when nothing is scripted (a PUT is applied)."""
         return self._default(req)
 
     def _default(self, req: Recorded) -> Reply:
