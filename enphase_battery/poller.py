@@ -42,22 +42,14 @@ from .exceptions import (
     ApiError,
     EnphaseConnectionError,
     InvalidRequestError,
-    NotFoundError,
     QuotaExceededError,
     RateLimitError,
     ResponseFormatError,
 )
-from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
+from .models import Granularity
 from .pacing import MIN_POLL_INTERVAL_S, MONTH_S, PollPacer, poll_interval_for
-from .streams import (
-    BATTERY,
-    INTERVAL_S,
-    StreamKey,
-    StreamLog,
-    TelemetryInterval,
-    first_interval_hint,
-    to_intervals,
-)
+from .streams import BATTERY, StreamKey, StreamLog, TelemetryInterval
+from .window import fetch_window
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
@@ -434,90 +426,20 @@ class TelemetryPoller:
 
     async def _fetch_window(self, stream: StreamLog) -> bool:
         """One request for ``stream``; returns True when it reached the newest data."""
-        start = stream.cursor
-        granularity = Granularity.WEEK if start is not None else Granularity.DAY
-        start_at = datetime.fromtimestamp(start, UTC) if start is not None else None
         self.requests += 1
-        try:
-            response: BatteryTelemetry | EnchargeTelemetry
-            if stream.source == BATTERY:
-                response = await self.client.get_battery_telemetry(
-                    self.system_id, start_at, granularity
-                )
-            else:
-                response = await self.client.get_encharge_telemetry(
-                    self.system_id, stream.source, start_at, granularity
-                )
-        except NotFoundError:
-            if stream.source == BATTERY:
-                raise
-            _LOGGER.warning("Encharge %s not found; no longer following it", stream.source)
+        result = await fetch_window(
+            self.client,
+            stream,
+            settle_s=self._settle_s,
+            late_horizon_s=self._late_horizon_s,
+            last_reports=self._last_reports,
+        )
+        if result.gone:
             self._streams.pop(stream.key, None)
             self._delivery.forget(stream)
             return True
-        except ApiError as err:
-            if err.status != 422:
-                raise
-            return self._handle_422(stream, err)
-
-        if start is None:
-            # First poll without a checkpoint: the API chose the window (today, from the
-            # system's local midnight); its answer sets the watermark, not our clock.
-            if response.start_at is not None:
-                start = int(response.start_at.timestamp())
-            elif response.intervals:
-                start = int(response.intervals[0].end_at.timestamp()) - INTERVAL_S
-            else:
-                return True
-            start -= start % INTERVAL_S
-            stream.start_at(start)
-        intervals = to_intervals(self.system_id, stream.source, response)
-        ready = stream.accept(intervals, self._settle_s)
-        self._delivery.offer(stream, ready)
-        stream.advance(self._late_horizon_s)
-        window_end = int(response.end_at.timestamp()) if response.end_at is not None else None
-        span = granularity.span_s
-        if window_end is None or window_end < start + span:
-            return True  # the window reached the API's "now"
-        if self._data_ends_by(stream, response, window_end):
-            return True
-        stream.cursor = start + span
-        return False
-
-    def _data_ends_by(
-        self, stream: StreamLog, response: BatteryTelemetry | EnchargeTelemetry, window_end: int
-    ) -> bool:
-        """Whether the API says there is no data after ``window_end`` (a full window).
-
-        A full window only says "now" is at or after its end.  An Encharge's
-        ``last_reported_time`` at or before the window's end means nothing newer exists;
-        the system's intervals are built from its Encharges, so when every one of them
-        has said so in this poll, the battery stream has nothing newer either.  Without
-        the hint one more request finds out.
-        """
-        if isinstance(response, EnchargeTelemetry):
-            if response.last_reported_time is None:
-                return False
-            reported = int(response.last_reported_time.timestamp())
-            self._last_reports[stream.source] = reported
-            return reported <= window_end
-        total = response.total_devices
-        if not total or len(self._last_reports) < total:
-            return False
-        return max(self._last_reports.values()) <= window_end
-
-    def _handle_422(self, stream: StreamLog, err: ApiError) -> bool:
-        text = err.details or ""
-        if isinstance(err.body, dict):
-            text = " ".join(str(v) for v in err.body.values())
-        first = first_interval_hint(text)
-        # The stream's data starts later (a new Encharge, start_at before the system
-        # existed): jump to its first interval.
-        if first is not None and stream.jump_to_first(first - INTERVAL_S):
-            return False
-        if "future" in text.lower():
-            return True
-        raise err
+        self._delivery.offer(stream, result.ready)
+        return result.done
 
 
 class _StartingBatches(BatchIterator):
