@@ -27,6 +27,8 @@ from .exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
+from .fleet import FleetPoller
+from .fleet_views import FleetProgress, SystemProblem, SystemProgress
 from .governor import QuotaGovernor, QuotaUsage, background_work
 from .governor_file import FileGovernorBackend
 from .limits import MonthlyQuota, RateLimits
@@ -111,6 +113,8 @@ __all__ = [
     "EnphaseError",
     "FileGovernorBackend",
     "FileTokenStore",
+    "FleetPoller",
+    "FleetProgress",
     "GatewayNotReportingError",
     "Granularity",
     "GridState",
@@ -158,6 +162,8 @@ __all__ = [
     "StreamState",
     "System",
     "SystemDevices",
+    "SystemProblem",
+    "SystemProgress",
     "SystemSummary",
     "TelemetryInterval",
     "TelemetryPoller",

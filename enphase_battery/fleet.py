@@ -1,0 +1,577 @@
+"""The fleet poller: every interval of every followed system, exactly once, under one quota.
+
+``async for iv in FleetPoller(client, systems=None, checkpoint=...)`` yields the
+:class:`~enphase_battery.TelemetryInterval` s of every system the token can see (or of the
+ids given) with the same exactly-once, late and partial semantics as
+:class:`~enphase_battery.TelemetryPoller`: the same per-stream logic
+(:mod:`.streams`), the same request-for-a-stream logic (:mod:`.window`) and the same
+delivery front and commit rule (:mod:`.delivery`).  What it adds:
+
+* every request goes through the client's :class:`~enphase_battery.QuotaGovernor` as
+  background work, so the fleet spends at most ``quota_share`` of the month, evenly;
+* :mod:`.scheduler` decides what to fetch: change detection from the systems list,
+  stalest system first, history and discovery from spare budget, ``priority``;
+* a system that fails (403, 404, keeps failing) is reported in :attr:`FleetPoller.problems`
+  with one log line, backed off and retried, and never stops or slows the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from . import validation
+from .checkpoint import CheckpointStore, open_store
+from .clock import Clock
+from .delivery import BatchIterator, Delivery
+from .exceptions import (
+    ApiError,
+    AuthenticationError,
+    EnphaseError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
+from .fleet_views import FleetProgress, SystemProblem, SystemProgress
+from .governor import background_work
+from .scheduler import Discover, FleetScheduler, Job, Poll, Relist, SystemEntry
+from .streams import BATTERY, StreamLog, TelemetryInterval
+from .window import fetch_window
+
+if TYPE_CHECKING:
+    from .client import EnphaseClient
+
+__all__ = ["FleetPoller"]
+
+_LOGGER = logging.getLogger(__name__)
+#: A live poll fetches at most this many windows of a stream; the rest is backfill.
+_LIVE_WINDOWS = 1
+
+
+class _System:
+    """The streams of one followed system."""
+
+    __slots__ = ("encharges_denied", "entry", "last_reports", "problem", "streams")
+
+    def __init__(self, entry: SystemEntry) -> None:
+        self.entry = entry
+        self.encharges_denied = False
+        self.streams: dict[str, StreamLog] = {}
+        self.last_reports: dict[str, int] = {}
+        self.problem: SystemProblem | None = None
+
+
+class FleetPoller:
+    """Async iterator over new intervals of many systems, exactly once, under one quota.
+
+    Args:
+        client: the client (its governor paces and counts every request).
+        systems: ``None`` follows every system ``list_systems`` shows, re-listed every
+            ``relist_every`` (systems added and removed are picked up); a list of ids
+            follows those (:meth:`follow` / :meth:`unfollow` change it at run time).
+        checkpoint: ``None`` (memory), a path (SQLite) or a ``CheckpointStore``; one for
+            the whole fleet, keyed ``"{system_id}/{source}"``.
+        start_at: where new streams begin (default: the system's current day).
+        priority: ids polled before all others when they have news.
+        clock: what time it is (default: the governor's clock).
+        settle / late_horizon: as for :class:`~enphase_battery.TelemetryPoller`.
+        relist_every: how often the systems list is read for change detection
+            (``None``: adapt to the fleet's size, 15 minutes to an hour).
+        rediscover_every: how often each system's Encharges are listed.
+        max_quiet: a system the list shows no news of is polled anyway after this long.
+        encharges: follow each system's Encharges (Kilowatt plan and up).
+        concurrency: requests in flight at once (the governor still spaces them).
+        backoff: first and longest wait (seconds) of a failing system.
+    """
+
+    def __init__(
+        self,
+        client: EnphaseClient,
+        systems: Iterable[int] | None = None,
+        *,
+        checkpoint: CheckpointStore | str | os.PathLike[str] | None = None,
+        start_at: datetime | None = None,
+        priority: Iterable[int] = (),
+        clock: Clock | None = None,
+        settle: timedelta = timedelta(hours=1),
+        late_horizon: timedelta = timedelta(days=6),
+        relist_every: timedelta | None = None,
+        rediscover_every: timedelta = timedelta(hours=24),
+        max_quiet: timedelta = timedelta(hours=24),
+        encharges: bool = True,
+        concurrency: int = 4,
+        backoff: tuple[float, float] = (60.0, 6 * 3600.0),
+        max_pending: int = 20_000,
+    ) -> None:
+        self.client = client
+        self.clock: Clock = clock or client.governor.clock
+        self._explicit = None if systems is None else [validation.system_id(s) for s in systems]
+        self._priority = {validation.system_id(s) for s in priority}
+        # Unfollowed by the caller: a relist (systems=None) doesn't bring them back.
+        self._excluded: set[int] = set()
+        if start_at is not None:
+            validation.aware_datetime("start_at", start_at)
+        self.start_at = start_at
+        if not isinstance(settle, timedelta) or settle < timedelta(0):
+            raise InvalidRequestError("settle must be a non-negative timedelta")
+        if not isinstance(late_horizon, timedelta) or not (
+            settle <= late_horizon < timedelta(days=7)
+        ):
+            raise InvalidRequestError("late_horizon must lie between settle and one week")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidRequestError("concurrency must be an int >= 1")
+        first_wait, max_wait = backoff
+        if not 0 < first_wait <= max_wait:
+            raise InvalidRequestError("backoff must be (first, longest) with 0 < first")
+        self._backoff = (float(first_wait), float(max_wait))
+        try:
+            self._store = open_store(checkpoint)
+        except TypeError as err:
+            raise InvalidRequestError(str(err)) from None
+        self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
+        self._settle_s = settle.total_seconds()
+        self._late_horizon_s = late_horizon.total_seconds()
+        self._fixed_relist = relist_every.total_seconds() if relist_every else None
+        self.scheduler = FleetScheduler(
+            relist_every_s=self._fixed_relist or 900.0,
+            rediscover_every_s=rediscover_every.total_seconds(),
+            max_quiet_s=max_quiet.total_seconds(),
+            discover=encharges,
+        )
+        self._systems: dict[int, _System] = {}
+        self._delivery = Delivery(self._store, self._fill, self._late_horizon_s)
+        self._concurrency = concurrency
+        self._max_pending = max_pending
+        self._workers: list[asyncio.Task[None]] = []
+        self._progressed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._sleeping = 0
+        self._fatal: BaseException | None = None
+        self._started = False
+        self._closed = False
+        self.requests = 0
+        self._requests_day: tuple[int, int] = (0, 0)
+
+    def __repr__(self) -> str:
+        return f"FleetPoller(systems={len(self._systems)}, requests={self.requests})"
+
+    # -- the consumer's side ----------------------------------------------------------
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> TelemetryInterval:
+        if self._closed:
+            raise StopAsyncIteration
+        self._start()
+        return await self._delivery.next()
+
+    def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> BatchIterator:
+        """Intervals in batches (see :meth:`TelemetryPoller.batches`)."""
+        self._start()
+        return self._delivery.batches(max_size, max_wait)
+
+    async def commit(self) -> None:
+        """Count the interval (or batch) in hand as delivered, and save the checkpoint."""
+        await self._delivery.commit()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop fetching, save what was committed, release the checkpoint."""
+        if self._closed:
+            return
+        self._closed = True
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        if workers:
+            await asyncio.wait(workers)
+        try:
+            await self._delivery.close(
+                [log for system in self._systems.values() for log in system.streams.values()]
+            )
+        finally:
+            if self._owns_store:
+                await self._store.close()
+
+    # -- following ----------------------------------------------------------------
+
+    def follow(self, system_id: int, *, priority: bool = False) -> None:
+        """Follow one more system from now on (its battery stream first)."""
+        system_id = validation.system_id(system_id)
+        self._excluded.discard(system_id)
+        if self._explicit is not None and system_id not in self._explicit:
+            self._explicit.append(system_id)
+        self._add(system_id, priority=priority or system_id in self._priority)
+        self._wake.set()
+
+    def unfollow(self, system_id: int) -> None:
+        """Stop following a system; what is queued of it is dropped, its checkpoint kept."""
+        system_id = validation.system_id(system_id)
+        self._excluded.add(system_id)
+        self._drop(system_id)
+
+    def _drop(self, system_id: int) -> None:
+        if self._explicit is not None and system_id in self._explicit:
+            self._explicit.remove(system_id)
+        system = self._systems.pop(system_id, None)
+        self.scheduler.remove(system_id)
+        if system is not None:
+            for log in system.streams.values():
+                self._delivery.forget(log)
+
+    @property
+    def system_ids(self) -> tuple[int, ...]:
+        """The systems followed now."""
+        return tuple(self._systems)
+
+    def _add(self, system_id: int, *, priority: bool) -> None:
+        if system_id in self._systems:
+            if priority:
+                self.scheduler.add(system_id, priority=True, now=self.clock.time())
+            return
+        entry = self.scheduler.add(system_id, priority=priority, now=self.clock.time())
+        self._systems[system_id] = _System(entry)
+
+    # -- views --------------------------------------------------------------------
+
+    @property
+    def problems(self) -> tuple[SystemProblem, ...]:
+        """Systems that could not be polled lately (backed off, retried later)."""
+        return tuple(s.problem for s in self._systems.values() if s.problem is not None)
+
+    def progress_of(self, system_id: int) -> SystemProgress:
+        """One system's progress."""
+        system = self._systems[system_id]
+        entry = system.entry
+        delivered = [log.watermark for log in system.streams.values() if log.watermark]
+        shown = [log.newest for log in system.streams.values() if log.newest]
+        newest = max(delivered) if delivered else None
+        lag = None
+        if newest is not None and shown:
+            lag = max(
+                0.0,
+                max(
+                    float(log.newest - (log.watermark or log.newest))
+                    for log in system.streams.values()
+                    if log.newest
+                ),
+            )
+        now = self.clock.time()
+        return SystemProgress(
+            system_id=system_id,
+            newest_delivered=_dt(newest),
+            last_report_at=_dt(entry.listed_report_at),
+            lag_s=lag,
+            requests=entry.requests,
+            streams=len(system.streams),
+            in_backoff=entry.backoff_until > now,
+            backlog=entry.backlog,
+        )
+
+    @property
+    def progress(self) -> FleetProgress:
+        """The fleet's progress in total (see :meth:`progress_of` for one system)."""
+        per = [self.progress_of(sid) for sid in self._systems]
+        usage = self.client.governor.usage_now()
+        newest = [p.newest_delivered for p in per if p.newest_delivered is not None]
+        lags = [p.lag_s for p in per if p.lag_s is not None]
+        day, today = self._requests_day
+        return FleetProgress(
+            systems=len(per),
+            streams=sum(p.streams for p in per),
+            intervals_delivered=self._delivery.handed_out,
+            requests=self.requests,
+            requests_today=today if day == int(self.clock.time() // 86_400) else 0,
+            requests_this_month=usage.used,
+            forecast_this_month=usage.forecast,
+            monthly_quota=usage.monthly_quota,
+            background_budget=usage.background_budget,
+            systems_in_backoff=sum(p.in_backoff for p in per),
+            systems_with_backlog=sum(p.backlog for p in per),
+            systems_waiting=self.scheduler.waiting_live(),
+            newest_delivered=max(newest) if newest else None,
+            max_lag_s=max(lags) if lags else None,
+        )
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is due and everything fetched has been handed out."""
+        return self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Return once every worker waits for something to become due, nothing pending."""
+        while True:
+            await self._idle.wait()
+            if self._delivery.pending == 0:
+                return
+            self._idle.clear()
+
+    # -- the engine ---------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self._explicit is not None:
+            for system_id in self._explicit:
+                self._add(system_id, priority=system_id in self._priority)
+        with background_work():
+            self._workers = [asyncio.ensure_future(self._work()) for _ in range(self._concurrency)]
+
+    async def _fill(self) -> None:
+        """Wait until the workers have offered something (or one failed for good)."""
+        if self._fatal is not None:
+            raise self._fatal
+        self._progressed.clear()
+        await self._progressed.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _work(self) -> None:
+        try:
+            while not self._closed:
+                while self._delivery.pending > self._max_pending:
+                    # The consumer is behind: don't fetch (and pay for) more yet.
+                    self._progressed.set()
+                    await asyncio.sleep(0.05)
+                now = self.clock.time()
+                job = self.scheduler.next_job(now)
+                if job is None or isinstance(job, float):
+                    await self._sleep_until(job)
+                    continue
+                await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:  # surfaced to the consumer by _fill
+            self._fatal = err
+            self._progressed.set()
+
+    async def _sleep_until(self, due: float | None) -> None:
+        self._sleeping += 1
+        if self._sleeping == self._concurrency:
+            self._idle.set()
+            self._progressed.set()  # lets a waiting batch see that nothing more is coming
+        self._wake.clear()
+        try:
+            delay = None if due is None else max(0.0, due - self.clock.time())
+            sleeper = asyncio.ensure_future(
+                self.clock.sleep(delay) if delay is not None else asyncio.Event().wait()
+            )
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+        finally:
+            self._sleeping -= 1
+            self._idle.clear()
+
+    def _count_request(self, system: _System | None) -> None:
+        self.requests += 1
+        day = int(self.clock.time() // 86_400)
+        seen_day, count = self._requests_day
+        self._requests_day = (day, count + 1 if seen_day == day else 1)
+        if system is not None:
+            system.entry.requests += 1
+
+    async def _run(self, job: Job) -> None:
+        if isinstance(job, Relist):
+            await self._relist()
+            return
+        system = self._systems.get(job.system_id)
+        if system is None:
+            self.scheduler.finished(job, self.clock.time(), ok=True)
+            return
+        try:
+            if isinstance(job, Discover):
+                await self._discover(system)
+                backlog = system.entry.backlog
+            else:
+                self.scheduler.started(job, self.clock.time())
+                backlog = await self._poll(system, backfill=job.backfill)
+        except (AuthenticationError, QuotaExceededError):
+            self.scheduler.finished(job, self.clock.time(), ok=False)
+            raise
+        except EnphaseError as err:
+            self._failed(system, job, err)
+            return
+        if system.problem is not None:
+            _LOGGER.info("system %s recovered from %s", job.system_id, system.problem.error)
+            system.problem = None
+        self.scheduler.finished(job, self.clock.time(), ok=True, backlog=backlog)
+
+    def _failed(self, system: _System, job: Poll | Discover, err: EnphaseError) -> None:
+        entry = system.entry
+        first, longest = self._backoff
+        if isinstance(err, PermissionDeniedError | NotFoundError):
+            first = max(first, 3600.0)  # a missing grant or a removed system: check hourly
+        wait = min(longest, first * 2 ** min(entry.failures, 16))
+        now = self.clock.time()
+        status = err.status if isinstance(err, ApiError) else None
+        previous = system.problem
+        system.problem = SystemProblem(
+            system_id=entry.system_id,
+            error=type(err).__name__,
+            status=status,
+            message=str(err),
+            since=previous.since if previous else _dt_now(now),
+            failures=entry.failures + 1,
+            retry_at=_dt_now(now + wait),
+        )
+        if previous is None or previous.error != system.problem.error:
+            # One line per problem, not one per retry.
+            _LOGGER.warning(
+                "system %s: %s (%s); backing off, retrying in %.0f s",
+                entry.system_id,
+                type(err).__name__,
+                err,
+                wait,
+            )
+        self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
+
+    async def _relist(self) -> None:
+        try:
+            listed = await self.client.list_systems()
+        except (AuthenticationError, QuotaExceededError):
+            raise
+        except EnphaseError as err:
+            _LOGGER.warning(
+                "listing the systems failed (%s: %s); trying again", type(err).__name__, err
+            )
+            self.scheduler.relisted(self.clock.time(), ok=False)
+            return
+        pages = max(1, -(-len(listed) // 100))
+        for _ in range(pages):
+            self._count_request(None)
+        seen = {s.system_id for s in listed}
+        if self._explicit is None:
+            for system in listed:
+                if system.system_id not in self._excluded:
+                    self._add(system.system_id, priority=system.system_id in self._priority)
+            for system_id in [sid for sid in self._systems if sid not in seen]:
+                _LOGGER.info("system %s is no longer listed; not following it", system_id)
+                self._drop(system_id)
+        for system in listed:
+            report = system.last_report_at
+            self.scheduler.listed(
+                system.system_id, int(report.timestamp()) if report is not None else None
+            )
+        if self._fixed_relist is None:
+            # Listing costs a request per 100 systems: keep it to a small part of the work.
+            self.scheduler.relist_every_s = min(3600.0, max(900.0, pages * 120.0))
+        self.scheduler.relisted(self.clock.time(), ok=True)
+
+    async def _discover(self, system: _System) -> None:
+        self._count_request(system)
+        devices = await self.client.get_system_devices(system.entry.system_id)
+        current = set() if system.encharges_denied else set(devices.encharge_serials)
+        for serial in sorted(current):
+            await self._stream(system, serial)
+        for source, log in list(system.streams.items()):
+            if source != BATTERY and source not in current:
+                _LOGGER.info("Encharge %s is no longer listed; not following it", source)
+                del system.streams[source]
+                self._delivery.forget(log)
+
+    async def _stream(self, system: _System, source: str) -> StreamLog:
+        log = system.streams.get(source)
+        if log is not None:
+            return log
+        key = (system.entry.system_id, source)
+        log = StreamLog(key, None)
+        saved = await self._store.load(log.store_key)
+        if saved is not None:
+            log = StreamLog(key, saved)
+        elif self.start_at is not None:
+            log.start_at(int(self.start_at.timestamp()))
+        elif source != BATTERY:
+            battery = system.streams.get(BATTERY)
+            if battery is not None and battery.watermark is not None:
+                log.start_at(battery.watermark)  # a new Encharge starts where the system is
+        system.streams[source] = log
+        # Saved at once: a rerun must not start a new stream at "today" and skip history.
+        await self._delivery.save(log)
+        return log
+
+    async def _poll(self, system: _System, *, backfill: bool) -> bool:
+        """One visit of a system's streams; returns whether history is left."""
+        await self._stream(system, BATTERY)
+        system.last_reports.clear()
+        # Encharges first: their last report times can spare the battery stream a request.
+        logs = sorted(system.streams.values(), key=lambda log: log.source == BATTERY)
+        backlog = False
+        for log in logs:
+            if log.cursor is not None and not backfill:
+                backlog = True  # this stream's history is fetched by backfill visits
+                continue
+            if backfill and log.cursor is None:
+                continue
+            if not backfill:
+                log.cursor = log.watermark
+            for _ in range(_LIVE_WINDOWS):
+                self._count_request(system)
+                try:
+                    result = await fetch_window(
+                        self.client,
+                        log,
+                        settle_s=self._settle_s,
+                        late_horizon_s=self._late_horizon_s,
+                        last_reports=system.last_reports,
+                    )
+                except PermissionDeniedError:
+                    if log.source == BATTERY:
+                        raise
+                    # Per-Encharge telemetry needs the Kilowatt plan (or a grant): follow
+                    # the system's battery stream alone.
+                    _LOGGER.warning(
+                        "system %s: no access to Encharge telemetry (plan or grant);"
+                        " following its battery stream only",
+                        system.entry.system_id,
+                    )
+                    system.encharges_denied = True
+                    for source in [s for s in system.streams if s != BATTERY]:
+                        self._delivery.forget(system.streams.pop(source))
+                    break
+                if self._systems.get(system.entry.system_id) is not system:
+                    return False  # unfollowed meanwhile: deliver nothing more of it
+                if result.gone:
+                    system.streams.pop(log.source, None)
+                    self._delivery.forget(log)
+                    break
+                self._delivery.offer(log, result.ready)
+                if result.ready:
+                    self._progressed.set()
+                await self._delivery.save(log)
+                if result.done:
+                    log.cursor = None
+                    break
+            else:
+                backlog = True  # the window came back full: more history to fetch
+        return backlog
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _dt_now(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,92 @@
+"""What a :class:`~enphase_battery.FleetPoller` shows of itself: progress and problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+__all__ = ["FleetProgress", "SystemProblem", "SystemProgress"]
+
+
+@attrs.frozen
+class SystemProblem:
+    """A system the fleet poller cannot poll right now; the others go on.
+
+    Attributes:
+        system_id: the system.
+        error: the exception's class name (``PermissionDeniedError`` for a 403,
+            ``NotFoundError`` for a 404, ``ApiError``, ``EnphaseConnectionError``...).
+        status: the HTTP status, when there was one.
+        message: what the error said (no secrets: errors never carry them).
+        since: when the problem began; failures: consecutive failures since.
+        retry_at: when the system is tried again.
+    """
+
+    system_id: int
+    error: str
+    status: int | None
+    message: str
+    since: datetime
+    failures: int
+    retry_at: datetime
+
+
+@attrs.frozen
+class SystemProgress:
+    """One system's progress.
+
+    Attributes:
+        newest_delivered: end of the newest interval delivered of any of its streams.
+        last_report_at: when the systems list last said the system reported.
+        lag_s: how far the newest delivered interval is behind the newest the API has
+            shown for the system (0 when caught up; ``None`` before any data).
+        requests: requests this poller spent on it.
+        streams: streams followed (the battery and one per Encharge).
+        in_backoff: whether it is waiting after failures (see :attr:`FleetPoller.problems`).
+        backlog: whether it still has history to fetch.
+    """
+
+    system_id: int
+    newest_delivered: datetime | None
+    last_report_at: datetime | None
+    lag_s: float | None
+    requests: int
+    streams: int
+    in_backoff: bool
+    backlog: bool
+
+
+@attrs.frozen
+class FleetProgress:
+    """The whole fleet's progress.
+
+    Attributes:
+        systems / streams: followed.
+        intervals_delivered: intervals handed out by this poller.
+        requests: requests this poller spent (polls, discovery, listing).
+        requests_today: requests this poller spent on the current UTC day.
+        requests_this_month / forecast_this_month / monthly_quota / background_budget:
+            the API key's month as the quota governor counts it (every caller of the
+            key), and where it is heading.
+        systems_in_backoff: systems waiting after failures.
+        systems_with_backlog: systems with history still to fetch.
+        systems_waiting: systems with news not polled yet (the quota is behind).
+        newest_delivered: the newest interval delivered of any stream.
+        max_lag_s: the largest :attr:`SystemProgress.lag_s`.
+    """
+
+    systems: int
+    streams: int
+    intervals_delivered: int
+    requests: int
+    requests_today: int
+    requests_this_month: int
+    forecast_this_month: int
+    monthly_quota: int | None
+    background_budget: int | None
+    systems_in_backoff: int
+    systems_with_backlog: int
+    systems_waiting: int
+    newest_delivered: datetime | None
+    max_lag_s: float | None
