@@ -7,7 +7,11 @@ Figures (one table row each, see benchtable.py):
   compare-and-set in one fenced transaction), batches of 1,000 intervals, for one worker
   process and for each of three running at once (goal >= 10,000/s per worker);
 * takeover time after ``kill -9`` of a worker holding half the systems, against the lease
-  TTL (goal: within TTL + one heartbeat, i.e. <= 1.33x the TTL).
+  TTL (goal: within TTL + one heartbeat, i.e. <= 1.33x the TTL);
+* the shared quota governor: the cost of one admission through ``PostgresGovernorBackend``
+  (p95, goal <= 2 ms on loopback), and three processes on one key admitting as fast as the
+  plan allows: the rate achieved against the plan's limit (goal >= 95 %) and the most seen
+  in any sliding window (never over the limit).
 
 The server: ``ENPHASE_BENCH_POSTGRES_DSN`` or ``ENPHASE_TEST_POSTGRES_DSN`` when set (under
 ``make test`` the test server), else a throwaway one started through
@@ -66,6 +70,46 @@ def unmeasured(note: str) -> list[Row]:
         ),
         Row(
             "postgres: takeover after kill -9", None, "s", goal_op="<=", goal_value=1.34, note=note
+        ),
+        *governor_rows(None, None, None, None, 30.0, note),
+    ]
+
+
+def governor_rows(
+    p95: float | None,
+    p50: float | None,
+    achieved: float | None,
+    worst: int | None,
+    rate: float,
+    note: str = "",
+) -> list[Row]:
+    return [
+        Row(
+            "postgres: governor admit() p95",
+            p95,
+            "ms",
+            goal_op="<=",
+            goal_value=2.0,
+            goal_on="sdk",
+            note=note or f"p50 {p50:.2f} ms; loopback",
+        ),
+        Row(
+            "postgres: 3 workers' rate vs plan limit",
+            achieved,
+            "req/window",
+            baseline=rate,
+            goal_op=">=",
+            goal_value=0.95,
+            note=note or "steady state, one key",
+        ),
+        Row(
+            "postgres: 3 workers' worst window vs limit",
+            None if worst is None else float(worst),
+            "req/window",
+            baseline=rate,
+            goal_op="<=",
+            goal_value=1.0,
+            note=note or "most in any sliding window: never over",
         ),
     ]
 
@@ -194,6 +238,89 @@ async def takeover_times(dsn: str, ttl: float, rounds: int) -> list[float]:
     return times
 
 
+# -- the shared quota governor ------------------------------------------------------------------
+
+
+def governor_for(pool: object, schema: str, max_rate: float, period: float) -> object:
+    from enphase_battery import QuotaGovernor, RateLimits
+    from enphase_battery.postgres import PostgresGovernorBackend
+
+    backend = PostgresGovernorBackend(pool, schema=schema)  # type: ignore[arg-type]
+    return QuotaGovernor(RateLimits(max_rate, period), key="bench", backend=backend)
+
+
+async def admission_cost_ms(dsn: str, count: int) -> list[float]:
+    """Wall time of ``admit()`` with a plan that never makes it wait: the backend's cost."""
+    import asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    governor = governor_for(pool, f"bench_{uuid.uuid4().hex[:10]}", 1e9, 60.0)
+    costs = []
+    for i in range(count + 20):
+        began = time.perf_counter()
+        await governor.admit()  # type: ignore[attr-defined]
+        if i >= 20:  # after the warm-up (schema, prepared statements)
+            costs.append((time.perf_counter() - began) * 1000)
+    await pool.close()
+    return costs
+
+
+async def governor_worker(dsn: str, schema: str, seconds: float, rate: float, period: float):
+    import asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    governor = governor_for(pool, schema, rate, period)
+    await governor.usage()  # type: ignore[attr-defined]
+    sent = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        await governor.admit()  # type: ignore[attr-defined]
+        sent.append(time.time())  # when the request would go out
+    await pool.close()
+    return sent
+
+
+def shared_rate(dsn: str, seconds: float, rate: float, period: float) -> tuple[float, int]:
+    """Three processes admitting as fast as the plan lets them: achieved requests per
+    ``period`` and the most seen in any sliding window of ``period``."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--governor-worker",
+                dsn,
+                schema,
+                str(seconds),
+                str(rate),
+                str(period),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
+    sent: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"governor worker failed: {out}")
+        sent += json.loads(out.strip().splitlines()[-1])
+    sent.sort()
+    # Judge the steady part: from when all three are running to when the first stops.
+    worst = 0
+    j = 0
+    for i, t in enumerate(sent):
+        while sent[j] <= t - period:
+            j += 1
+        worst = max(worst, i - j + 1)
+    span = sent[-1] - sent[0]
+    achieved = (len(sent) - 1) / span * period if span > 0 else 0.0
+    return achieved, worst
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -201,6 +328,12 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--sink-worker":
         result = asyncio.run(sink_worker(sys.argv[2], sys.argv[3], int(sys.argv[4])))
         print(json.dumps(result))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--governor-worker":
+        sent = asyncio.run(
+            governor_worker(sys.argv[2], sys.argv[3], *(float(v) for v in sys.argv[4:7]))
+        )
+        print(json.dumps(sent))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--lease-holder":
         asyncio.run(lease_holder(sys.argv[2], sys.argv[3], float(sys.argv[4])))
@@ -238,6 +371,17 @@ def main() -> None:
         + ", ".join(f"{t:.2f}" for t in takeovers)
         + f" s (TTL {ttl:g} s, heartbeat {ttl / 3:g} s)"
     )
+    costs = sorted(asyncio.run(admission_cost_ms(dsn, 100 if smoke else 2000)))
+    p50 = costs[len(costs) // 2]
+    p95 = costs[int(len(costs) * 0.95) - 1]
+    print(f"governor admit(): p50 {p50:.2f} ms, p95 {p95:.2f} ms ({len(costs)} admissions)")
+    # The Partner plan's pace (300 a minute), on a 6-second window to keep the run short.
+    period, rate = 6.0, 30.0
+    achieved, worst = shared_rate(dsn, 4.0 if smoke else 30.0, rate, period)
+    print(
+        f"3 processes, one key: {achieved:.1f} requests per {period:g} s (limit {rate:g}),"
+        f" at most {worst} in any {period:g} s window"
+    )
     durable = (
         "durable server"
         if os.environ.get("ENPHASE_PG_DURABLE") == "1"
@@ -272,6 +416,7 @@ def main() -> None:
                 goal_value=1.34,
                 note="worst of the rounds vs the TTL",
             ),
+            *governor_rows(p95, p50, achieved, worst, rate),
         ],
         smoke=smoke,
     )

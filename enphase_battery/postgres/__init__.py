@@ -7,8 +7,8 @@ of the SDK never imports this package, so it works without the driver.
   of your own rows and the checkpoint together.
 * :class:`LeaseWorker`: each system followed by exactly one worker at a time, spread
   evenly, taken over within the TTL when a worker dies; a fence for the checkpoint.
-* :class:`PostgresQuotaBackend`: the plan's per-minute spacing and monthly count shared by
-  every process on one API key.
+* :class:`PostgresGovernorBackend`: the :class:`~enphase_battery.QuotaGovernor`'s state
+  (the plan's spacing and the month's count) shared by every process on one API key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from ._db import Database
 from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
+from .governor import PostgresGovernorBackend
 from .leases import Lease, LeaseChange, LeaseWorker
 from .schema import SCHEMA_VERSION, SchemaVersionError
 
@@ -37,6 +38,7 @@ __all__ = [
     "LeaseLostError",
     "LeaseWorker",
     "PostgresCheckpoint",
+    "PostgresGovernorBackend",
     "RowWriter",
     "SchemaVersionError",
 ]
