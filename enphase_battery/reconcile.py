@@ -240,18 +240,11 @@ async def reconcile(
         raise InvalidRequestError("step must be a timedelta of at least 15 minutes")
     if not isinstance(extra_tolerance_wh, int) or extra_tolerance_wh < 0:
         raise InvalidRequestError("extra_tolerance_wh must be an int >= 0")
-    moments: list[datetime | None] = []
-    moment = start
-    while end is None or moment < end:
-        moments.append(moment)
-        moment += step
-        if end is None and moment >= datetime.now(UTC):
-            break
-    moments.append(end)
     requests = 0
-    readings: list[dict[str, tuple[int, int, int]]] = []
     skipped: list[str] = []
-    for at in moments:
+
+    async def read(at: datetime | None) -> dict[str, tuple[int, int, int]]:
+        nonlocal requests
         answer = await client.get_storage_meter_readings(system_id, at)
         requests += 1
         row: dict[str, tuple[int, int, int]] = {}
@@ -268,7 +261,21 @@ async def reconcile(
                 reading.value_charged,
                 reading.value_discharged,
             )
-        readings.append(row)
+        return row
+
+    last_row: dict[str, tuple[int, int, int]] | None = None
+    if end is None:
+        # "Now" is the server's: the newest reading says how far the meters have come.
+        last_row = await read(None)
+        newest = max((t for t, _, _ in last_row.values()), default=None)
+        end = datetime.fromtimestamp(newest, UTC) if newest is not None else start
+    moments: list[datetime] = []
+    moment = start
+    while moment < end:
+        moments.append(moment)
+        moment += step
+    readings = [await read(at) for at in moments]
+    readings.append(last_row if last_row is not None else await read(end))
     spans: list[SpanCheck] = []
     serials = sorted({serial for row in readings for serial in row})
     if per_encharge:
@@ -305,7 +312,7 @@ async def reconcile(
     return Reconciliation(
         system_id=system_id,
         start=start,
-        end=end or datetime.now(UTC),
+        end=end,
         spans=tuple(spans),
         requests=requests,
         skipped=tuple(skipped),

@@ -23,6 +23,7 @@ from .commands import (
     _cmd_systems,
 )
 from .errors import EXIT_USAGE, PROG, CliError
+from .live import add_live_commands
 from .settings import PLANS
 from .stream import _cmd_stream
 from .telemetry import _cmd_telemetry
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     usage.set_defaults(handler=_cmd_usage)
 
+    add_live_commands(command)
     _add_simulate(commands)
     return parser
 

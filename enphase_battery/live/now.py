@@ -1,0 +1,97 @@
+"""``battery_now()``: state of charge, power, mode and grid in one answer, as cheaply as
+the plan allows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..models import BatteryMode, Granularity, GridState
+from ..models.now import _discharge_w
+from .budget import LiveBudget
+
+if TYPE_CHECKING:
+    from ..client import EnphaseClient
+
+__all__ = ["BatteryNow", "battery_now"]
+
+
+@attrs.frozen
+class BatteryNow:
+    """What the battery does now, and how fresh that is.
+
+    ``source`` is ``"latest"`` (``latest_telemetry`` + the last reported SoC: 2
+    requests, Watt plan and up; as fresh as the gateway's last upload) or ``"live"``
+    (one ``live_data`` event: 1 billed connection, Kilowatt and up; seconds old).
+    """
+
+    soc_percent: int | None
+    #: W, signed as the API sends it (see ``BATTERY_POWER_DISCHARGE_POSITIVE``).
+    battery_power: int | None
+    battery_mode: BatteryMode | None
+    grid_state: GridState | None
+    as_of: datetime | None
+    source: str
+
+    @property
+    def battery_discharge_w(self) -> int | None:
+        """W leaving the batteries (negative while charging)."""
+        return _discharge_w(self.battery_power)
+
+    def describe(self) -> str:
+        """One line: ``SoC 87 % | discharging 1200 W | Self-consumption | On Grid``."""
+        soc = "SoC ?" if self.soc_percent is None else f"SoC {self.soc_percent} %"
+        out_w = self.battery_discharge_w
+        if out_w is None:
+            power = "power ?"
+        elif out_w > 0:
+            power = f"discharging {out_w} W"
+        elif out_w < 0:
+            power = f"charging {-out_w} W"
+        else:
+            power = "idle 0 W"
+        mode = self.battery_mode.value if self.battery_mode else "mode ?"
+        grid = self.grid_state.value if self.grid_state else "grid ?"
+        when = f"as of {self.as_of:%Y-%m-%d %H:%MZ}" if self.as_of else "as of ?"
+        return f"{soc} | {power} | {mode} | {grid} | {when} ({self.source})"
+
+
+async def battery_now(
+    client: EnphaseClient, system_id: int, *, grid: bool = False, live: bool = False
+) -> BatteryNow:
+    """The battery now.
+
+    By default two requests: ``latest_telemetry`` (power, mode) and the 15-minute
+    battery telemetry's ``last_reported_aggregate_soc``.  ``grid=True`` adds
+    ``grid_status`` (a configuration endpoint: Megawatt or Partner plan).  ``live=True``
+    reads one ``live_data`` event instead (one billed connection, Kilowatt and up),
+    which carries all four.
+    """
+    if live:
+        async with client.live(system_id, budget=LiveBudget(total=1), duration_s=30) as session:
+            async for frame in session:
+                return BatteryNow(
+                    soc_percent=frame.battery_soc,
+                    battery_power=frame.battery_power,
+                    battery_mode=frame.battery_mode,
+                    grid_state=frame.grid_status,
+                    as_of=frame.timestamp,
+                    source=frame.source.value,
+                )
+    latest = await client.get_latest_telemetry(system_id)
+    telemetry = await client.get_battery_telemetry(
+        system_id, granularity=Granularity.FIFTEEN_MINUTES
+    )
+    grid_state = None
+    if grid:
+        grid_state = (await client.get_system_grid_status(system_id)).grid_state
+    return BatteryNow(
+        soc_percent=telemetry.last_reported_aggregate_soc,
+        battery_power=latest.battery_power,
+        battery_mode=latest.battery_mode,
+        grid_state=grid_state,
+        as_of=latest.last_report_at,
+        source="latest",
+    )
