@@ -45,6 +45,7 @@ from .live import (
     LiveStats,
     LiveUnsupportedError,
 )
+from .live.now import BatteryNow, battery_now
 from .models import (
     Address,
     BatteryInterval,
@@ -99,6 +100,7 @@ __all__ = [
     "BatteryInterval",
     "BatteryLifetime",
     "BatteryMode",
+    "BatteryNow",
     "BatterySettings",
     "BatteryTelemetry",
     "CheckpointStore",
@@ -171,4 +173,5 @@ __all__ = [
     "Verdict",
     "__version__",
     "background_work",
+    "battery_now",
 ]

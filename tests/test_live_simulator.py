@@ -18,6 +18,7 @@ from enphase_battery import (
     RateLimits,
 )
 from enphase_battery.live import LiveBudget, LiveSession
+from enphase_battery.live.now import battery_now
 from enphase_battery.models.live import LiveFrame, LiveSource
 from enphase_battery.simulator import EnphaseSimulator
 
@@ -251,3 +252,26 @@ async def test_now_endpoints_validate_before_sending(
     with pytest.raises(InvalidRequestError):
         await client.get_latest_telemetry(-1)
     assert sim.request_count == before
+
+
+async def test_battery_now_latest_and_live(sim: EnphaseSimulator, client: EnphaseClient) -> None:
+    system_id = sim.system_ids[0]
+    before = sim.request_count
+    now = await battery_now(client, system_id)
+    assert sim.request_count - before == 2
+    telemetry = await client.get_battery_telemetry(system_id)
+    latest = await client.get_latest_telemetry(system_id)
+    assert now.source == "latest"
+    assert now.soc_percent == telemetry.last_reported_aggregate_soc
+    assert now.battery_power == latest.battery_power
+    assert now.as_of == latest.last_report_at
+    assert now.grid_state is None
+    assert now.describe().startswith(f"SoC {now.soc_percent} % | ")
+    # Kilowatt has no system configuration: asking for the grid state is a 403.
+    with pytest.raises(PermissionDeniedError):
+        await battery_now(client, system_id, grid=True)
+    live = await battery_now(client, system_id, live=True)
+    assert live.source == "live"
+    assert live.soc_percent == sim.system(system_id).current_soc_percent()
+    assert live.grid_state is not None
+    assert sim.live.connections == 1

@@ -12,29 +12,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models.converter import converter
-from ..models.live import LiveFrame, LivePayload, LiveSource
+from ..models.live import LiveFrame, LiveSource, structure_live_frame
 from ..models.now import LatestTelemetry
 from ..sse import SseEvent
 
-__all__ = ["ERROR_CODE_KEYS", "TIMESTAMP_UNIT_S", "frame_from_event", "frame_from_latest"]
+__all__ = ["ERROR_CODE_KEYS", "frame_from_event", "frame_from_latest"]
 
 #: [inferred] Where an error event keeps its code.
 ERROR_CODE_KEYS = ("code", "error_code", "status")
-#: [secondary] ``timestamp_epoch`` is in milliseconds.  A value too small to be
-#: milliseconds of this century is read as seconds.
-TIMESTAMP_UNIT_S = 0.001
-_SECONDS_BELOW = 100_000_000_000
-
-
-def _timestamp(value: Any) -> datetime:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value if value < _SECONDS_BELOW else value * TIMESTAMP_UNIT_S
-        return datetime.fromtimestamp(seconds, UTC)
-    if value is None:
-        # No timestamp: the moment it arrived is the best there is.
-        return datetime.now(UTC)
-    raise ValueError(f"timestamp_epoch is not a number: {value!r}")
 
 
 def _error_code(event: SseEvent, body: Any) -> int | None:
@@ -72,32 +57,12 @@ def frame_from_event(event: SseEvent) -> LiveFrame | int | None:
         return code
     if not isinstance(body, dict):
         raise ValueError("event data is not a JSON object")
-    inner = body.get("data")
-    if inner is None:
+    if body.get("data") is None:
         return None
-    if not isinstance(inner, dict):
-        raise ValueError("the event's data is not an object")
-    serials = inner.get("envoy_serial_number")
-    if isinstance(serials, str | int):
-        inner = {**inner, "envoy_serial_number": [str(serials)]}
     try:
-        payload = converter.structure(inner, LivePayload)
-    except Exception as err:
-        raise ValueError(f"unexpected live data fields: {type(err).__name__}") from None
-    return LiveFrame(
-        timestamp=_timestamp(body.get("timestamp_epoch")),
-        source=LiveSource.LIVE,
-        battery_soc=payload.battery_soc,
-        battery_power=payload.battery_power,
-        battery_mode=payload.battery_mode,
-        grid_status=payload.grid_status,
-        pv_power=payload.pv_power,
-        grid_power=payload.grid_power,
-        consumption_power=payload.consumption_power,
-        generator_power=payload.generator_power,
-        envoy_serial_numbers=payload.envoy_serial_number,
-        event_id=event.id,
-    )
+        return structure_live_frame(body, event.id)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"unexpected live data fields: {err}") from None
 
 
 def frame_from_latest(latest: LatestTelemetry) -> LiveFrame:

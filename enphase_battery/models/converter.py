@@ -10,6 +10,7 @@ import attrs
 import cattrs
 
 from .discovery import Device, DeviceGroups
+from .live import LiveFrame, structure_live_frame
 from .telemetry import BatteryInterval, EnchargeInterval, EnergyReading, SocReading
 from .vocabulary import BatteryMode, Flag, GridState, LoadControlMode, Percent
 
@@ -231,6 +232,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(GridState, lambda v, _t: GridState.parse(str(v)))
     conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))
     conv.register_structure_hook(DeviceGroups, _structure_devices)
+    # One live_data event -> a frame: hand-built, thousands a second.
+    conv.register_structure_hook(LiveFrame, lambda v, _t: structure_live_frame(v))
     battery_intervals: Any = tuple[BatteryInterval, ...]
     encharge_intervals: Any = tuple[EnchargeInterval, ...]
     conv.register_structure_hook_func(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
 from .now import _discharge_w
-from .vocabulary import BatteryMode, GridState, Percent
+from .vocabulary import BatteryMode, GridState
 
-__all__ = ["LiveEvent", "LiveFrame", "LivePayload", "LiveSource"]
+__all__ = ["LiveFrame", "LiveSource", "structure_live_frame"]
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class LiveSource(enum.StrEnum):
@@ -23,32 +27,13 @@ class LiveSource(enum.StrEnum):
 
 
 @attrs.frozen
-class LivePayload:
-    """The inner ``data`` object of a ``live_data`` event (powers in W)."""
-
-    pv_power: int | None = None
-    grid_power: int | None = None
-    battery_power: int | None = None
-    battery_soc: Percent | None = None
-    battery_mode: BatteryMode | None = None
-    grid_status: GridState | None = None
-    consumption_power: int | None = None
-    generator_power: int | None = None
-    envoy_serial_number: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class LiveEvent:
-    """One ``live_data`` event's JSON: ``{"data": {...}, "timestamp_epoch": ms, "type"}``."""
-
-    data: LivePayload | None = None
-    timestamp_epoch: int | None = None
-    type: str | None = None
-
-
-@attrs.frozen
 class LiveFrame:
     """What the battery and site do at ``timestamp``.
+
+    Built from one ``live_data`` event, ``{"data": {"pv_power", "grid_power",
+    "battery_power", "battery_soc", "battery_mode", "grid_status", "consumption_power",
+    "generator_power", "envoy_serial_number": [...]}, "timestamp_epoch": <ms>, "type"}``
+    (fact sheet §7), by ``converter.structure(event, LiveFrame)``.
 
     ``source`` says whether it came from the live stream or a ``latest_telemetry`` poll;
     polled frames carry only ``battery_power`` and ``battery_mode`` (the rest ``None``),
@@ -74,3 +59,98 @@ class LiveFrame:
     def battery_discharge_w(self) -> int | None:
         """Battery power as W leaving the batteries (negative while charging)."""
         return _discharge_w(self.battery_power)
+
+
+# -- the hot path: one event -> one frame, several thousand a second -----------------------
+
+#: Spellings seen -> parsed vocabulary (the loose parse is a regex per member: too slow per
+#: frame).  Bounded: cleared whole when full.
+_MODES: dict[str, BatteryMode | None] = {}
+_GRIDS: dict[str, GridState] = {}
+_CACHE_MAX = 256
+_SECONDS_BELOW = 100_000_000_000
+
+
+def _mode(value: Any) -> BatteryMode | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        return _MODES[text]
+    except KeyError:
+        pass
+    try:
+        mode: BatteryMode | None = BatteryMode.parse(text)
+    except ValueError:
+        _LOGGER.warning("unknown battery_mode %r in live data; read as None", text)
+        mode = None
+    if len(_MODES) >= _CACHE_MAX:
+        _MODES.clear()
+    _MODES[text] = mode
+    return mode
+
+
+def _grid(value: Any) -> GridState | None:
+    if value is None:
+        return None
+    text = str(value)
+    grid = _GRIDS.get(text)
+    if grid is None:
+        if len(_GRIDS) >= _CACHE_MAX:
+            _GRIDS.clear()
+        grid = _GRIDS[text] = GridState.parse(text)
+    return grid
+
+
+def _int(value: Any) -> int | None:
+    if type(value) is int or value is None:
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, float):
+        return round(value)
+    if isinstance(value, str):
+        return round(float(value.strip().rstrip("%")))
+    raise TypeError(f"not a number: {value!r}")
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # [secondary] milliseconds; a value too small for milliseconds of this century is
+        # read as seconds.
+        seconds = value if value < _SECONDS_BELOW else value / 1000
+        return datetime.fromtimestamp(seconds, UTC)
+    if value is None:
+        # No timestamp: the moment it arrived is the best there is.
+        return datetime.now(UTC)
+    raise TypeError(f"timestamp_epoch is not a number: {value!r}")
+
+
+def _serials(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def structure_live_frame(body: Any, event_id: str | None = None) -> LiveFrame:
+    """The frame of one ``live_data`` event's JSON (raises ``TypeError``/``ValueError``)."""
+    inner = body["data"]
+    if type(inner) is not dict:
+        raise TypeError("the event's data is not an object")
+    get = inner.get
+    return LiveFrame(
+        timestamp=_timestamp(body.get("timestamp_epoch")),
+        source=LiveSource.LIVE,
+        battery_soc=_int(get("battery_soc")),
+        battery_power=_int(get("battery_power")),
+        battery_mode=_mode(get("battery_mode")),
+        grid_status=_grid(get("grid_status")),
+        pv_power=_int(get("pv_power")),
+        grid_power=_int(get("grid_power")),
+        consumption_power=_int(get("consumption_power")),
+        generator_power=_int(get("generator_power")),
+        envoy_serial_numbers=_serials(get("envoy_serial_number")),
+        event_id=event_id,
+    )
