@@ -8,10 +8,10 @@ event named ``error``, or JSON with ``"type": "error"``, or a numeric code under
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
+from .._json import loads
 from ..models.live import LiveFrame, LiveSource, structure_live_frame
 from ..models.now import LatestTelemetry
 from ..sse import SseEvent
@@ -45,7 +45,7 @@ def frame_from_event(event: SseEvent) -> LiveFrame | int | None:
     Raises ``ValueError`` for an event that is neither.
     """
     try:
-        body = json.loads(event.data)
+        body = loads(event.data)
     except ValueError:
         if event.event == "error":
             text = event.data.strip()
