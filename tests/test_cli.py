@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -890,3 +891,209 @@ def test_stream_goes_live_and_picks_up_new_intervals(
     assert len(live) == 4
     assert all(end_at > newest for _, end_at in live)
     assert len(set(keys(read_jsonl(out)))) == len(backfill) + 4
+
+
+# -- refused app credentials: which one, and where it came from (item 13) ------------------
+
+
+def test_wrong_client_secret_names_it_and_its_source(
+    cli: Run,
+    env: dict[str, str],
+    simulator: SimulatorThread,
+    token_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = simulator.sim
+    # An expired access token, so the CLI must ask the token endpoint.
+    FileTokenStore(token_path).save_sync(
+        OAuth2Token(
+            access_token=sim.token.access_token,
+            refresh_token=sim.token.refresh_token,
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+    )
+    monkeypatch.setenv("ENPHASE_CLIENT_SECRET", "not-the-secret")
+    code, out, err = cli("systems")
+    line = one_error_line(err)
+    assert code == 2
+    assert "client secret" in line
+    assert "ENPHASE_CLIENT_SECRET" in line
+    assert "auth login" not in line
+    assert "sign in again" not in line.replace("signing in again cannot help", "")
+    assert "not-the-secret" not in out + err
+    assert sim.client_secret not in out + err
+
+
+def test_wrong_api_key_from_the_flag_names_the_flag(
+    cli: Run, env: dict[str, str], token_path: Path
+) -> None:
+    before = FileTokenStore(token_path).load()
+    code, out, err = cli("systems", "--api-key", "WRONG-api-key-1234")
+    line = one_error_line(err)
+    assert code == 2
+    assert "API key" in line
+    assert "--api-key" in line
+    assert "auth login" not in line
+    assert "WRONG-api-key-1234" not in out + err
+    # A refused API key is not a stale token: nothing was refreshed (or rotated).
+    assert FileTokenStore(token_path).load() == before
+
+
+# -- files named, Encharges named, fields sent (item 14) -------------------------------------
+
+
+def test_missing_config_file_named_by_flag_or_env_is_an_error(
+    cli: Run, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = cli("--config", "/no/such/file.json", "systems")
+    assert code == 2
+    assert "/no/such/file.json" in one_error_line(err)
+    monkeypatch.setenv("ENPHASE_CONFIG", "/no/such/either.json")
+    code, _, err = cli("systems")
+    assert code == 2
+    assert "ENPHASE_CONFIG" in one_error_line(err)
+
+
+def test_stream_of_an_unknown_encharge_is_an_error(
+    cli: Run, env: dict[str, str], system_id: int, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "out.jsonl"
+    code, _, err = cli(
+        "stream", "--system", str(system_id), "--encharge", "999", "--until-caught-up",
+        "--since", "2026-05-31T12:00:00+00:00", "--out", str(out_file),
+    )  # fmt: skip
+    assert code == 2
+    line = one_error_line(err)
+    assert "999" in line
+    assert "unknown Encharge" in line
+    assert not out_file.exists() or out_file.read_text() == ""
+
+
+def test_load_control_set_load_name_is_applied(
+    cli: Run, env: dict[str, str], system_id: int
+) -> None:
+    code, out, err = cli("load-control", "show", "--system", str(system_id), "--json")
+    assert code == 0, err
+    # A circuit whose mode needs no soc_low with every change.
+    name = next(
+        c["name"]
+        for c in json.loads(out)["load_control_data"]
+        if c["mode"] != "Advanced_BatteryPowered"
+    )
+    code, out, err = cli(
+        "load-control", "set", "--system", str(system_id), "--name", name,
+        "--load-name", "Pool pump", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    circuit = next(c for c in json.loads(out)["load_control_data"] if c["name"] == name)
+    assert circuit["load_name"] == "Pool pump"
+    code, out, err = cli("load-control", "show", "--system", str(system_id), "--json")
+    assert code == 0, err
+    circuit = next(c for c in json.loads(out)["load_control_data"] if c["name"] == name)
+    assert circuit["load_name"] == "Pool pump"
+
+
+def test_invalid_base_url_is_refused_at_once(cli: Run, env: dict[str, str]) -> None:
+    started = time.monotonic()
+    code, _, err = cli("--base-url", "notaurl", "systems")
+    assert code == 2
+    assert "notaurl" in one_error_line(err)
+    assert time.monotonic() - started < 2.0
+
+
+# -- trying it offline (item 15) --------------------------------------------------------------
+
+
+def test_simulate_prints_exports_that_set_up_every_command(tmp_path: Path) -> None:
+    token_file = tmp_path / "sim-token.json"
+    home = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    command = [sys.executable, "-m", "enphase_battery", "simulate", "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--token-file", str(token_file)],
+        env=subprocess_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        exports: dict[str, str] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line or line.startswith("Press Ctrl-C"):
+                break
+            if match := re.match(r"\s*export (ENPHASE_\w+)=(\S+)$", line):
+                exports[match[1]] = match[2].strip("'")
+        assert set(exports) >= {
+            "ENPHASE_BASE_URL",
+            "ENPHASE_TOKEN_URL",
+            "ENPHASE_AUTHORIZE_URL",
+            "ENPHASE_PLAN",
+            "ENPHASE_API_KEY",
+            "ENPHASE_CLIENT_ID",
+            "ENPHASE_CLIENT_SECRET",
+            "ENPHASE_TOKEN_FILE",
+        }
+        base = exports["ENPHASE_BASE_URL"]
+        assert exports["ENPHASE_AUTHORIZE_URL"].startswith(base)
+        assert exports["ENPHASE_TOKEN_URL"].startswith(base)
+
+        # Nothing but the pasted lines: every command finds the simulator.
+        run_env = subprocess_env({**home, **exports})
+        result = subprocess.run(
+            [sys.executable, "-m", "enphase_battery", "systems", "--json"],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)
+        # And signing in goes to the simulator, not to the real Enphase site.
+        result = subprocess.run(
+            [sys.executable, "-m", "enphase_battery", "auth", "login"],
+            env=run_env,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert exports["ENPHASE_AUTHORIZE_URL"] in result.stderr
+        assert "api.enphaseenergy.com/oauth/authorize" not in result.stderr
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def _readme_block(heading: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert match is not None, f"no python block under {heading!r}"
+    return match[1]
+
+
+def test_readme_simulator_fixture_runs_under_strict_mode(tmp_path: Path) -> None:
+    snippet = tmp_path / "test_readme_snippet.py"
+    snippet.write_text(_readme_block("### The simulator in your own tests"), encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "asyncio_mode=strict",
+            "-q",
+            str(snippet),
+        ],
+        cwd=tmp_path,
+        env=subprocess_env({}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

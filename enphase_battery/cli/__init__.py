@@ -6,7 +6,8 @@ on stderr (never a traceback, never a secret) and exit with:
 ====  ==========================================================================
 0     success
 1     the API or the network failed (HTTP error, connection, unexpected answer)
-2     usage: bad flags or arguments, missing credentials
+2     usage: bad flags or arguments, missing or refused app credentials (API key,
+      client secret), a named config file that does not exist, an unknown Encharge
 3     sign-in needed: no token, or the refresh token was refused
 4     rate limit or monthly quota spent
 130   interrupted (Ctrl-C; ``stream`` saves its checkpoint first), 143 on SIGTERM
@@ -63,19 +64,33 @@ __all__ = [
 ]
 
 
+#: The app's own credentials: when refused, signing in again cannot help.
+_APP_CREDENTIALS = {"api_key": ("api_key",), "client_secret": ("client_id", "client_secret")}
+
+
 def _exit_code_for(err: BaseException) -> int:
     if isinstance(err, CliError):
         return err.exit_code
     if isinstance(err, InvalidRequestError):
         return EXIT_USAGE
     if isinstance(err, AuthenticationError):
-        return EXIT_AUTH
+        # A wrong API key or client secret is a setting to fix, not a sign-in to redo.
+        return EXIT_USAGE if err.credential in _APP_CREDENTIALS else EXIT_AUTH
     if isinstance(err, RateLimitError):
         return EXIT_RATE_LIMIT
     return EXIT_API_ERROR
 
 
-def _message_for(err: BaseException) -> str:
+def _message_for(err: BaseException, ctx: _Context | None = None) -> str:
+    if isinstance(err, AuthenticationError) and err.credential in _APP_CREDENTIALS:
+        names = _APP_CREDENTIALS[err.credential]
+        sources = ctx.sources if ctx is not None else {}
+        origins = [
+            f"the {name.replace('_', ' ')} came from {sources[name]}"
+            for name in names
+            if name in sources
+        ]
+        return f"{err}" + (f"; {' and '.join(origins)}" if origins else "")
     if isinstance(err, AuthenticationError) and "auth login" not in str(err):
         return f"{err}; if this persists, sign in again with `{PROG} auth login`"
     if isinstance(err, EnphaseConnectionError):
@@ -118,6 +133,7 @@ async def _run(handler: Callable[[_Context], Coroutine[Any, Any, int]], ctx: _Co
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``enphase-battery`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    ctx: _Context | None = None
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "verbose", False):
@@ -139,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: interrupted; progress saved\n")
         return 128 + stop.signum
     except (CliError, EnphaseError, OSError) as err:
-        sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err))}\n")
+        sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err, ctx))}\n")
         return _exit_code_for(err)
     finally:
         sys.stderr.flush()

@@ -10,7 +10,7 @@ import aiohttp
 from ..auth import FileTokenStore, OAuth2Token, TokenManager
 from ..client import EnphaseClient
 from ..exceptions import InvalidRequestError
-from .errors import EXIT_AUTH, PROG, CliError
+from .errors import EXIT_AUTH, EXIT_USAGE, PROG, CliError
 from .output import _SECRETS
 from .settings import _Context
 from .usage import open_governor
@@ -47,6 +47,28 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
             yield client
         finally:
             await client.close()
+
+
+async def _known_encharges(
+    client: EnphaseClient, system_id: int, serials: list[str] | tuple[()] | None
+) -> list[str] | tuple[()] | None:
+    """``serials`` as given, once the system's devices list has each of them.
+
+    A mistyped serial would otherwise be polled, answered 404 and dropped with a warning
+    while the command goes on as if asked for nothing else.
+    """
+    if not serials:
+        return serials
+    known = (await client.get_system_devices(system_id)).encharge_serials
+    unknown = [serial for serial in serials if serial not in known]
+    if unknown:
+        listed = ", ".join(known) if known else "none"
+        raise CliError(
+            f"unknown Encharge {', '.join(unknown)} on system {system_id}; its Encharges:"
+            f" {listed} (see `{PROG} devices`)",
+            EXIT_USAGE,
+        )
+    return serials
 
 
 def _token_manager(

@@ -88,6 +88,13 @@ class _Context:
 
 def _make_context(args: argparse.Namespace) -> _Context:
     directory = config_dir()
+    named_by = (
+        "--config"
+        if getattr(args, "config", None)
+        else "ENPHASE_CONFIG"
+        if os.environ.get("ENPHASE_CONFIG")
+        else None
+    )
     config_path = Path(
         getattr(args, "config", None)
         or os.environ.get("ENPHASE_CONFIG")
@@ -102,7 +109,7 @@ def _make_context(args: argparse.Namespace) -> _Context:
         # simulate's own --token-file is where it writes a token; nothing else applies.
         config: dict[str, Any] = {}
     else:
-        config = _load_config(config_path)
+        config = _load_config(config_path, named_by)
 
     def pick(flag: str, env: str, key: str, default: str) -> str:
         value = getattr(args, flag, None) or os.environ.get(env) or config.get(key) or default
@@ -126,11 +133,16 @@ def _make_context(args: argparse.Namespace) -> _Context:
     )
 
 
-def _load_config(path: Path) -> dict[str, Any]:
+def _load_config(path: Path, named_by: str | None = None) -> dict[str, Any]:
+    """``config.json`` as a dict; the default file may be missing, a named one may not."""
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
     except FileNotFoundError:
+        if named_by is not None:
+            raise CliError(
+                f"config file {path} (named by {named_by}) does not exist", EXIT_USAGE
+            ) from None
         return {}
     except OSError as err:
         raise CliError(f"cannot read {path}: {err.strerror}", EXIT_USAGE) from None

@@ -17,7 +17,7 @@ from ..poller import TelemetryInterval, TelemetryPoller
 from .argtypes import _moment
 from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _cell
-from .session import _open_client
+from .session import _known_encharges, _open_client
 from .settings import _Context
 from .telemetry import _RECORD_FIELDS, _interval_record
 from .usage import _UsageLedger
@@ -167,7 +167,7 @@ async def _cmd_stream(ctx: _Context) -> int:
             poller = TelemetryPoller(
                 client,
                 system_id,
-                encharges=_stream_encharges(ctx),
+                encharges=await _known_encharges(client, system_id, _stream_encharges(ctx)),
                 include_battery=not args.no_battery,
                 start_at=_stream_since(checkpoint, args.since),
                 checkpoint=checkpoint,

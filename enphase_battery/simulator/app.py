@@ -604,6 +604,11 @@ async def _put_load_control(request: web.Request) -> web.StreamResponse:
     for field in ("essential_start_time", "essential_end_time"):
         if field in body:
             changes[field] = _int_field(body, field, 0, 86_400)
+    if "load_name" in body:
+        load_name = body["load_name"]
+        if not isinstance(load_name, str):
+            raise ApiProblem(422, "load_name must be a string")
+        changes["load_name"] = load_name
     system.load_control[name] = attrs.evolve(circuit, **changes)
     return web.json_response(_load_control_json(system))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from ..auth import FileTokenStore
 from .server import EnphaseSimulator
 
-__all__ = ["connection_banner", "serve"]
+__all__ = ["connection_banner", "serve", "shell_exports"]
 
 
 def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
@@ -34,8 +35,34 @@ def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
         lines.append(f"  access token   {sim.token.access_token}")
         lines.append(f"  refresh token  {sim.token.refresh_token}")
     lines.append(f'  admin          POST {sim.base_url}/__admin/clock {{"advance_seconds": 900}}')
+    lines.append("")
+    lines.append("Point enphase-battery at it (paste into your shell):")
+    lines.extend(f"  {line}" for line in shell_exports(sim, token_file))
+    if token_file is None:
+        lines.append(
+            "  # then sign in: enphase-battery auth login --listen 0"
+            " (or start with --token-file PATH to skip that)"
+        )
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def shell_exports(sim: EnphaseSimulator, token_file: Path | None) -> list[str]:
+    """``export`` lines for every setting the CLI needs to use ``sim`` (POSIX shells)."""
+    values = {
+        "ENPHASE_BASE_URL": sim.base_url,
+        "ENPHASE_TOKEN_URL": sim.token_url,
+        "ENPHASE_AUTHORIZE_URL": sim.authorize_url,
+        "ENPHASE_PLAN": sim.plan,
+        "ENPHASE_API_KEY": sim.api_key,
+        "ENPHASE_CLIENT_ID": sim.client_id,
+        "ENPHASE_CLIENT_SECRET": sim.client_secret,
+    }
+    if sim.system_ids:
+        values["ENPHASE_SYSTEM_ID"] = str(sim.system_ids[0])
+    if token_file is not None:
+        values["ENPHASE_TOKEN_FILE"] = str(token_file.resolve())
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
 async def serve(
