@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -218,8 +220,30 @@ def _lenient(parse: Any) -> Any:
     return structure
 
 
+def _is_optional(type_: Any) -> bool:
+    args = typing.get_args(type_)
+    is_union = isinstance(type_, types.UnionType) or typing.get_origin(type_) is typing.Union
+    return is_union and len(args) == 2 and type(None) in args
+
+
+def _optional_hook(conv: cattrs.Converter) -> Any:
+    # cattrs looks the inner type's hook up again on every optional field of every answer;
+    # most model fields are optional, so it is looked up once per type instead.
+    def factory(union: Any) -> Any:
+        inner = next(arg for arg in typing.get_args(union) if arg is not type(None))
+        handler = conv.get_structure_hook(inner)
+
+        def structure(value: Any, _type: Any) -> Any:
+            return None if value is None else handler(value, inner)
+
+        return structure
+
+    return factory
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False)
+    conv.register_structure_hook_factory(_is_optional, _optional_hook(conv))
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(date, _structure_date)
     conv.register_structure_hook(int, _structure_int)

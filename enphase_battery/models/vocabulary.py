@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
-from typing import NewType, TypeVar
+from typing import Any, NewType, TypeVar
 
 __all__ = ["BatteryMode", "Flag", "Granularity", "GridState", "LoadControlMode", "Percent"]
 
@@ -14,19 +15,35 @@ Flag = NewType("Flag", bool)
 Percent = NewType("Percent", int)
 
 
+# Answers repeat the same few spellings, and parsing is on every configuration call:
+# the squashed form of a spelling is remembered (bounded), and each enum's table is built once.
+@functools.lru_cache(maxsize=1024)
 def _squash(value: str) -> str:
     return re.sub(r"[^a-z0-9]", "", value.lower())
 
 
 _E = TypeVar("_E", bound=enum.Enum)
+_TABLES: dict[type[enum.Enum], dict[str, Any]] = {}
+
+
+def _table(cls: type[_E]) -> dict[str, _E]:
+    """Squashed value and name -> member; on a clash the earlier member wins."""
+    table = _TABLES.get(cls)
+    if table is None:
+        table = {}
+        for member in cls:
+            table.setdefault(_squash(str(member.value)), member)
+            table.setdefault(_squash(member.name), member)
+        _TABLES[cls] = table
+    return table
 
 
 def _match(cls: type[_E], value: str, aliases: dict[str, _E] | None = None) -> _E | None:
     """The member whose value or name matches ``value`` ignoring case and punctuation."""
     squashed = _squash(value)
-    for member in cls:
-        if squashed in (_squash(str(member.value)), _squash(member.name)):
-            return member
+    member = _table(cls).get(squashed)
+    if member is not None:
+        return member
     return (aliases or {}).get(squashed)
 
 
