@@ -18,6 +18,8 @@ from .clock import SYSTEM_CLOCK, Clock
 from .exceptions import (
     ApiError,
     AuthenticationError,
+    CheckpointError,
+    CheckpointInUseError,
     EnphaseConnectionError,
     EnphaseError,
     InvalidRequestError,
@@ -103,6 +105,8 @@ __all__ = [
     "BatteryNow",
     "BatterySettings",
     "BatteryTelemetry",
+    "CheckpointError",
+    "CheckpointInUseError",
     "CheckpointStore",
     "Clock",
     "Device",

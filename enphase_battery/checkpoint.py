@@ -5,24 +5,29 @@ is done) and the end times of the intervals delivered beyond it (out of order, p
 that may still fill).  It never grows with the length of history.
 
 Stores: :class:`MemoryCheckpoint` (the default), :class:`SqliteCheckpoint` (a path; stdlib
-``sqlite3`` in WAL mode, written off the event loop), or anything that implements
-:class:`CheckpointStore`.
+``sqlite3`` in WAL mode, see :mod:`enphase_battery.sqlite_checkpoint`), or anything that
+implements :class:`CheckpointStore`.  A store that can also write its state through the
+consumer's own database transaction implements :class:`TransactionalCheckpointStore`
+(SQLite here, PostgreSQL in :mod:`enphase_battery.postgres`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sqlite3
-import threading
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from .exceptions import CheckpointInUseError
+
+if TYPE_CHECKING:
+    from .sqlite_checkpoint import SqliteCheckpoint
+
 __all__ = [
     "CheckpointStore",
+    "LockingCheckpointStore",
     "MemoryCheckpoint",
     "SqliteCheckpoint",
     "StreamState",
@@ -45,13 +50,18 @@ class StreamState:
 
     def to_json(self) -> str:
         """Compact JSON for a store."""
-        return json.dumps({"watermark": self.watermark, "delivered": list(self.delivered)})
+        # Formatted by hand: this runs once per delivered interval.
+        delivered = ", ".join(map(str, self.delivered))
+        return f'{{"watermark": {self.watermark}, "delivered": [{delivered}]}}'
 
     @classmethod
     def from_json(cls, text: str) -> StreamState:
-        """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
-        return cls(int(data["watermark"]), tuple(int(v) for v in data.get("delivered", ())))
+        """Inverse of :meth:`to_json`; raises ``ValueError`` on anything else."""
+        try:
+            data = json.loads(text)
+            return cls(int(data["watermark"]), tuple(int(v) for v in data.get("delivered", ())))
+        except (TypeError, KeyError, AttributeError, ValueError) as err:
+            raise ValueError(f"not a stream state: {text[:80]!r}") from err
 
 
 @runtime_checkable
@@ -77,24 +87,71 @@ class CheckpointStore(Protocol):
 
 
 @runtime_checkable
-class TransactionalCheckpointStore(CheckpointStore, Protocol):
-    """A store that can also write its state through the consumer's own connection.
+class LockingCheckpointStore(CheckpointStore, Protocol):
+    """A store that can refuse a second poller: :meth:`acquire` is called when a poller
+    starts, :meth:`release` when it closes (the hold also ends when the process dies)."""
 
-    ``Batch.commit(conn)`` calls :meth:`commit_with`: the consumer's rows and the
-    checkpoint then commit together, so after a crash nothing is lost and nothing comes
-    twice.  A PostgreSQL store implements the same method over its driver's connection.
+    async def acquire(self) -> None:
+        """Take the store for one poller; raise :class:`CheckpointInUseError` if held."""
+        ...
+
+    async def release(self) -> None:
+        """End the hold taken by :meth:`acquire`."""
+        ...
+
+
+#: The consumer's part of a transactional commit: write your rows on ``conn`` (may be a
+#: plain function or a coroutine function).
+RowWriter = Callable[[Any], "Awaitable[object] | object"]
+
+
+@runtime_checkable
+class TransactionalCheckpointStore(CheckpointStore, Protocol):
+    """A store that can write its state inside the consumer's own transaction.
+
+    ``Batch.commit(conn)`` / ``Batch.commit_rows(write_rows)`` use it: the consumer's rows
+    and the checkpoint commit together, so after a crash nothing is lost and nothing
+    comes twice.  :class:`~enphase_battery.postgres.PostgresCheckpoint` has the same
+    three methods over an ``asyncpg`` connection.
     """
 
-    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
-        """Write ``states`` inside ``conn``'s open transaction, then commit it."""
+    async def write(self, conn: Any, states: Mapping[str, StreamState]) -> bool:
+        """Stage ``states`` on ``conn`` inside the caller's open transaction; ``False``
+        when the database already holds exactly these states (skip your rows)."""
+        ...
+
+    def confirm(self, states: Mapping[str, StreamState]) -> None:
+        """Record that the transaction holding ``states`` committed."""
+        ...
+
+    async def commit(self, states: Mapping[str, StreamState], write_rows: Any = None) -> bool:
+        """Run ``write_rows(conn)`` and save ``states`` in one transaction of the store's
+        own; ``False`` when these states were already committed (rows not written)."""
         ...
 
 
 class MemoryCheckpoint:
-    """Keeps state in memory: restarts of the poller object within one process resume."""
+    """Keeps state in memory: restarts of the poller object within one process resume.
+
+    One poller at a time: a second one on the same object raises
+    :class:`~enphase_battery.CheckpointInUseError`.
+    """
 
     def __init__(self) -> None:
         self.states: dict[str, StreamState] = {}
+        self._held = False
+
+    async def acquire(self) -> None:
+        """Take the store for one poller (until :meth:`close`)."""
+        if self._held:
+            raise CheckpointInUseError(
+                "this MemoryCheckpoint is in use by another poller; close that one first"
+            )
+        self._held = True
+
+    async def release(self) -> None:
+        """End the hold taken by :meth:`acquire`."""
+        self._held = False
 
     async def load(self, key: str) -> StreamState | None:
         """The saved state of stream ``key``, or ``None``."""
@@ -105,89 +162,8 @@ class MemoryCheckpoint:
         self.states[key] = state
 
     async def close(self) -> None:
-        """Nothing to release."""
-
-
-_UPSERT = (
-    "INSERT INTO stream_checkpoint (stream, state) VALUES (?, ?)"
-    " ON CONFLICT(stream) DO UPDATE SET state = excluded.state"
-)
-
-
-class SqliteCheckpoint:
-    """A SQLite file (WAL mode): one row per stream, written in a worker thread.
-
-    Each save is its own transaction, so after a crash the file holds every delivery
-    that completed before it.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._conn: sqlite3.Connection | None = None
-        # sqlite3 connections are not safe for concurrent use from several threads.
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"SqliteCheckpoint({self.path!r})"
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(directory, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a process crash; only an OS crash may lose the
-            # last transactions, which the poller then delivers again.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS stream_checkpoint ("
-                " stream TEXT PRIMARY KEY, state TEXT NOT NULL)"
-            )
-            self._conn = conn
-        return self._conn
-
-    def _load(self, key: str) -> StreamState | None:
-        with self._lock:
-            row = (
-                self._connect()
-                .execute("SELECT state FROM stream_checkpoint WHERE stream = ?", (key,))
-                .fetchone()
-            )
-        return StreamState.from_json(row[0]) if row else None
-
-    def _save(self, key: str, text: str) -> None:
-        with self._lock:
-            self._connect().execute(_UPSERT, (key, text))
-
-    def _close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    async def load(self, key: str) -> StreamState | None:
-        """The saved state of stream ``key``, or ``None``."""
-        return await asyncio.to_thread(self._load, key)
-
-    async def save(self, key: str, state: StreamState) -> None:
-        """Replace the state of stream ``key`` (one transaction)."""
-        await asyncio.to_thread(self._save, key, state.to_json())
-
-    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
-        """Write ``states`` through ``conn`` (a ``sqlite3.Connection`` to this same file,
-        holding the caller's uncommitted rows) and commit: rows and checkpoint at once.
-
-        Runs on the event loop: it is the caller's connection, used where the caller
-        uses it, and its commit is one WAL append.
-        """
-        if not isinstance(conn, sqlite3.Connection):
-            raise TypeError("commit_with needs a sqlite3.Connection")
-        conn.executemany(_UPSERT, [(key, state.to_json()) for key, state in states])
-        conn.commit()
-
-    async def close(self) -> None:
-        """Close the database."""
-        await asyncio.to_thread(self._close)
+        """Release the hold; the states stay for the next poller."""
+        self._held = False
 
 
 def open_store(checkpoint: CheckpointStore | str | os.PathLike[str] | None) -> CheckpointStore:
@@ -195,7 +171,18 @@ def open_store(checkpoint: CheckpointStore | str | os.PathLike[str] | None) -> C
     if checkpoint is None:
         return MemoryCheckpoint()
     if isinstance(checkpoint, str | os.PathLike):
+        from .sqlite_checkpoint import SqliteCheckpoint
+
         return SqliteCheckpoint(checkpoint)
     if isinstance(checkpoint, CheckpointStore):
         return checkpoint
     raise TypeError("checkpoint must be None, a path or a CheckpointStore")
+
+
+def __getattr__(name: str) -> Any:
+    # SqliteCheckpoint lives in its own module so that sqlite3 loads only when used.
+    if name == "SqliteCheckpoint":
+        from .sqlite_checkpoint import SqliteCheckpoint
+
+        return SqliteCheckpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

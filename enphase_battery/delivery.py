@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Self
-
-import attrs
 
 from .checkpoint import CheckpointStore, StreamState, TransactionalCheckpointStore
 from .exceptions import InvalidRequestError
@@ -52,7 +50,9 @@ class Delivery:
         # Every write to the store goes through it: a state is computed and written as
         # one step, so an older state never lands after a newer one.
         self._write_lock = asyncio.Lock()
-        self._prefetch: asyncio.Task[None] | None = None
+        self._prefetch: asyncio.Future[None] | None = None
+        self._defer = False
+        self._deferred: dict[str, StreamLog] = {}
         #: Intervals handed out so far.
         self.handed_out = 0
 
@@ -85,7 +85,7 @@ class Delivery:
     async def commit(self) -> None:
         """Count what the consumer holds (an interval or a batch) as delivered, and save."""
         if self._batch is not None:
-            await self._batch.commit()
+            await self.commit_batch(self._batch)
             return
         item = self._in_hand
         if item is None:
@@ -98,7 +98,20 @@ class Delivery:
         await self.save(stream)
 
     async def save(self, stream: StreamLog) -> None:
-        """Save ``stream``'s state if it changed."""
+        """Save ``stream``'s state if it changed.
+
+        While batches are handed out, saves of the engine's own (a gap given up, a new
+        stream) are put off and go with the next batch's commit: nothing is written
+        beside a consumer's open transaction.
+        """
+        if not stream.dirty:
+            return
+        if self._defer:
+            self._deferred[stream.store_key] = stream
+            return
+        await self._write(stream)
+
+    async def _write(self, stream: StreamLog) -> None:
         if not stream.dirty:
             return
         async with self._write_lock:
@@ -125,15 +138,17 @@ class Delivery:
             self._prefetch = None
         self._in_hand = None
         self._batch = None
-        await self.flush(streams)
+        self._defer = False
+        await self.flush((*self._deferred.values(), *streams))
+        self._deferred.clear()
 
     # -- batches ------------------------------------------------------------------
 
     def batches(self, max_size: int, max_wait: float) -> BatchIterator:
-        """An async iterator of :class:`Batch` (see :meth:`TelemetryPoller.batches`)."""
-        if not isinstance(max_size, int) or max_size < 1:
+        """An async iterator of :class:`Batch` (see ``TelemetryPoller.batches``)."""
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise InvalidRequestError("max_size must be a positive int")
-        if not max_wait >= 0:
+        if not isinstance(max_wait, int | float) or not max_wait >= 0:
             raise InvalidRequestError("max_wait must be >= 0 seconds")
         return BatchIterator(self, max_size, float(max_wait))
 
@@ -141,6 +156,7 @@ class Delivery:
         """Commit the batch in hand, then gather the next (at least one interval)."""
         await self.commit()
         await self._await_prefetch()
+        self._defer = True
         items: list[_Item] = []
         deadline: float | None = None
         while len(items) < max_size:
@@ -161,14 +177,11 @@ class Delivery:
             # background for the next batch instead of being cut (its request is paid).
             task = asyncio.ensure_future(self._fill())
             done, _ = await asyncio.wait({task}, timeout=left)
-            if task not in done:
-                self._prefetch = task
-                break
-            if task.exception() is not None and items:
-                self._prefetch = task  # raised at the next batch, after this one
+            if task not in done or (task.exception() is not None and items):
+                self._prefetch = task  # a failure is raised at the next batch
                 break
             task.result()
-        batch = Batch(tuple(iv for _, iv in items), self, tuple(items))
+        batch = Batch(self, tuple(items))
         self._batch = batch
         self.handed_out += len(items)
         return batch
@@ -178,87 +191,141 @@ class Delivery:
         if task is not None:
             await task
 
-    def _marks(self, batch: Batch) -> dict[str, tuple[StreamLog, StreamState | None, Any]]:
-        """Apply ``batch`` to the logs; returns what to restore if its commit fails."""
-        undo: dict[str, tuple[StreamLog, StreamState | None, Any]] = {}
-        for stream, interval in batch.items:
-            if stream.store_key not in undo:
-                undo[stream.store_key] = (
-                    stream,
-                    stream.state(),
-                    (set(stream.queued), stream.dirty),
-                )
-            stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
-        return undo
-
-    async def commit_batch(self, batch: Batch, conn: Any = None) -> None:
-        """Count ``batch`` as delivered; with ``conn``, inside the caller's transaction."""
+    async def commit_batch(self, batch: Batch) -> None:
+        """Count ``batch`` as delivered and save the checkpoint with the poller's store."""
         if batch.committed:
             return
-        if self._batch is not batch:
-            raise InvalidRequestError("this batch is no longer the one in hand")
-        if conn is None:
-            self._batch = None
-            object.__setattr__(batch, "committed", True)
-            streams = {stream.store_key: stream for stream, _ in batch.items}
-            for stream, interval in batch.items:
-                stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
-            for stream in streams.values():
-                await self.save(stream)
+        self._check_in_hand(batch)
+        self._batch = None
+        batch._committed = True
+        streams = self._apply(batch)
+        for stream in (*streams, *self._deferred.values()):
+            stream.dirty = True
+            await self._write(stream)
+        self._deferred.clear()
+
+    async def commit_batch_with(
+        self, batch: Batch, conn: Any = None, write_rows: Any = None
+    ) -> None:
+        """Count ``batch`` as delivered inside one transaction with the consumer's rows:
+        through ``conn`` (already holding them), or ``write_rows(conn)`` run by the store."""
+        if batch.committed:
             return
+        self._check_in_hand(batch)
         store = self.store
         if not isinstance(store, TransactionalCheckpointStore):
             raise InvalidRequestError(
-                f"{type(store).__name__} cannot write its state through your connection;"
-                " use a SqliteCheckpoint on the same database file (or commit() without one)"
+                f"{type(store).__name__} cannot write its state inside your transaction;"
+                " use a SqliteCheckpoint on your database file, a PostgresCheckpoint,"
+                " or batch.commit() without a connection"
             )
         async with self._write_lock:
-            undo = self._marks(batch)
-            states = [(key, log.state()) for key, (log, _, _) in undo.items()]
+            before = {stream.store_key: (stream, stream.state()) for stream, _ in batch.items}
+            streams = self._apply(batch)
+            states: dict[str, StreamState] = {}
+            for stream in (*streams, *self._deferred.values()):
+                state = stream.state()
+                if state is not None:
+                    states[stream.store_key] = state
             try:
-                await store.commit_with(conn, [(k, s) for k, s in states if s is not None])
+                if write_rows is not None or conn is None:
+                    await store.commit(states, write_rows)
+                else:
+                    await store.write(conn, states)
+                    conn.commit()
+                    store.confirm(states)
             except BaseException:
-                for stream, state, (queued, dirty) in undo.values():
-                    stream.watermark = state.watermark if state else None
-                    stream.delivered = set(state.delivered) if state else set()
-                    stream.queued = queued
-                    stream.dirty = dirty
+                self._undo(batch, before)
                 raise
-            for stream, _, _ in undo.values():
+            for stream in (*streams, *self._deferred.values()):
                 stream.dirty = False
+            self._deferred.clear()
             self._batch = None
-            object.__setattr__(batch, "committed", True)
+            batch._committed = True
+
+    def _check_in_hand(self, batch: Batch) -> None:
+        if self._batch is not batch:
+            raise InvalidRequestError(
+                "this batch is no longer the one in hand (a later batch was asked for,"
+                " or its commit failed and its intervals come again)"
+            )
+
+    def _apply(self, batch: Batch) -> list[StreamLog]:
+        """Mark the batch's intervals delivered; the streams it touched."""
+        streams: dict[str, StreamLog] = {}
+        horizon = self._late_horizon_s
+        for stream, interval in batch.items:
+            streams[stream.store_key] = stream
+            stream.mark_delivered(int(interval.end_at.timestamp()), horizon)
+        return list(streams.values())
+
+    def _undo(self, batch: Batch, before: dict[str, tuple[StreamLog, StreamState | None]]) -> None:
+        """A transactional commit failed: nothing of the batch counts; it comes again."""
+        for stream, state in before.values():
+            stream.watermark = state.watermark if state is not None else stream.watermark
+            stream.delivered = set(state.delivered) if state is not None else set()
+            stream.dirty = True
+        for stream, interval in batch.items:
+            stream.queued.add(int(interval.end_at.timestamp()))
+        self._ready.extendleft(reversed(batch.items))
+        self.handed_out -= len(batch.items)
+        self._batch = None
 
 
-@attrs.frozen(eq=False)
 class Batch:
-    """Intervals handed out together (ascending per stream).
+    """Intervals handed out together (ascending per stream): iterate it, or read
+    :attr:`intervals`.
 
-    ``intervals``: the intervals.  The batch counts as delivered when the consumer asks
-    for the next batch, or at :meth:`commit`.
+    It counts as delivered when the next batch is asked for, or at one of:
+
+    * ``await batch.commit()``: the poller's checkpoint is saved (after a crash at most
+      this batch comes again);
+    * ``await batch.commit(conn)``: ``conn`` is your ``sqlite3.Connection`` to the
+      checkpoint's own database file, holding your uncommitted rows; the checkpoint is
+      written through it and ``conn`` is committed: rows and checkpoint in one
+      transaction, so after a crash nothing is lost and nothing comes twice;
+    * ``await batch.commit_rows(write_rows)``: the store runs ``write_rows(conn)`` and
+      the checkpoint update in one transaction of its own (SQLite or PostgreSQL).
+
+    If a transactional commit raises, nothing of the batch counts as delivered, and its
+    intervals come again in the next batch.
     """
 
-    intervals: tuple[TelemetryInterval, ...]
-    _delivery: Delivery = attrs.field(repr=False, alias="_delivery")
-    items: tuple[_Item, ...] = attrs.field(repr=False)
-    committed: bool = attrs.field(default=False, init=False)
+    __slots__ = ("_committed", "_delivery", "intervals", "items")
+
+    def __init__(self, delivery: Delivery, items: tuple[_Item, ...]) -> None:
+        self._delivery = delivery
+        self.items = items
+        #: The intervals.
+        self.intervals: tuple[TelemetryInterval, ...] = tuple(iv for _, iv in items)
+        self._committed = False
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.intervals)} intervals, committed={self._committed})"
 
     def __len__(self) -> int:
         return len(self.intervals)
 
-    def __iter__(self) -> collections.abc.Iterator[TelemetryInterval]:
+    def __iter__(self) -> Iterator[TelemetryInterval]:
         return iter(self.intervals)
 
-    async def commit(self, conn: Any = None) -> None:
-        """Count the batch as delivered and save the checkpoint.
+    @property
+    def committed(self) -> bool:
+        """Whether the batch counts as delivered."""
+        return self._committed
 
-        With ``conn`` (a ``sqlite3.Connection`` to the checkpoint's own database file,
-        holding your uncommitted rows), the checkpoint is written through ``conn`` and
-        ``conn`` is committed: your rows and the checkpoint in one transaction, so after
-        a crash nothing is lost and nothing comes twice.  If it raises, nothing counts
-        as delivered.
-        """
-        await self._delivery.commit_batch(self, conn)
+    async def commit(self, conn: Any = None) -> None:
+        """Count the batch as delivered; with ``conn``, inside your transaction (see
+        :class:`Batch`)."""
+        if conn is None:
+            await self._delivery.commit_batch(self)
+        else:
+            await self._delivery.commit_batch_with(self, conn=conn)
+
+    async def commit_rows(self, write_rows: Callable[[Any], object]) -> None:
+        """Run ``write_rows(conn)`` (a function or coroutine function, given the store's
+        own connection) and save the checkpoint, in one transaction of the store."""
+        await self._delivery.commit_batch_with(self, write_rows=write_rows)
 
 
 class BatchIterator:

@@ -18,6 +18,8 @@ from .redaction import printable
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "CheckpointError",
+    "CheckpointInUseError",
     "EnphaseConnectionError",
     "EnphaseError",
     "InvalidRequestError",
@@ -180,3 +182,21 @@ class QuotaExceededError(RateLimitError):
 
 class ResponseFormatError(ApiError):
     """A 2xx response whose body is not the JSON shape the API documents."""
+
+
+class CheckpointError(EnphaseError):
+    """The poller's checkpoint cannot be read or written (corrupt, empty, unwritable).
+
+    The message names the file (``path``) and what to do; nothing was delivered past
+    the last state that was saved.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CheckpointInUseError(CheckpointError):
+    """Another poller (this process or another) holds the checkpoint: two pollers on one
+    checkpoint would both deliver everything.  Stop the other one, or use another
+    checkpoint."""

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Self
 
 import attrs
 
-from .checkpoint import CheckpointStore, open_store
+from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
 from .delivery import Batch, BatchIterator, Delivery
 from .exceptions import (
     ApiError,
@@ -184,6 +184,7 @@ class TelemetryPoller:
         self._last_reports: dict[str, int] = {}
         self._discovered_at: float | None = None
         self._started = False
+        self._held = False
         self._closed = False
         self._caught_up = False
         self._failures = 0
@@ -231,7 +232,16 @@ class TelemetryPoller:
         return self._delivery.handed_out
 
     async def __aenter__(self) -> Self:
+        await self._acquire()
         return self
+
+    async def _acquire(self) -> None:
+        """Hold the checkpoint for this poller's life (a second poller is refused)."""
+        if self._held or self._closed:
+            return
+        if isinstance(self._store, LockingCheckpointStore):
+            await self._store.acquire()
+        self._held = True
 
     async def __aexit__(
         self,
@@ -253,8 +263,18 @@ class TelemetryPoller:
         try:
             await self._delivery.close(self._streams.values())
         finally:
-            if self._owns_store:
-                await self._store.close()
+            try:
+                if self._held and isinstance(self._store, LockingCheckpointStore):
+                    await self._store.release()
+            finally:
+                self._held = False
+                if self._owns_store:
+                    await self._store.close()
+
+    @property
+    def checkpoint(self) -> CheckpointStore:
+        """The checkpoint store in use (the one given, or the one opened for a path)."""
+        return self._store
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -321,6 +341,7 @@ class TelemetryPoller:
     # -- internals ----------------------------------------------------------------
 
     async def _start(self) -> None:
+        await self._acquire()
         self._started = True
         if self.include_battery:
             await self._add_stream(BATTERY)

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from enphase_battery import EnphaseClient, RateLimits, TokenManager
+from enphase_battery.checkpoint import LockingCheckpointStore
 from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 
@@ -254,6 +255,14 @@ class Run:
     final_from: int = 0
 
 
+async def process_died(poller: TelemetryPoller) -> None:
+    """What the OS does for a process that died: its hold on the checkpoint ends (the
+    poller itself is simply dropped, unsaved state and all)."""
+    store = poller.checkpoint
+    if isinstance(store, LockingCheckpointStore):
+        await store.release()
+
+
 async def consume(
     poller: TelemetryPoller,
     sim: EnphaseSimulator,
@@ -314,11 +323,15 @@ async def consume(
             enough.cancel()
         if task.done():
             task.result()
+            if stop == "crash":
+                await process_died(poller)
             return got, stop in REPEATING_STOPS
         if reached.is_set() or not ticks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if stop == "crash":
+                await process_died(poller)
             return got, stop in REPEATING_STOPS
         sim.clock.advance(ticks.pop(0))
         await wake(poller)

@@ -44,8 +44,9 @@ def test_stream_state_from_json_defaults_and_coerces() -> None:
     assert StreamState.from_json('{"watermark": "900", "delivered": ["2700"]}') == StreamState(
         900, (2700,)
     )
-    with pytest.raises(KeyError):
-        StreamState.from_json('{"delivered": []}')
+    for bad in ('{"delivered": []}', "", "[1, 2]", '{"watermark": "soon"}', "\x00\x01"):
+        with pytest.raises(ValueError, match="not a stream state"):
+            StreamState.from_json(bad)
 
 
 async def test_memory_checkpoint() -> None:
