@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -100,33 +100,20 @@ class LockingCheckpointStore(CheckpointStore, Protocol):
         ...
 
 
-#: The consumer's part of a transactional commit: write your rows on ``conn`` (may be a
-#: plain function or a coroutine function).
-RowWriter = Callable[[Any], "Awaitable[object] | object"]
-
-
 @runtime_checkable
 class TransactionalCheckpointStore(CheckpointStore, Protocol):
-    """A store that can write its state inside the consumer's own transaction.
+    """A store that can write its state through the consumer's own connection.
 
-    ``Batch.commit(conn)`` / ``Batch.commit_rows(write_rows)`` use it: the consumer's rows
-    and the checkpoint commit together, so after a crash nothing is lost and nothing
-    comes twice.  :class:`~enphase_battery.postgres.PostgresCheckpoint` has the same
-    three methods over an ``asyncpg`` connection.
+    ``await batch.commit(conn)`` calls :meth:`commit_with`: the consumer's rows and the
+    checkpoint commit together, so after a crash nothing is lost and nothing comes
+    twice.  :class:`~enphase_battery.SqliteCheckpoint` does it over a
+    ``sqlite3.Connection`` to its own file,
+    :class:`~enphase_battery.postgres.PostgresCheckpoint` over an ``asyncpg`` one.
     """
 
-    async def write(self, conn: Any, states: Mapping[str, StreamState]) -> bool:
-        """Stage ``states`` on ``conn`` inside the caller's open transaction; ``False``
-        when the database already holds exactly these states (skip your rows)."""
-        ...
-
-    def confirm(self, states: Mapping[str, StreamState]) -> None:
-        """Record that the transaction holding ``states`` committed."""
-        ...
-
-    async def commit(self, states: Mapping[str, StreamState], write_rows: Any = None) -> bool:
-        """Run ``write_rows(conn)`` and save ``states`` in one transaction of the store's
-        own; ``False`` when these states were already committed (rows not written)."""
+    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
+        """Write ``states`` inside ``conn``'s open transaction (the caller's rows are
+        there), then commit it; on failure nothing is committed."""
         ...
 
 

@@ -154,6 +154,12 @@ class Delivery:
 
     async def next_batch(self, max_size: int, max_wait: float) -> Batch:
         """Commit the batch in hand, then gather the next (at least one interval)."""
+        failed = self._batch
+        if failed is not None and failed._failed:
+            # Its commit(conn) raised: moving on must not count it; it comes again.
+            self._batch = None
+            self._ready.extendleft(reversed(failed.items))
+            self.handed_out -= len(failed.items)
         await self.commit()
         await self._await_prefetch()
         self._defer = True
@@ -204,11 +210,8 @@ class Delivery:
             await self._write(stream)
         self._deferred.clear()
 
-    async def commit_batch_with(
-        self, batch: Batch, conn: Any = None, write_rows: Any = None
-    ) -> None:
-        """Count ``batch`` as delivered inside one transaction with the consumer's rows:
-        through ``conn`` (already holding them), or ``write_rows(conn)`` run by the store."""
+    async def commit_batch_with(self, batch: Batch, conn: Any) -> None:
+        """Count ``batch`` as delivered inside the consumer's transaction on ``conn``."""
         if batch.committed:
             return
         self._check_in_hand(batch)
@@ -228,12 +231,7 @@ class Delivery:
                 if state is not None:
                     states[stream.store_key] = state
             try:
-                if write_rows is not None or conn is None:
-                    await store.commit(states, write_rows)
-                else:
-                    await store.write(conn, states)
-                    conn.commit()
-                    store.confirm(states)
+                await store.commit_with(conn, list(states.items()))
             except BaseException:
                 self._undo(batch, before)
                 raise
@@ -242,12 +240,12 @@ class Delivery:
             self._deferred.clear()
             self._batch = None
             batch._committed = True
+            batch._failed = False
 
     def _check_in_hand(self, batch: Batch) -> None:
         if self._batch is not batch:
             raise InvalidRequestError(
-                "this batch is no longer the one in hand (a later batch was asked for,"
-                " or its commit failed and its intervals come again)"
+                "this batch is no longer the one in hand (a later batch was asked for)"
             )
 
     def _apply(self, batch: Batch) -> list[StreamLog]:
@@ -267,9 +265,8 @@ class Delivery:
             stream.dirty = True
         for stream, interval in batch.items:
             stream.queued.add(int(interval.end_at.timestamp()))
-        self._ready.extendleft(reversed(batch.items))
-        self.handed_out -= len(batch.items)
-        self._batch = None
+        # Still in hand: commit(conn) may be tried again; the next batch hands it again.
+        batch._failed = True
 
 
 class Batch:
@@ -280,18 +277,18 @@ class Batch:
 
     * ``await batch.commit()``: the poller's checkpoint is saved (after a crash at most
       this batch comes again);
-    * ``await batch.commit(conn)``: ``conn`` is your ``sqlite3.Connection`` to the
-      checkpoint's own database file, holding your uncommitted rows; the checkpoint is
-      written through it and ``conn`` is committed: rows and checkpoint in one
-      transaction, so after a crash nothing is lost and nothing comes twice;
-    * ``await batch.commit_rows(write_rows)``: the store runs ``write_rows(conn)`` and
-      the checkpoint update in one transaction of its own (SQLite or PostgreSQL).
+    * ``await batch.commit(conn)``: ``conn`` holds your uncommitted rows (a
+      ``sqlite3.Connection`` to a :class:`~enphase_battery.SqliteCheckpoint`'s own
+      file, or an ``asyncpg`` connection inside ``conn.transaction()`` for a
+      ``PostgresCheckpoint``); the checkpoint is written through it and the transaction
+      committed: rows and checkpoint at once, so after a crash nothing is lost and
+      nothing comes twice.
 
-    If a transactional commit raises, nothing of the batch counts as delivered, and its
-    intervals come again in the next batch.
+    If ``commit(conn)`` raises, nothing of the batch counts as delivered: try again, or
+    ask for the next batch, which then hands out these intervals again.
     """
 
-    __slots__ = ("_committed", "_delivery", "intervals", "items")
+    __slots__ = ("_committed", "_delivery", "_failed", "intervals", "items")
 
     def __init__(self, delivery: Delivery, items: tuple[_Item, ...]) -> None:
         self._delivery = delivery
@@ -299,6 +296,7 @@ class Batch:
         #: The intervals.
         self.intervals: tuple[TelemetryInterval, ...] = tuple(iv for _, iv in items)
         self._committed = False
+        self._failed = False
 
     def __repr__(self) -> str:
         return f"Batch({len(self.intervals)} intervals, committed={self._committed})"
@@ -320,12 +318,7 @@ class Batch:
         if conn is None:
             await self._delivery.commit_batch(self)
         else:
-            await self._delivery.commit_batch_with(self, conn=conn)
-
-    async def commit_rows(self, write_rows: Callable[[Any], object]) -> None:
-        """Run ``write_rows(conn)`` (a function or coroutine function, given the store's
-        own connection) and save the checkpoint, in one transaction of the store."""
-        await self._delivery.commit_batch_with(self, write_rows=write_rows)
+            await self._delivery.commit_batch_with(self, conn)
 
 
 class BatchIterator:

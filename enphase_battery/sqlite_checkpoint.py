@@ -22,7 +22,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from .checkpoint import StreamState
@@ -55,7 +55,7 @@ class SqliteCheckpoint:
 
     Each save is its own transaction, so after a crash the file holds every delivery
     that completed before it.  The file may be your own database: ``Batch.commit(conn)``
-    then writes the checkpoint inside your transaction (see :meth:`write`).
+    then writes the checkpoint inside your transaction (see :meth:`commit_with`).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -242,39 +242,27 @@ class SqliteCheckpoint:
 
     # -- TransactionalCheckpointStore -----------------------------------------------------
 
-    async def write(self, conn: Any, states: Mapping[str, StreamState]) -> bool:
-        """Stage ``states`` on ``conn``: a ``sqlite3.Connection`` to this same file,
-        inside your open transaction (commit it yourself, then :meth:`confirm`)."""
+    async def commit_with(self, conn: Any, states: Sequence[tuple[str, StreamState]]) -> None:
+        """Write ``states`` through ``conn`` (a ``sqlite3.Connection`` to this same file,
+        holding your uncommitted rows) and commit it: rows and checkpoint at once.  On
+        failure ``conn`` is rolled back: nothing of it is committed.
+
+        Runs on the event loop: it is your connection, used where you use it, and its
+        commit is one WAL append.
+        """
         if not isinstance(conn, sqlite3.Connection):
-            raise TypeError("SqliteCheckpoint.write needs a sqlite3.Connection")
-        self._connect()
+            raise TypeError("SqliteCheckpoint.commit_with needs a sqlite3.Connection")
+        self._connect()  # the table exists before the caller's connection writes to it
         self._check_same_file(conn)
         try:
-            conn.executemany(_UPSERT, [(key, state.to_json()) for key, state in states.items()])
-        except sqlite3.DatabaseError as err:
-            raise self._error(f"cannot save through your connection ({err})") from None
-        return True
-
-    def confirm(self, states: Mapping[str, StreamState]) -> None:
-        """Nothing to record: SQLite has no lost acknowledgements to recognise."""
-
-    async def commit(self, states: Mapping[str, StreamState], write_rows: Any = None) -> bool:
-        """Run ``write_rows(conn)`` (on this store's connection: your rows go into the
-        same file) and save ``states``, in one transaction."""
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if write_rows is not None:
-                result = write_rows(conn)
-                if asyncio.iscoroutine(result):
-                    await result
-            conn.executemany(_UPSERT, [(key, state.to_json()) for key, state in states.items()])
-            conn.execute("COMMIT")
-        except BaseException:
+            conn.executemany(_UPSERT, [(key, state.to_json()) for key, state in states])
+            conn.commit()
+        except BaseException as err:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                conn.rollback()
+            if isinstance(err, sqlite3.DatabaseError):
+                raise self._error(f"cannot commit through your connection ({err})") from None
             raise
-        return True
 
     def _check_same_file(self, conn: sqlite3.Connection) -> None:
         rows = conn.execute("PRAGMA database_list").fetchall()
