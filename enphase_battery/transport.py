@@ -551,6 +551,8 @@ def _server_time(value: str | None) -> float | None:
 
 def _reason(err: aiohttp.ClientError) -> str:
     os_error = getattr(err, "os_error", None)
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused"
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror
     return type(err).__name__

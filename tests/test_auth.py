@@ -561,3 +561,33 @@ def test_token_repr_hides_secrets(fake: FakeEnphase) -> None:
 def test_token_requires_aware_expiry() -> None:
     with pytest.raises(InvalidRequestError):
         OAuth2Token(access_token="a", refresh_token="r", expires_at=datetime(2030, 1, 1))
+
+
+# -- which credential was refused (issue 8, item 13) ----------------------------------------
+
+
+async def test_wrong_client_secret_says_so_and_not_sign_in_again(
+    fake: FakeEnphase, make_manager: MakeManager
+) -> None:
+    manager = make_manager(expires_in=-10, client_secret="not-the-secret")
+    with pytest.raises(AuthenticationError) as info:
+        await manager.refresh()
+    assert info.value.credential == "client_secret"
+    assert "client secret" in str(info.value)
+    assert "auth login" not in str(info.value)
+    assert "not-the-secret" not in str(info.value)
+    assert len(fake.token_requests) == 1
+
+
+async def test_wrong_api_key_is_named_and_costs_no_token_refresh(
+    fake: FakeEnphase, make_client: MakeClient
+) -> None:
+    client = make_client(api_key="WRONG-api-key-5678")
+    with pytest.raises(AuthenticationError) as info:
+        await client.get_system_grid_status(SYSTEM_ID)
+    assert info.value.credential == "api_key"
+    assert "API key" in str(info.value)
+    assert "WRONG-api-key-5678" not in str(info.value)
+    # Refreshing the token cannot fix a wrong key (and would rotate it for nothing).
+    assert fake.grants == []
+    assert len(fake.requests) == 1
