@@ -7,12 +7,14 @@ nowhere else.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
-from aiolimiter import AsyncLimiter
 
 from .exceptions import InvalidRequestError
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 __all__ = ["MonthlyQuota", "RateLimits"]
 
@@ -68,6 +70,10 @@ class RateLimits:
         (up to ~2x in 60 s), which the server answers with 429.  A bucket of capacity one
         that leaks one request every ``time_period / max_rate`` seconds cannot.
         """
+        # Imported here: aiolimiter reads its package metadata at import (several ms of
+        # every start-up), and the client itself paces through the QuotaGovernor.
+        from aiolimiter import AsyncLimiter
+
         return AsyncLimiter(1, self.min_spacing_s)
 
     @classmethod

@@ -7,11 +7,13 @@ import secrets
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-from aiohttp import web
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 from ..auth import FileTokenStore, TokenManager
 from .errors import EXIT_API_ERROR, EXIT_AUTH, EXIT_OK, EXIT_USAGE, PROG, CliError
@@ -131,6 +133,9 @@ def _code_from(text: str, *, expected_state: str | None) -> str:
 
 async def _receive_code(manager: TokenManager, port: int, timeout_s: float) -> tuple[str, str]:
     """Listen on loopback for the authorization redirect; returns (code, redirect_uri)."""
+    # aiohttp.web (a quarter of the CLI's start-up) only for the one command that serves.
+    from aiohttp import web
+
     state = secrets.token_urlsafe(16)
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[str] = loop.create_future()

@@ -28,20 +28,25 @@ Admin routes (no auth; loopback only unless ``--host`` says otherwise):
 
 from __future__ import annotations
 
-from .app import SIMULATOR_KEY, create_app, make_app
-from .battery import (
-    BATTERY_MODES,
-    CHARGE_EFFICIENCY,
-    DISCHARGE_EFFICIENCY,
-    BatteryInterval,
-    BatterySettings,
-    EnchargeInterval,
-)
-from .catalog import ENCHARGE_3, ENCHARGE_10, IQ_BATTERY_5P, BatteryModel
-from .clock import DEFAULT_START, SimClock
-from .faults import FaultKind, Faults
-from .runner import serve
-from .server import EnphaseSimulator
+from typing import TYPE_CHECKING, Any
+
+from .. import _lazy
+
+if TYPE_CHECKING:
+    from .app import SIMULATOR_KEY, create_app, make_app
+    from .battery import (
+        BATTERY_MODES,
+        CHARGE_EFFICIENCY,
+        DISCHARGE_EFFICIENCY,
+        BatteryInterval,
+        BatterySettings,
+        EnchargeInterval,
+    )
+    from .catalog import ENCHARGE_3, ENCHARGE_10, IQ_BATTERY_5P, BatteryModel
+    from .clock import DEFAULT_START, SimClock
+    from .faults import FaultKind, Faults
+    from .runner import serve
+    from .server import EnphaseSimulator
 
 __all__ = [
     "BATTERY_MODES",
@@ -64,3 +69,35 @@ __all__ = [
     "make_app",
     "serve",
 ]
+
+#: Public name -> the module that defines it: importing the package (as ``--help`` of the
+#: CLI does, for the ``simulate`` options) loads none of the simulator until a name is used.
+_SUBMODULE: dict[str, str] = {
+    "SIMULATOR_KEY": ".app",
+    "create_app": ".app",
+    "make_app": ".app",
+    "BATTERY_MODES": ".battery",
+    "CHARGE_EFFICIENCY": ".battery",
+    "DISCHARGE_EFFICIENCY": ".battery",
+    "BatteryInterval": ".battery",
+    "BatterySettings": ".battery",
+    "EnchargeInterval": ".battery",
+    "ENCHARGE_3": ".catalog",
+    "ENCHARGE_10": ".catalog",
+    "IQ_BATTERY_5P": ".catalog",
+    "BatteryModel": ".catalog",
+    "DEFAULT_START": ".clock",
+    "SimClock": ".clock",
+    "FaultKind": ".faults",
+    "Faults": ".faults",
+    "serve": ".runner",
+    "EnphaseSimulator": ".server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return _lazy.load(__name__, globals(), _SUBMODULE, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULE})

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .ratelimit import PLANS
-from .runner import serve
 
 __all__ = ["add_simulate_parser", "build_parser", "main", "run_simulate"]
 
@@ -93,6 +92,10 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Run the simulator the parsed ``args`` describe; returns the exit status."""
+    # Imported here, not at the top: ``enphase-battery --help`` builds this parser and
+    # should not load the whole simulator (aiohttp.web, the physics) to do it.
+    from .runner import serve
+
     if not _is_loopback(args.host):
         print(
             f"warning: serving on {args.host}: the simulator and its admin routes are "

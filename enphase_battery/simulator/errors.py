@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["ApiProblem", "envelope", "error_response"]
 
@@ -53,6 +54,10 @@ def envelope(status: int, details: str | None = None, **extra: Any) -> dict[str,
 
 def error_response(status: int, details: str | None = None, **extra: Any) -> web.Response:
     """A JSON error response in the API's envelope."""
+    # aiohttp.web on use: the CLI reads the plan table (.ratelimit imports this module)
+    # for ``--help`` without loading the web server.
+    from aiohttp import web
+
     return web.json_response(envelope(status, details, **extra), status=status)
 
 
