@@ -107,9 +107,11 @@ class RawLiveServer:
         status = self.statuses[index] if index < len(self.statuses) else None
         if status is not None:
             record.closed_at = time.monotonic()
-            return web.json_response(
-                {"message": "error", "details": "x", "code": status}, status=status
-            )
+            body: dict[str, Any] = {"message": "error", "details": "x", "code": status}
+            if status == 429:
+                now = int(time.time())
+                body.update(period="minute", period_start=now, period_end=now + 1, limit=50)
+            return web.json_response(body, status=status)
         response = web.StreamResponse(headers={"Content-Type": self.content_type})
         await response.prepare(request)
         self.open_now += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -263,6 +264,21 @@ async def test_repeated_server_errors_cool_down_or_raise(
     assert len(server.connections) == 3
 
 
+async def test_a_minute_429_on_connecting_waits_for_the_window_then_reconnects(
+    raw: tuple[RawLiveServer, EnphaseClient],
+) -> None:
+    server, client = raw
+    server.add(status=429)
+    server.add(frame_event(1))
+    async with session(client) as live:
+        (frame,) = await take(live, 1)
+    assert frame.source is LiveSource.LIVE
+    first, second = server.connections
+    assert first.closed_at is not None
+    # period_end was one (whole) second ahead: not hammered, not abandoned.
+    assert second.opened_at - first.closed_at >= 0.3
+
+
 async def test_budget_spent_falls_back_and_counts_every_connection(
     raw: tuple[RawLiveServer, EnphaseClient],
 ) -> None:
@@ -370,3 +386,20 @@ async def _until(condition: object, timeout: float = 3.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.01)
+
+
+async def test_no_secret_in_errors_or_debug_logs(
+    raw: tuple[RawLiveServer, EnphaseClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, client = raw
+    caplog.set_level(logging.DEBUG, logger="enphase_battery")
+    server.add(frame_event(1), b'data: {"da', ABORT)
+    server.add(status=472)
+    async with session(client, fallback=False) as live:
+        with pytest.raises(LiveUnsupportedError) as caught:
+            await take(live, 5)
+    texts = [caplog.text, str(caught.value), repr(caught.value), str(caught.value.body)]
+    for secret in ("test-key", "test-access-token"):
+        assert all(secret not in text for text in texts)
+    # The connections did carry them: the check above is not vacuous.
+    assert server.connections[0].query["key"] == "test-key"

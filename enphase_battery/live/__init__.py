@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .budget import LIVE_PRICE_PER_CONNECTION, LiveBudget, LiveLedger, LiveSpend
+from .connect import LiveTransport
 from .errors import (
     LIVE_ERROR_CODES,
     GatewayNotReportingError,
@@ -12,15 +13,9 @@ from .errors import (
     LiveServerError,
     LiveUnsupportedError,
 )
-from .session import (
-    DEFAULT_DURATION_S,
-    MAX_DURATION_S,
-    MIN_DURATION_S,
-    LiveSession,
-    LiveStats,
-    LiveTransport,
-    default_fallback_interval_s,
-)
+from .fallback import default_fallback_interval_s
+from .session import DEFAULT_DURATION_S, MAX_DURATION_S, MIN_DURATION_S, LiveSession
+from .stats import LiveStats
 
 __all__ = [
     "DEFAULT_DURATION_S",

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import aiohttp
 
 from ..exceptions import ResponseFormatError
 from ..http_errors import error_for, truncate
+from ..limits import RateLimits
+from ..models.now import LatestTelemetry
 from ..routes import ROUTES
 from ..transport import Transport
 from .errors import live_error
 
-__all__ = ["DURATION_SENT_AS", "open_live_stream"]
+__all__ = ["DURATION_SENT_AS", "LiveTransport", "open_live_stream"]
 
 #: [inferred] "header", "query", or both.
 DURATION_SENT_AS: frozenset[str] = frozenset({"header", "query"})
@@ -75,3 +79,27 @@ async def open_live_stream(
                 path=path,
             )
         yield response
+
+
+class LiveTransport(Protocol):
+    """What a session needs from the client (``EnphaseClient`` provides it)."""
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The plan's limits (for the default fallback interval)."""
+        ...
+
+    def open_live_stream(
+        self,
+        system_id: int,
+        *,
+        duration_s: int,
+        last_event_id: str | None = None,
+        idle_timeout_s: float = 90.0,
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """An open ``live_data`` response (status 200), or a typed error."""
+        ...
+
+    async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry:
+        """``latest_telemetry`` through the client's request path."""
+        ...

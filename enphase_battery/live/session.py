@@ -22,20 +22,23 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import aiohttp
-import attrs
 
-from ..exceptions import EnphaseConnectionError, InvalidRequestError, PermissionDeniedError
-from ..limits import RateLimits
+from ..exceptions import (
+    EnphaseConnectionError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from ..models.live import LiveFrame, LiveSource
-from ..models.now import LatestTelemetry
 from ..sse import SseDecoder, SseError
 from .budget import LiveBudget, LiveLedger, LiveSpend
+from .connect import LiveTransport
 from .errors import (
     LiveAction,
     LiveBudgetExhaustedError,
@@ -43,17 +46,11 @@ from .errors import (
     action_for,
     live_error,
 )
+from .fallback import default_fallback_interval_s
 from .frames import frame_from_event, frame_from_latest
+from .stats import LiveStats
 
-__all__ = [
-    "DEFAULT_DURATION_S",
-    "MAX_DURATION_S",
-    "MIN_DURATION_S",
-    "LiveSession",
-    "LiveStats",
-    "LiveTransport",
-    "default_fallback_interval_s",
-]
+__all__ = ["DEFAULT_DURATION_S", "MAX_DURATION_S", "MIN_DURATION_S", "LiveSession"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,68 +64,9 @@ MAX_FAILURES = 3
 #: Seconds of polling ``latest_telemetry`` before trying live again after a 473 or
 #: repeated failures.
 DEFAULT_COOL_DOWN_S = 300.0
-#: Share of the plan's monthly quota the fallback polling may use by default, and its
-#: floor in seconds (``latest_telemetry`` hardly changes faster).
-_FALLBACK_QUOTA_SHARE = 0.25
-_FALLBACK_MIN_S = 60.0
-_MONTH_S = 2_629_800.0
 _GAPS_KEPT = 1000
-
-
-def default_fallback_interval_s(rate_limits: RateLimits) -> float:
-    """Seconds between ``latest_telemetry`` polls: a quarter of the monthly quota, >= 60 s.
-
-    Watt (1,000 a month): about 2 h 55 min; Kilowatt: 210 s; Megawatt and up: 60 s.
-    """
-    quota = rate_limits.monthly_quota
-    if not quota:
-        return _FALLBACK_MIN_S
-    return max(_FALLBACK_MIN_S, _MONTH_S / (quota * _FALLBACK_QUOTA_SHARE))
-
-
-class LiveTransport(Protocol):
-    """What a session needs from the client (``EnphaseClient`` provides it)."""
-
-    @property
-    def rate_limits(self) -> RateLimits:
-        """The plan's limits (for the default fallback interval)."""
-        ...
-
-    def open_live_stream(
-        self,
-        system_id: int,
-        *,
-        duration_s: int,
-        last_event_id: str | None = None,
-        idle_timeout_s: float = 90.0,
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        """An open ``live_data`` response (status 200), or a typed error."""
-        ...
-
-    async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry:
-        """``latest_telemetry`` through the client's request path."""
-        ...
-
-
-@attrs.frozen
-class LiveStats:
-    """How a session has fared (``session.stats``)."""
-
-    source: LiveSource
-    #: Why the session is on ``latest`` (``None`` while live).
-    fallback_reason: str | None
-    connections: int
-    reconnects: int
-    live_frames: int
-    latest_frames: int
-    #: Events the stream cut off before their end (discarded, never half-parsed).
-    cut_events: int
-    #: Comment lines (keep-alives) received.
-    keepalives: int
-    #: Events that were not a frame the SDK could read (logged, skipped).
-    bad_events: int
-    #: Seconds from a stream's end to the next stream's answer, the most recent last.
-    reconnect_gaps_s: tuple[float, ...]
+#: The longest a 429 on connecting makes the session wait before trying again.
+_RATE_LIMIT_WAIT_MAX_S = 60.0
 
 
 class LiveSession:
@@ -334,9 +272,21 @@ class LiveSession:
             self._after_stream(decoder)
             self._fall_back("the API plan or grant lacks live_data (403)", until=None, error=error)
             return
+        except QuotaExceededError:
+            # The month is spent: polling latest_telemetry would be refused just the same.
+            raise
+        except RateLimitError as error:
+            self._after_stream(decoder)
+            self._count_failure(error)
+            if self._source is LiveSource.LIVE:
+                await asyncio.sleep(min(_RATE_LIMIT_WAIT_MAX_S, error.retry_after or 5.0))
+            return
         except (EnphaseConnectionError, aiohttp.ClientError, TimeoutError, SseError) as error:
             self._after_stream(decoder)
-            _LOGGER.debug("live stream of system %s broke: %r", self.system_id, error)
+            # The type only: aiohttp's messages may carry the URL, key= and all.
+            _LOGGER.debug(
+                "live stream of system %s broke: %s", self.system_id, type(error).__name__
+            )
             if frames == 0:
                 self._count_failure(error if isinstance(error, EnphaseConnectionError) else None)
             # A stream that broke after bringing frames is reconnected at once.

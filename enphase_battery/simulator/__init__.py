@@ -13,6 +13,8 @@ Where each concern lives:
   Guard, outages) and compact per-device history;
 * :mod:`.arrival` - when each interval becomes visible (latency, jitter, lag, late);
 * :mod:`.telemetry` - windows, 422s and the telemetry / lifetime bodies;
+* :mod:`.now` / :mod:`.live` - latest telemetry, meter counters, summary, and the
+  ``live_data`` event stream;
 * :mod:`.oauth` / :mod:`.ratelimit` / :mod:`.faults` / :mod:`.errors` - tokens, plan
   limits, fault injection and the API's error envelopes;
 * :mod:`.app` - routes and the request pipeline; :mod:`.server` - :class:`EnphaseSimulator`;
@@ -22,8 +24,9 @@ Where each concern lives:
 Admin routes (no auth; loopback only unless ``--host`` says otherwise):
 ``POST /__admin/faults`` (see :meth:`Faults.configure`), ``POST /__admin/clock``
 (``{"advance_seconds": 900, "speed": 60}``), ``POST /__admin/system``
-(``{"system_id": 1, "off_grid": true, "storm_alert": true, "add_encharge": 5000}``) and
-``GET /__admin/state``.
+(``{"system_id": 1, "off_grid": true, "storm_alert": true, "add_encharge": 5000}``),
+``POST /__admin/live`` (live_data faults and timing, see :meth:`LiveStreams.configure`) and
+``GET /__admin/state`` (with the live connections and their cost under ``"live"``).
 """
 
 from __future__ import annotations
