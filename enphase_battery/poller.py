@@ -56,11 +56,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATTERY",
+    "MAX_BACKFILL",
     "MIN_POLL_INTERVAL_S",
     "Batch",
     "PollerProgress",
     "TelemetryInterval",
     "TelemetryPoller",
+    "check_start_at",
     "collect",
     "poll_interval_for",
 ]
@@ -80,6 +82,25 @@ class PollerProgress:
     caught_up: bool
     retries: int
     watermarks: dict[str, datetime | None]
+
+
+#: The poller's own retries of an answer that does not parse (after the client's).
+FORMAT_RETRIES = 3
+#: How far back the API serves telemetry.
+MAX_BACKFILL = timedelta(days=730)
+
+
+def check_start_at(start_at: datetime, now: datetime | None = None) -> None:
+    """Refuse a ``start_at`` in the future or more than two years back (before any
+    request: the only clock there is then is the local one)."""
+    now = now or datetime.now(UTC)
+    earliest = now - MAX_BACKFILL
+    if not earliest <= start_at <= now + timedelta(minutes=1):
+        raise InvalidRequestError(
+            f"start_at {start_at.isoformat()} is outside what the API serves: from"
+            f" {earliest.isoformat(timespec='minutes')} (two years back) to now"
+            f" ({now.isoformat(timespec='minutes')})"
+        )
 
 
 class TelemetryPoller:
@@ -147,6 +168,7 @@ class TelemetryPoller:
         self.include_battery = include_battery
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
+            check_start_at(start_at)
         self.start_at = start_at
         if not isinstance(settle, timedelta) or settle < timedelta(0):
             raise InvalidRequestError("settle must be a non-negative timedelta")
@@ -187,7 +209,10 @@ class TelemetryPoller:
         self._held = False
         self._closed = False
         self._caught_up = False
+        self._poll_complete = False
+        self._drained = asyncio.Event()
         self._failures = 0
+        self._format_failures = 0
         self.requests = 0
         #: Retries of the poller's own, after the client gave up on a request.
         self.retries = 0
@@ -205,7 +230,10 @@ class TelemetryPoller:
             raise StopAsyncIteration
         if not self._started:
             await self._start()
-        return await self._delivery.next()
+        interval = await self._delivery.next()
+        if self._poll_complete and self._delivery.pending == 0:
+            self._signal_drained()
+        return interval
 
     async def commit(self) -> None:
         """Count the interval (or batch) in hand as delivered, and save the checkpoint.
@@ -312,6 +340,20 @@ class TelemetryPoller:
         """
         await self._pacer.wait_idle()
 
+    @property
+    def pending(self) -> int:
+        """Intervals fetched and not yet handed out."""
+        return self._delivery.pending
+
+    async def wait_caught_up(self) -> None:
+        """Return once a poll has reached the end of what the API shows and everything it
+        found has been handed out; at once while that still holds (no later poll has
+        found anything new).  Decided from the API's answers, never from timing, so it
+        holds with ``poll_interval=0`` too; ``enphase-battery stream --until-caught-up``
+        stops on it.
+        """
+        await self._drained.wait()
+
     def poll_now(self) -> None:
         """Start the next poll now instead of waiting for the pacing interval.
 
@@ -398,6 +440,12 @@ class TelemetryPoller:
             if not self._is_transient(err):
                 raise
             self._failures += 1
+            if isinstance(err, ResponseFormatError):
+                self._format_failures += 1
+                if self._format_failures > FORMAT_RETRIES:
+                    # The same answer, unreadable every time: not a glitch.  Say so
+                    # rather than retry (and warn) forever.
+                    raise
             self.retries += 1
             first_wait, max_wait = self._retry_wait_s
             wait = min(max_wait, first_wait * 2 ** min(self._failures - 1, 16))
@@ -414,11 +462,23 @@ class TelemetryPoller:
             await asyncio.sleep(wait)
             return
         self._failures = 0
+        self._format_failures = 0
         if done:
             self._plan.popleft()
             if not self._plan:
                 self._caught_up = True
+                self._poll_complete = True
+                self._signal_drained()
         await self._delivery.save(stream)
+
+    def _signal_drained(self) -> None:
+        """A poll has come to the end of what the API shows, and all of it is out.
+
+        Latched until a later poll finds new intervals: a consumer that asks once it has
+        stored the last one still sees it, even when the next poll has begun.
+        """
+        if self._poll_complete and self._delivery.pending == 0:
+            self._drained.set()
 
     def _is_transient(self, err: Exception) -> bool:
         if isinstance(err, QuotaExceededError):
@@ -430,6 +490,7 @@ class TelemetryPoller:
     async def _begin_poll(self) -> None:
         await self._pacer.wait_turn()
         self._caught_up = False
+        self._poll_complete = False
         self._last_reports.clear()
         if self._explicit_encharges is None and (
             self._discovered_at is None
@@ -459,7 +520,9 @@ class TelemetryPoller:
             self._streams.pop(stream.key, None)
             self._delivery.forget(stream)
             return True
-        self._delivery.offer(stream, result.ready)
+        if result.ready:
+            self._delivery.offer(stream, result.ready)
+            self._drained.clear()  # new intervals: not caught up until they are out
         return result.done
 
 

@@ -37,7 +37,10 @@ from .streams import (
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
-__all__ = ["WindowResult", "fetch_window"]
+__all__ = ["WINDOW_SLACK_S", "WindowResult", "fetch_window"]
+
+#: How far past the answer's own window end an interval may lie (clock rounding).
+WINDOW_SLACK_S = 60
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -105,10 +108,14 @@ async def fetch_window(
         start -= start % INTERVAL_S
         stream.start_at(start)
     intervals = to_intervals(system_id, stream.source, response)
-    ready = stream.accept(intervals, settle_s)
-    stream.advance(late_horizon_s)
     window_end = int(response.end_at.timestamp()) if response.end_at is not None else None
     span = granularity.span_s
+    # What the API may send for this request: after the window's start, and up to its
+    # end (the answer's end_at is min(server's now, start + span)).  Anything else (an
+    # interval in 2056) is dropped by the log and never moves the watermark.
+    latest = start + span if window_end is None else min(start + span, window_end)
+    ready = stream.accept(intervals, settle_s, window=(start, latest + WINDOW_SLACK_S))
+    stream.advance(late_horizon_s)
     if window_end is None or window_end < start + span:
         return WindowResult(ready, done=True)  # the window reached the API's "now"
     if _data_ends_by(stream, response, window_end, last_reports):

@@ -238,8 +238,14 @@ async def test_host_clock_skew_does_not_matter(sim_start: datetime) -> None:
     async with open_env(start=sim_start, history=timedelta(days=9)) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(days=8, hours=3)
+        # A start_at years from the host's clock would be refused (it is judged locally,
+        # before any request); the checkpoint's own position is not judged at all.
+        store = MemoryCheckpoint()
+        watermark = epoch(start_at) - epoch(start_at) % 900
+        for source in (BATTERY, *env.serials()):
+            await store.save(f"{env.system_id}/{source}", StreamState(watermark))
         poller = TelemetryPoller(
-            env.client, env.system_id, start_at=start_at, poll_interval=HOUR, retry_wait_s=NO_WAIT
+            env.client, env.system_id, checkpoint=store, poll_interval=HOUR, retry_wait_s=NO_WAIT
         )
         driver = Driver(poller)
         sim.reset_counters()

@@ -152,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return EXIT_INTERRUPTED
     except _Interrupted as stop:
-        sys.stderr.write(f"{PROG}: interrupted; progress saved\n")
+        # Only what was interrupted can say what it kept (stream prints its own count).
+        sys.stderr.write(f"{PROG}: interrupted\n")
         return 128 + stop.signum
     except (CliError, EnphaseError, OSError) as err:
         sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err, ctx))}\n")

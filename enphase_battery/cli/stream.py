@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..client import EnphaseClient
-from ..poller import TelemetryInterval, TelemetryPoller
+from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
 from .argtypes import _moment
 from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _cell
@@ -46,14 +46,21 @@ class _IntervalWriter:
 
 
 class _ProgressLine:
-    """The stream's progress on stderr: rewritten in place on a terminal, else throttled."""
+    """The stream's progress on stderr: rewritten in place on a terminal, else throttled.
+
+    Every line says what is true at that moment: intervals written (and flushed), the
+    newest written, and the phase: ``backfilling`` until a poll has reached the end of
+    what the API shows *and* all of it is written, ``live`` from then on.  A last line
+    always ends the run (``done``, ``interrupted`` or ``stopped``), with the final count.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self._last = -1e9
         self._dirty = False
-        self._announced_caught_up = False
+        self._live = False
+        self._shown_phase: str | None = None
         self.written = 0
         self.newest_written: datetime | None = None
 
@@ -63,27 +70,40 @@ class _ProgressLine:
         if self.newest_written is None or interval.end_at > self.newest_written:
             self.newest_written = interval.end_at
 
+    def _text(self, phase: str, poller: TelemetryPoller, client: EnphaseClient) -> str:
+        left = client.quota_remaining
+        newest = "" if self.newest_written is None else f", up to {_cell(self.newest_written)}"
+        return (
+            f"{phase}: {self.written} intervals written{newest}; {poller.progress.requests}"
+            " requests" + ("" if left is None else f", {left} left this month")
+        )
+
     def update(
         self, poller: TelemetryPoller, client: EnphaseClient, *, force: bool = False
     ) -> None:
         """Show the progress, unless it was shown very recently (``force``: show now)."""
         loop_time = asyncio.get_running_loop().time()
-        progress = poller.progress
-        if (progress.caught_up or poller.idle) and not self._announced_caught_up:
-            self._announced_caught_up = force = True
-        # Sticky: each later poll starts "not caught up" until it has fetched its windows.
-        caught_up = self._announced_caught_up
+        if not self._live and poller.progress.caught_up and poller.pending == 0:
+            # Sticky: each later poll starts "not caught up" until it has fetched.
+            self._live = True
+        phase = "live" if self._live else "backfilling"
+        if phase != self._shown_phase:
+            force = True
         if not force and loop_time - self._last < (0.2 if self.tty else 5.0):
             return
         self._last = loop_time
-        left = client.quota_remaining
-        phase = "live" if caught_up else "backfilling"
-        text = (
-            f"{phase}: {self.written} intervals written, up to {_cell(self.newest_written)}; "
-            f"{progress.requests} requests" + ("" if left is None else f", {left} left this month")
-        )
-        if caught_up:
+        self._shown_phase = phase
+        text = self._text(phase, poller, client)
+        if self._live:
             text += f"; next poll every {poller.current_poll_interval() / 60:.0f} min"
+        self._show(text)
+
+    def finish(self, outcome: str, poller: TelemetryPoller, client: EnphaseClient) -> None:
+        """The last line: how the run ended and the final count."""
+        self._show(self._text(outcome, poller, client))
+        self.close()
+
+    def _show(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r\x1b[2K" + text)
             self._dirty = True
@@ -95,6 +115,7 @@ class _ProgressLine:
         if self.tty and self._dirty:
             self.stream.write("\n")
             self.stream.flush()
+            self._dirty = False
 
 
 def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
@@ -157,10 +178,14 @@ def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
 async def _cmd_stream(ctx: _Context) -> int:
     args = ctx.args
     system_id = ctx.system_id()
+    if args.since is not None:
+        check_start_at(args.since)  # before any request, and before it is remembered
     checkpoint = _checkpoint_path(ctx, system_id)
     out_handle, owns_handle, header = _open_output(args.out)
     writer = _IntervalWriter(out_handle, args.format, header=header)
     progress = _ProgressLine(sys.stderr)
+    running: list[tuple[TelemetryPoller, EnphaseClient]] = []
+    outcome = "stopped"
     try:
         async with _open_client(ctx) as client:
             ledger_sync = _ledger_syncer(ctx, client)
@@ -174,6 +199,7 @@ async def _cmd_stream(ctx: _Context) -> int:
                 poll_interval=args.poll_interval,
             )
             async with poller:
+                running.append((poller, client))
                 while args.max_intervals is None or progress.written < args.max_intervals:
                     interval = await _next_interval(
                         poller,
@@ -188,8 +214,14 @@ async def _cmd_stream(ctx: _Context) -> int:
                     progress.record(interval)
                     progress.update(poller, client)
                     ledger_sync()
-            progress.update(poller, client, force=True)
+        outcome = "done"
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        outcome = "interrupted"
+        raise
     finally:
+        if running and (outcome != "stopped" or progress.written or running[0][0].requests):
+            # A failure before any work (a checkpoint fault) is its error line alone.
+            progress.finish(outcome, *running[0])
         progress.close()
         if owns_handle:
             out_handle.close()
@@ -214,9 +246,6 @@ def _ledger_syncer(ctx: _Context, client: EnphaseClient) -> Callable[[], None]:
     return sync
 
 
-#: With --poll-interval 0 the poller never idles between polls; a poll that has come back
-#: caught up and stays so this long counts as "caught up" for --until-caught-up.
-_DRAIN_GRACE_S = 1.0
 #: How often the progress line is refreshed while the poller works.
 _TICK_S = 0.25
 
@@ -226,14 +255,13 @@ async def _next_interval(
 ) -> TelemetryInterval | None:
     """The poller's next interval, calling ``tick`` while waiting for it.
 
-    With ``until_caught_up``, ``None`` once the poller has delivered everything available
-    and waits for its next poll (``poller.idle``).
+    With ``until_caught_up``, ``None`` once a poll has reached the end of what the API
+    shows and all of it has been handed out (``poller.wait_caught_up()``): decided from
+    the API's answers, so it holds however short the poll interval.
     """
-    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(anext(poller))
-    idle = asyncio.ensure_future(poller.wait_idle()) if until_caught_up else None
-    waiters: set[asyncio.Future[Any]] = {task} if idle is None else {task, idle}
-    caught_up_since: float | None = None
+    caught_up = asyncio.ensure_future(poller.wait_caught_up()) if until_caught_up else None
+    waiters: set[asyncio.Future[Any]] = {task} if caught_up is None else {task, caught_up}
     try:
         while True:
             done, _ = await asyncio.wait(
@@ -242,14 +270,7 @@ async def _next_interval(
             if task in done:
                 break
             tick()
-            if not until_caught_up:
-                continue
-            stop = idle in done
-            if not stop and poller.progress.caught_up:
-                now = loop.time()
-                caught_up_since = now if caught_up_since is None else caught_up_since
-                stop = now - caught_up_since >= _DRAIN_GRACE_S
-            if stop:
+            if caught_up is not None and caught_up in done:
                 task.cancel()
                 await asyncio.wait({task})
                 break
@@ -261,12 +282,12 @@ async def _next_interval(
         await asyncio.wait({task})
         raise
     finally:
-        if idle is not None:
-            idle.cancel()
+        if caught_up is not None:
+            caught_up.cancel()
     if task.cancelled():
         return None
     try:
-        # An interval handed out just as we cancelled must still be used.
+        # An interval handed out just as we stopped waiting: write it (it is in hand).
         return task.result()
     except StopAsyncIteration:
         return None

@@ -14,7 +14,7 @@ import cattrs
 from .discovery import Device, DeviceGroups
 from .live import LiveFrame, structure_live_frame
 from .telemetry import BatteryInterval, EnchargeInterval, EnergyReading, SocReading
-from .vocabulary import BatteryMode, Flag, GridState, LoadControlMode, Percent
+from .vocabulary import BatteryMode, Flag, Granularity, GridState, LoadControlMode, Percent, _match
 
 __all__ = ["converter"]
 
@@ -200,7 +200,37 @@ def _int_or_zero(value: Any) -> int:
 def _opt_int(value: Any) -> int | None:
     if value is None or type(value) is int:
         return value
-    return _structure_int(value, int)
+    try:
+        # A count or a SoC as "97%", "97.0", or "n/a" / "paused" (unknown: None).
+        return _structure_percent(value, int)
+    except (TypeError, ValueError):
+        _warn_unknown("reading", value)
+        return None
+
+
+def _warn_unknown(what: str, value: Any) -> None:
+    _LOGGER.warning("unknown %s %r in a response; read as None", what, value)
+
+
+def _or_none(parse: Any, what: str) -> Any:
+    # A value the SDK can do without (a flag, a percentage, the granularity echoed) that
+    # it cannot read becomes None, with the raw value in the log: never the whole answer
+    # unreadable, which the poller would retry forever.
+    def structure(value: Any, type_: Any) -> Any:
+        try:
+            return parse(value, type_)
+        except (TypeError, ValueError):
+            _warn_unknown(what, value)
+            return None
+
+    return structure
+
+
+def _structure_granularity(value: Any, _type: Any) -> Granularity:
+    member = _match(Granularity, str(value))
+    if member is None:
+        raise ValueError(f"unknown granularity {value!r}")
+    return member
 
 
 def _unstructure_time(value: time) -> int:
@@ -250,8 +280,9 @@ def _make_converter() -> cattrs.Converter:
     # bool subclasses int: without its own hook it would get the int hook and refuse
     # every real boolean (Device.active is ``true`` in each /devices answer).
     conv.register_structure_hook(bool, _structure_flag)
-    conv.register_structure_hook(Flag, _structure_flag)
-    conv.register_structure_hook(Percent, _structure_percent)
+    conv.register_structure_hook(Flag, _or_none(_structure_flag, "flag"))
+    conv.register_structure_hook(Percent, _or_none(_structure_percent, "percentage"))
+    conv.register_structure_hook(Granularity, _or_none(_structure_granularity, "granularity"))
     conv.register_structure_hook(BatteryMode, _lenient(BatteryMode.parse))
     conv.register_structure_hook(GridState, lambda v, _t: GridState.parse(str(v)))
     conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))

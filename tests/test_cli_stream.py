@@ -1,0 +1,192 @@
+# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
+"""``enphase-battery stream`` against the simulator: when it stops, what it refuses, and
+whether its progress lines are true."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from enphase_battery.simulator import EnphaseSimulator
+from enphase_battery.sqlite_checkpoint import SqliteCheckpoint
+
+from .test_cli import (  # noqa: F401  (fixtures)
+    SINCE,
+    Run,
+    SimulatorThread,
+    cli,
+    config_dir,
+    env,
+    keys,
+    one_error_line,
+    read_jsonl,
+    sim,
+    subprocess_env,
+    system_id,
+    token_path,
+)
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorThread]:
+    """As in test_cli, with 30 days of history: a backfill long enough to interrupt."""
+    thread = SimulatorThread(
+        seed=3, systems=1, encharges=1, plan="partner", history=timedelta(days=30)
+    )
+    yield thread
+    thread.close()
+
+
+def requests_seen(simulator: SimulatorThread) -> int:
+    return simulator.call(lambda: simulator.sim.request_count)
+
+
+def test_until_caught_up_exits_with_poll_interval_zero(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, tmp_path: Path, system_id: int
+) -> None:
+    out = tmp_path / "out.jsonl"
+    began = time.monotonic()
+    code, _, err = cli(
+        "stream", "--system", str(system_id), "--since", SINCE, "--out", str(out),
+        "--poll-interval", "0", "--until-caught-up",
+    )  # fmt: skip
+    assert code == 0, err
+    assert time.monotonic() - began < 30
+    written = keys(read_jsonl(out))
+    assert len(written) == len(set(written)) > 2 * 40
+    # A few polls at most, not hundreds of requests a minute.
+    assert requests_seen(simulator) < 20
+    assert err.strip().splitlines()[-1].startswith(f"done: {len(written)} intervals written")
+
+
+def test_since_outside_two_years_exits_2_before_any_request(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, system_id: int, config_dir: Path
+) -> None:
+    now = datetime.now(UTC)
+    for since in (now + timedelta(days=400), now - timedelta(days=900)):
+        code, _, err = cli("stream", "--system", str(system_id), "--since", since.isoformat())
+        assert code == 2, err
+        assert "two years back" in one_error_line(err)
+    assert requests_seen(simulator) == 0
+    assert not list(config_dir.glob("stream-*"))  # nothing remembered, nothing created
+
+
+def test_a_second_stream_on_a_held_checkpoint_is_refused_with_one_line(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, tmp_path: Path, system_id: int
+) -> None:
+    checkpoint = tmp_path / "cp.sqlite"
+    holder = SqliteCheckpoint(checkpoint)  # what a running stream (or SDK poller) holds
+    asyncio.run(holder.acquire())
+    try:
+        code, out, err = cli(
+            "stream", "--system", str(system_id), "--since", SINCE,
+            "--checkpoint", str(checkpoint), "--until-caught-up",
+        )  # fmt: skip
+    finally:
+        asyncio.run(holder.close())
+    assert code == 1, err
+    assert out == ""
+    line = one_error_line(err)
+    assert "in use by another poller" in line
+    assert str(checkpoint) in line
+    code, out, err = cli(
+        "stream", "--system", str(system_id), "--since", SINCE,
+        "--checkpoint", str(checkpoint), "--until-caught-up",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out
+
+
+def test_an_empty_checkpoint_is_one_line_and_no_output(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, tmp_path: Path, system_id: int
+) -> None:
+    checkpoint = tmp_path / "cp.sqlite"
+    checkpoint.write_bytes(b"")
+    code, out, err = cli(
+        "stream", "--system", str(system_id), "--checkpoint", str(checkpoint), "--until-caught-up"
+    )
+    assert code == 1, err
+    assert out == ""
+    line = one_error_line(err)
+    assert str(checkpoint) in line
+    assert "empty" in line
+
+
+def test_piped_progress_lines_are_true(
+    cli: Run, env: dict[str, str], tmp_path: Path, system_id: int
+) -> None:
+    out = tmp_path / "out.jsonl"
+    code, _, err = cli(
+        "stream", "--system", str(system_id), "--since", SINCE, "--out", str(out),
+        "--until-caught-up",
+    )  # fmt: skip
+    assert code == 0, err
+    written = len(read_jsonl(out))
+    lines = err.strip().splitlines()
+    # Backfilling first (0 written so far, or some), then live once all of it is written,
+    # and a last line with the final count.
+    assert lines[0].startswith("backfilling: ")
+    live = [line for line in lines if line.startswith("live: ")]
+    assert live
+    assert live[0].startswith(f"live: {written} intervals written")
+    assert lines[-1].startswith(f"done: {written} intervals written")
+    for line in lines:
+        count = int(line.split(": ", 1)[1].split(" ", 1)[0])
+        assert count <= written
+
+
+def test_interrupted_stream_prints_a_final_count_and_loses_nothing(
+    env: dict[str, str], sim: EnphaseSimulator, cli: Run, tmp_path: Path, system_id: int
+) -> None:
+    """SIGINT at random moments of a backfill (mid-fetch, mid-write, while waiting): the
+    last line is the true count, and the resumed output has every interval once."""
+    out = tmp_path / "out.jsonl"
+    checkpoint = tmp_path / "cp.sqlite"
+    since = "2026-05-03T06:00:00+00:00"  # 4 weeks: about 2 s of requests on Partner
+    argv = [sys.executable, "-m", "enphase_battery", "stream", "--system", str(system_id),
+            "--since", since, "--out", str(out), "--checkpoint", str(checkpoint),
+            "--poll-interval", "3600"]  # fmt: skip
+    rng = random.Random(16)
+    for _ in range(4):
+        before = len(read_jsonl(out)) if out.exists() else 0
+        process = subprocess.Popen(
+            argv, env=subprocess_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(rng.uniform(0.5, 2.5))
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=20)
+        finally:
+            process.kill()
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        assert "progress saved" not in err
+        final = [line for line in err.splitlines() if line.startswith("interrupted: ")]
+        now_written = len(read_jsonl(out)) if out.exists() else 0
+        if now_written > before or final:
+            assert final, err
+            assert final[-1].startswith(f"interrupted: {now_written - before} intervals written")
+    code, _, err = cli(
+        "stream", "--system", str(system_id), "--out", str(out), "--checkpoint",
+        str(checkpoint), "--until-caught-up",
+    )  # fmt: skip
+    assert code == 0, err
+    resumed = keys(read_jsonl(out))
+    reference = tmp_path / "reference.jsonl"
+    code, _, err = cli(
+        "stream", "--system", str(system_id), "--since", since, "--out", str(reference),
+        "--checkpoint", str(tmp_path / "reference.sqlite"), "--until-caught-up",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(resumed) == len(set(resumed))
+    assert sorted(resumed) == sorted(keys(read_jsonl(reference)))
