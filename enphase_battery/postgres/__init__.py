@@ -7,6 +7,8 @@ of the SDK never imports this package, so it works without the driver.
   of your own rows and the checkpoint together.
 * :class:`LeaseWorker`: each system followed by exactly one worker at a time, spread
   evenly, taken over within the TTL when a worker dies; a fence for the checkpoint.
+* :class:`LeasedFleet`: one worker's part of a fleet: a ``FleetPoller`` over the systems
+  it holds, fenced, restarted when a lease is lost with a batch in hand.
 * :class:`PostgresGovernorBackend`: the :class:`~enphase_battery.QuotaGovernor`'s state
   (the plan's spacing and the month's count) shared by every process on one API key.
 """
@@ -23,6 +25,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from ._db import Database
 from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
+from .fleet import LeasedFleet
 from .governor import PostgresGovernorBackend
 from .leases import Lease, LeaseChange, LeaseWorker
 from .schema import SCHEMA_VERSION, SchemaVersionError
@@ -37,6 +40,7 @@ __all__ = [
     "LeaseChange",
     "LeaseLostError",
     "LeaseWorker",
+    "LeasedFleet",
     "PostgresCheckpoint",
     "PostgresGovernorBackend",
     "RowWriter",

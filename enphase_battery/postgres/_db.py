@@ -121,8 +121,9 @@ class Database:
                 # The statement cache stays on: every statement here is parameterised
                 # and reused at a high rate (behind PgBouncer in transaction mode, pass
                 # your own pool with statement_cache_size=0).
+                # min_size=0: no idle floor to restore (and log about) during an outage.
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=1, max_size=self._max_size
+                    self._dsn, min_size=0, max_size=self._max_size
                 )
         return self._pool
 

@@ -170,6 +170,16 @@ class LeaseWorker:
 
         await self._db.run(op, what="unregistering systems")
 
+    async def registered(self) -> tuple[int, ...]:
+        """Every system registered, by id."""
+
+        async def op(conn: Connection) -> tuple[int, ...]:
+            await self._ready(conn)
+            rows = await conn.fetch(f"SELECT system_id FROM {self._s}.lease ORDER BY system_id")
+            return tuple(int(r["system_id"]) for r in rows)
+
+        return await self._db.run(op, what="reading the systems")
+
     # -- heartbeat ------------------------------------------------------------------------
 
     async def heartbeat(self) -> LeaseChange:

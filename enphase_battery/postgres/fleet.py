@@ -1,0 +1,211 @@
+"""``LeasedFleet``: one worker's part of a fleet, with the others coordinated through PostgreSQL.
+
+Each worker process runs one: it joins the lease table (:class:`LeaseWorker`), follows the
+systems it holds with a :class:`~enphase_battery.FleetPoller` whose checkpoint is fenced by
+those leases, and follows or drops systems as leases come and go.  The consumer takes
+batches and commits them with its own rows::
+
+    async with LeasedFleet(client, pool) as fleet:
+        async for batch in fleet.batches(max_size=1000):
+            await fleet.commit_batch(batch, insert_rows)
+
+A batch holding a system whose lease was lost meanwhile (a paused worker, a rebalance)
+commits nothing: the fence refuses it, :meth:`LeasedFleet.commit_batch` says so in the log,
+and the worker starts its poller afresh from the checkpoints of the systems it still
+holds, so those intervals come again (here or at the new owner), once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import asyncpg
+
+from ..delivery import Batch
+from ..exceptions import EnphaseError
+from ..fleet import FleetPoller
+from ._db import Database
+from .checkpoint import BatchWriter, PostgresCheckpoint
+from .errors import LeaseLostError
+from .leases import LeaseChange, LeaseWorker
+
+if TYPE_CHECKING:
+    from ..client import EnphaseClient
+
+__all__ = ["LeasedFleet"]
+
+_LOGGER = logging.getLogger("enphase_battery.postgres")
+
+
+class LeasedFleet:
+    """A :class:`~enphase_battery.FleetPoller` over the systems this worker holds.
+
+    Args:
+        client: the client (give it a governor on :class:`PostgresGovernorBackend` so all
+            workers on the key keep to the plan together).
+        source: an ``asyncpg.Pool`` you own, or a DSN (a pool of its own, closed on exit).
+        systems: ``None`` registers every system ``list_systems`` shows, again every
+            ``relist_every``; a list registers those.
+        schema: the schema of the checkpoint and lease tables.
+        ttl: the lease TTL (a dead worker's systems move after about this long).
+        worker_id: this worker's name in the lease table.
+        fleet_options: passed to :class:`~enphase_battery.FleetPoller` (``start_at``,
+            ``encharges``, ``concurrency``...).
+    """
+
+    def __init__(
+        self,
+        client: EnphaseClient,
+        source: asyncpg.Pool | str | Database,
+        *,
+        systems: Iterable[int] | None = None,
+        schema: str = "enphase",
+        ttl: float | timedelta = 30.0,
+        worker_id: str | None = None,
+        relist_every: timedelta = timedelta(hours=1),
+        **fleet_options: Any,
+    ) -> None:
+        self.client = client
+        self._owns_db = not isinstance(source, Database)
+        self._db = source if isinstance(source, Database) else Database(source)
+        self.worker = LeaseWorker(
+            self._db, schema=schema, worker_id=worker_id, ttl=ttl, on_change=self._on_change
+        )
+        self.checkpoint = PostgresCheckpoint(self._db, schema=schema).fenced(self.worker)
+        self._systems = None if systems is None else sorted({int(s) for s in systems})
+        self._relist_s = relist_every.total_seconds()
+        self._fleet_options = fleet_options
+        self._poller: FleetPoller | None = None
+        self._stale = False
+        self._relister: asyncio.Task[None] | None = None
+        #: How often the poller was started afresh after a lease was lost mid-batch.
+        self.restarts = 0
+
+    def __repr__(self) -> str:
+        return f"LeasedFleet(worker={self.worker.owner!r}, held={len(self.worker.held)})"
+
+    @property
+    def poller(self) -> FleetPoller:
+        """The poller of the systems held now (replaced after a lost lease)."""
+        if self._poller is None:
+            raise RuntimeError("use LeasedFleet inside async with")
+        return self._poller
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._register()
+        self._poller = self._new_poller()
+        await self.worker.start()
+        if self._systems is None:
+            self._relister = asyncio.create_task(self._relist_forever())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop polling, give the leases back (others take over at once), release the pool."""
+        relister, self._relister = self._relister, None
+        if relister is not None:
+            relister.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relister
+        try:
+            await self._close_poller()
+        finally:
+            try:
+                await self.worker.stop(leave=True)
+            finally:
+                if self._owns_db:
+                    await self._db.close()
+
+    # -- the consumer's side -----------------------------------------------------------
+
+    async def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> AsyncIterator[Batch]:
+        """Batches of the systems held (see :meth:`FleetPoller.batches`), across restarts."""
+        while True:
+            poller = self.poller
+            async for batch in poller.batches(max_size=max_size, max_wait=max_wait):
+                yield batch
+                if self._stale:
+                    break
+            if self._stale:
+                await self._restart()
+
+    async def commit_batch(self, batch: Batch, write_rows: BatchWriter) -> bool:
+        """Your rows and the batch's checkpoint in one fenced transaction.
+
+        Returns ``False`` (nothing written) when a system of the batch was lost meanwhile;
+        the next batch then comes from a fresh poller of the systems still held.
+        """
+        try:
+            await self.checkpoint.commit_batch(batch, write_rows)
+        except LeaseLostError as err:
+            _LOGGER.info(
+                "worker %s lost system %s with a batch in hand: nothing written; restarting",
+                self.worker.owner,
+                err.system_id,
+            )
+            self._stale = True
+            return False
+        return True
+
+    # -- internals ------------------------------------------------------------------
+
+    def _new_poller(self) -> FleetPoller:
+        held = [lease.system_id for lease in self.worker.held]
+        return FleetPoller(self.client, held, checkpoint=self.checkpoint, **self._fleet_options)
+
+    async def _close_poller(self) -> None:
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            # What the lost systems still had to save is refused by the fence, harmlessly:
+            # their new owner starts from their last commit.
+            with contextlib.suppress(LeaseLostError):
+                await poller.aclose()
+
+    async def _restart(self) -> None:
+        self._stale = False
+        self.restarts += 1
+        await self._close_poller()
+        self._poller = self._new_poller()
+
+    async def _on_change(self, change: LeaseChange) -> None:
+        poller = self._poller
+        if poller is None:
+            return
+        for system_id in (*change.lost, *change.released):
+            poller.unfollow(system_id)
+        for lease in change.acquired:
+            poller.follow(lease.system_id)
+
+    async def _register(self) -> None:
+        if self._systems is not None:
+            await self.worker.register(self._systems)
+            return
+        listed = {s.system_id for s in await self.client.list_systems()}
+        await self.worker.register(listed)
+        gone = set(await self.worker.registered()) - listed
+        if gone:
+            _LOGGER.info("systems %s are no longer listed; not following them", sorted(gone))
+            await self.worker.unregister(gone)
+
+    async def _relist_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._relist_s)
+            try:
+                await self._register()
+            except EnphaseError as err:
+                _LOGGER.warning("listing the systems failed (%s); trying again later", err)

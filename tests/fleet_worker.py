@@ -1,0 +1,76 @@
+"""One fleet worker process for the kill -9 test: ``python -m tests.fleet_worker SPEC_JSON``.
+
+A ``LeasedFleet`` on the simulator, its client governed through PostgreSQL with the other
+workers, committing every batch into ``sink`` (a plain primary key: a duplicate fails the
+commit, and the worker with it) together with the checkpoint.  Runs until killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from enphase_battery import EnphaseClient, OAuth2Token, QuotaGovernor, RateLimits, TokenManager
+from enphase_battery.postgres import LeasedFleet, PostgresGovernorBackend
+from enphase_battery.postgres._db import Connection
+from enphase_battery.streams import TelemetryInterval
+
+
+async def main(spec: dict[str, Any]) -> None:
+    schema = spec["schema"]
+    pool = await asyncpg.create_pool(spec["dsn"], min_size=0, max_size=6)
+    governor = QuotaGovernor(
+        RateLimits(spec["max_rate"], 60.0, spec["monthly_quota"]),
+        key="fleet-key",
+        backend=PostgresGovernorBackend(pool, schema=schema),
+    )
+    auth = TokenManager(
+        client_id=spec["client_id"],
+        client_secret=spec["client_secret"],
+        token=OAuth2Token(
+            access_token=spec["access_token"],
+            refresh_token=spec["refresh_token"],
+            expires_at=datetime.fromisoformat(spec["expires_at"]),
+        ),
+        token_url=spec["token_url"],
+    )
+
+    async def insert(conn: Connection, intervals: tuple[TelemetryInterval, ...]) -> None:
+        await conn.executemany(
+            f'INSERT INTO "{schema}".sink VALUES ($1, $2, $3, $4, $5)',
+            [
+                (iv.system_id, iv.source, int(iv.end_at.timestamp()), iv.charge_wh, iv.partial)
+                for iv in intervals
+            ],
+        )
+
+    async with (
+        auth,
+        EnphaseClient(
+            api_key=spec["api_key"],
+            auth=auth,
+            base_url=spec["base_url"],
+            governor=governor,
+            max_retry_time=30.0,
+        ) as client,
+        LeasedFleet(
+            client,
+            pool,
+            schema=schema,
+            ttl=spec["ttl"],
+            worker_id=spec["name"],
+            start_at=datetime.fromtimestamp(spec["start"], UTC),
+            encharges=False,
+        ) as fleet,
+    ):
+        async for batch in fleet.batches(max_size=100, max_wait=0.1):
+            await fleet.commit_batch(batch, insert)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))
