@@ -230,3 +230,99 @@ async def test_batch_commit_inside_your_own_transaction(pool: asyncpg.Pool, pg_s
         redelivered = await anext(again.batches(max_size=30, max_wait=0.0))
         assert redelivered.intervals == second.intervals
         await again.aclose()
+
+
+class CuttingProxy:
+    """A TCP proxy to the server that, once armed, forwards the next ``COMMIT`` and then
+    cuts the connection before the server's answer comes back: a commit whose
+    acknowledgement is lost (the server did commit)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.armed = False
+        self.cuts = 0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(*self.target)
+        cut = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_r.read(65536):
+                server_w.write(data)
+                await server_w.drain()
+                if self.armed and b"COMMIT\x00" in data:
+                    self.armed = False
+                    self.cuts += 1
+                    await asyncio.sleep(0.2)  # the server has it, and commits
+                    cut.set()
+                    return
+
+        async def downstream() -> None:
+            while not cut.is_set() and (data := await server_r.read(65536)):
+                if cut.is_set():
+                    return
+                client_w.write(data)
+                await client_w.drain()
+
+        tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        await asyncio.wait(
+            [*tasks, asyncio.ensure_future(cut.wait())], return_when="FIRST_COMPLETED"
+        )
+        for task in tasks:
+            task.cancel()
+        client_w.close()
+        server_w.close()
+
+
+async def test_lost_commit_acknowledgement_in_commit_batch_writes_rows_once(
+    postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(postgres_dsn)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    proxy = CuttingProxy(parts.hostname, parts.port)
+    await proxy.start()
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    await PostgresCheckpoint(pool, schema=pg_schema).ensure_ready()
+    await pool.execute(TABLE_SQL.format(schema=pg_schema))
+    store = PostgresCheckpoint(via_proxy, schema=pg_schema)
+    try:
+        async with open_env(history=timedelta(days=1)) as env:
+            poller = TelemetryPoller(
+                env.client,
+                env.system_id,
+                start_at=env.sim.clock.now() - timedelta(hours=6),
+                checkpoint=store,
+                poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
+            )
+            batches = poller.batches(max_size=30, max_wait=0.0)
+            batch = await anext(batches)
+            proxy.armed = True
+            await store.commit_batch(batch, inserter(pg_schema))
+            assert proxy.cuts == 1  # the first COMMIT's answer was lost...
+            assert store.database.outages == 1  # ...and the retry waited it out
+            assert batch.committed
+            rows = await stored(pool, pg_schema)
+            assert sorted(iv.end_at for iv in rows) == sorted(iv.end_at for iv in batch.intervals)
+            following = await anext(batches)  # goes on after the batch, nothing again
+            again = {(iv.source, iv.end_at) for iv in following} & {
+                (iv.source, iv.end_at) for iv in batch
+            }
+            assert not again
+            await poller.aclose()
+    finally:
+        await store.close()
+        await proxy.close()

@@ -11,6 +11,7 @@ operation handed to ``run`` is written to be safe to repeat).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -145,8 +146,10 @@ class Database:
                     except Exception as err:
                         if is_transient(err):
                             # A connection cut mid-operation may be left confused; never
-                            # hand it out again.
-                            conn.terminate()
+                            # hand it out again (the pool may have let go of it already).
+                            with contextlib.suppress(asyncpg.InterfaceError):
+                                if not conn.is_closed():
+                                    conn.terminate()
                         raise
             except Exception as err:
                 if not is_transient(err):

@@ -15,6 +15,8 @@ own rows.  That gives three guarantees a user can rely on:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
     from ..streams import TelemetryInterval
 
 __all__ = ["BatchWriter", "Fence", "PostgresCheckpoint", "RowWriter"]
+
+# What the current commit_batch attempt staged (set by commit_with in the same task).
+_STAGED: contextvars.ContextVar[dict[str, StreamState] | None] = contextvars.ContextVar(
+    "enphase_battery_postgres_staged", default=None
+)
 
 #: The consumer's part of a transactional commit: write your rows on ``conn``.
 RowWriter = Callable[[Connection], Awaitable[object]]
@@ -245,10 +252,11 @@ class PostgresCheckpoint:
 
         ``conn`` is an asyncpg connection inside ``async with conn.transaction():``;
         ``batch.commit(conn)`` must be the block's last statement (the block's own
-        ``COMMIT`` then has nothing left to do).  If an earlier attempt whose
-        acknowledgement was lost already committed these states, the transaction is
-        rolled back instead, so your rows are not written twice.  Raises (nothing
-        committed, the batch not delivered) on a lost lease, a conflict or an outage.
+        ``COMMIT`` then has nothing left to do).  If the states are already there (an
+        earlier attempt committed and its answer was lost), the transaction is rolled
+        back instead.  Raises (nothing committed, the batch not delivered) on a lost
+        lease, a conflict or an outage; to retry through outages without writing your
+        rows twice, use :meth:`commit_batch`, which checks for a lost commit first.
         """
         if not isinstance(conn, asyncpg.Connection | PoolConnectionProxy):
             raise TypeError("commit_with needs an asyncpg connection")
@@ -261,8 +269,15 @@ class PostgresCheckpoint:
         try:
             applied = await self.write(conn, mapping)
         except BaseException:
-            await conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):  # a dead connection rolls back by itself
+                await conn.execute("ROLLBACK")
             raise
+        staged = _STAGED.get()
+        if staged is not None and applied:
+            # commit_batch's record of what this attempt is about to commit: if the
+            # COMMIT's answer is lost, the retry checks for it before writing rows again.
+            staged.clear()
+            staged.update(mapping)
         await conn.execute("COMMIT" if applied else "ROLLBACK")
         self.confirm(mapping)
 
@@ -276,13 +291,37 @@ class PostgresCheckpoint:
                 await checkpoint.commit_batch(batch, insert_rows)
         """
 
+        staged: dict[str, StreamState] = {}
+
         async def op(conn: Connection) -> None:
             await self._ready(conn)
-            async with conn.transaction():
-                await write_rows(conn, batch.intervals)
-                await batch.commit(conn)
+            token = _STAGED.set(staged)
+            try:
+                async with conn.transaction():
+                    if staged and await self._landed(conn, staged):
+                        # An earlier attempt committed and only its answer was lost: the
+                        # rows are there.  batch.commit recognises the checkpoint as
+                        # already written, rolls back and counts the batch as delivered.
+                        await batch.commit(conn)
+                        return
+                    await write_rows(conn, batch.intervals)
+                    await batch.commit(conn)
+            finally:
+                _STAGED.reset(token)
 
         await self._db.run(op, what=f"committing a batch of {len(batch)}")
+
+    async def _landed(self, conn: Connection, staged: Mapping[str, StreamState]) -> bool:
+        rows = await conn.fetch(
+            f"SELECT stream, watermark, delivered FROM {self._s}.stream_checkpoint"
+            " WHERE stream = ANY($1::text[])",
+            list(staged),
+        )
+        found = {
+            r["stream"]: StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"]))
+            for r in rows
+        }
+        return all(found.get(key) == state for key, state in staged.items())
 
     # -- internals ----------------------------------------------------------------
 
