@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -991,6 +992,21 @@ def test_load_control_set_load_name_is_applied(
     assert code == 0, err
     circuit = next(c for c in json.loads(out)["load_control_data"] if c["name"] == name)
     assert circuit["load_name"] == "Pool pump"
+
+
+def test_dead_server_on_the_watt_plan_fails_fast_with_one_line(
+    cli: Run, env: dict[str, str]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    code, _, err = cli("--plan", "watt", "--base-url", f"http://127.0.0.1:{port}", "systems")
+    assert time.monotonic() - started < 3.0
+    assert code == 1
+    line = one_error_line(err)
+    assert "cannot reach the API" in line
+    assert "connection refused" in line
 
 
 def test_invalid_base_url_is_refused_at_once(cli: Run, env: dict[str, str]) -> None:
