@@ -60,10 +60,16 @@ class _Answer:
     status: int
     #: ``None`` when the body was longer than :data:`MAX_RESPONSE_BYTES` (not read).
     raw: bytes | None
-    #: The server's clock (its ``Date`` header, epoch seconds), when it sent one.
-    server_time: float | None
+    #: The server's ``Date`` header, when it sent one.
+    date: str | None
     #: The access token the request was sent with.
     token: str
+
+    @property
+    def server_time(self) -> float | None:
+        """The server's clock (epoch seconds) from ``date``; parsed only when asked for
+        (429 handling), as parsing costs more than the rest of a small call's bookkeeping."""
+        return _server_time(self.date)
 
 
 class _SendOnce(aiohttp.BytesPayload):
@@ -198,7 +204,8 @@ class Transport:
             answer.status,
             answer.raw,
             redact=self.redact,
-            server_time=answer.server_time,
+            # Only an error needs the server's clock.
+            server_time=None if 200 <= answer.status < 300 else answer.server_time,
         )
         try:
             return converter.structure(payload, parse)
@@ -355,7 +362,7 @@ class Transport:
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 status = response.status
-                server_time = _server_time(response.headers.get("Date"))
+                date = response.headers.get("Date")
                 raw = await _read_capped(response)
         except aiohttp.InvalidURL:
             await self.governor.settle(admission, Outcome.NOT_SENT)
@@ -382,7 +389,7 @@ class Transport:
             _LOGGER.debug("%s %s -> %s in %.1f ms", route.method, path, status, elapsed_ms)
         if status == 429:
             await self._rate_limited(admission, raw)
-        return _Answer(status, raw, server_time, token)
+        return _Answer(status, raw, date, token)
 
     @contextlib.asynccontextmanager
     async def stream(
