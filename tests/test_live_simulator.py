@@ -139,6 +139,11 @@ async def test_watt_plan_gets_403_and_polls_latest() -> None:
                 await take(live, 1)
         assert watt.live.connections == 0
         assert watt.live.refused == 2
+        # battery_now(live=True) answers the two-request way where live data is refused.
+        now = await battery_now(api, system_id, live=True)
+        assert now.source == "latest"
+        assert now.soc_percent is not None
+        assert watt.live.refused == 3
 
 
 async def test_error_events_on_demand_through_admin(

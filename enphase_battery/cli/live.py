@@ -143,7 +143,8 @@ async def _cmd_check(ctx: _Context) -> int:
             args.since,
             args.until,
             step=args.step,
-            per_encharge=not args.battery,
+            # The Watt plan has no per-Encharge telemetry: the system battery it is.
+            per_encharge=not args.battery and ctx.plan != "watt",
         )
     if ctx.json:
         data = _jsonable(result)
@@ -236,7 +237,7 @@ def add_live_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     check.add_argument(
         "--battery",
         action="store_true",
-        help="check the system battery against the sum of the meters (Watt plan)"
-        " instead of each Encharge",
+        help="check the system battery against the sum of the meters instead of each"
+        " Encharge (always so on the Watt plan)",
     )
     check.set_defaults(handler=_cmd_check)

@@ -3,19 +3,24 @@ the plan allows."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import attrs
 
+from ..exceptions import PermissionDeniedError
 from ..models import BatteryMode, Granularity, GridState
 from ..models.now import _discharge_w
 from .budget import LiveBudget
+from .errors import LiveDataError
 
 if TYPE_CHECKING:
     from ..client import EnphaseClient
 
 __all__ = ["BatteryNow", "battery_now"]
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -67,19 +72,26 @@ async def battery_now(
     battery telemetry's ``last_reported_aggregate_soc``.  ``grid=True`` adds
     ``grid_status`` (a configuration endpoint: Megawatt or Partner plan).  ``live=True``
     reads one ``live_data`` event instead (one billed connection, Kilowatt and up),
-    which carries all four.
+    which carries all four; where live data is refused (403, 466, 472, 473...) it answers
+    the two-request way.
     """
     if live:
-        async with client.live(system_id, budget=LiveBudget(total=1), duration_s=30) as session:
-            async for frame in session:
-                return BatteryNow(
-                    soc_percent=frame.battery_soc,
-                    battery_power=frame.battery_power,
-                    battery_mode=frame.battery_mode,
-                    grid_state=frame.grid_status,
-                    as_of=frame.timestamp,
-                    source=frame.source.value,
-                )
+        try:
+            async with client.live(
+                system_id, budget=LiveBudget(total=1), duration_s=30, fallback=False
+            ) as session:
+                async for frame in session:
+                    return BatteryNow(
+                        soc_percent=frame.battery_soc,
+                        battery_power=frame.battery_power,
+                        battery_mode=frame.battery_mode,
+                        grid_state=frame.grid_status,
+                        as_of=frame.timestamp,
+                        source=frame.source.value,
+                    )
+        except (PermissionDeniedError, LiveDataError) as err:
+            # No live data here (plan, gateway): the two-request answer instead.
+            _LOGGER.info("battery_now: live data unavailable (%s); using latest_telemetry", err)
     latest = await client.get_latest_telemetry(system_id)
     telemetry = await client.get_battery_telemetry(
         system_id, granularity=Granularity.FIFTEEN_MINUTES
