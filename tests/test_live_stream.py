@@ -349,6 +349,18 @@ async def test_a_non_stream_answer_is_a_format_error(
             await take(live, 1)
 
 
+async def test_a_json_answer_with_a_live_code_is_that_error(
+    raw: tuple[RawLiveServer, EnphaseClient],
+) -> None:
+    server, client = raw
+    server.content_type = "application/json"
+    server.add(b'{"code": 472, "message": "Live stream not supported"}')
+    async with session(client) as live:
+        (frame,) = await take(live, 1)
+    assert frame.source is LiveSource.LATEST
+    assert "472" in (live.stats.fallback_reason or "")
+
+
 async def test_bad_arguments_fail_before_any_request(
     raw: tuple[RawLiveServer, EnphaseClient],
 ) -> None:

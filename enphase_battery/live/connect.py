@@ -15,6 +15,7 @@ from typing import Protocol
 
 import aiohttp
 
+from .._json import loads
 from ..exceptions import ResponseFormatError
 from ..http_errors import error_for, truncate
 from ..limits import RateLimits
@@ -22,6 +23,7 @@ from ..models.now import LatestTelemetry
 from ..routes import ROUTES
 from ..transport import Transport
 from .errors import live_error
+from .frames import ERROR_CODE_KEYS
 
 __all__ = ["DURATION_SENT_AS", "LiveTransport", "open_live_stream"]
 
@@ -61,10 +63,7 @@ async def open_live_stream(
         route, path, params=params, headers=headers, client_timeout=timeout
     ) as response:
         if not 200 <= response.status < 300:
-            try:
-                raw = await response.content.read(_MAX_ERROR_BODY)
-            except (aiohttp.ClientError, TimeoutError):
-                raw = b""
+            raw = await _read_some(response)
             body = transport.redact(truncate(raw))
             error = live_error(response.status, None, body=body, method="GET", path=path)
             if error is not None:
@@ -72,13 +71,42 @@ async def open_live_stream(
             raise error_for(route, path, response.status, raw, redact=transport.redact)
         content_type = response.headers.get("Content-Type", "")
         if "text/event-stream" not in content_type:
+            raw = await _read_some(response)
+            # A 2xx carrying a live error code in JSON instead of a stream [inferred: the
+            # docs show codes, not where they travel]: the code decides.
+            code = _code_in(raw)
+            error = None if code is None else live_error(code, None, method="GET", path=path)
+            if error is not None:
+                raise error
             raise ResponseFormatError(
                 f"live_data answered {content_type or 'no content type'}, not text/event-stream",
                 status=response.status,
+                body=transport.redact(truncate(raw)),
                 method="GET",
                 path=path,
             )
         yield response
+
+
+async def _read_some(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.content.read(_MAX_ERROR_BODY)
+    except (aiohttp.ClientError, TimeoutError):
+        return b""
+
+
+def _code_in(raw: bytes) -> int | None:
+    try:
+        body = loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    for key in ERROR_CODE_KEYS:
+        code = body.get(key)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
 
 
 class LiveTransport(Protocol):
