@@ -162,6 +162,23 @@ class LeasedFleet:
             return False
         return True
 
+    async def commit(self, batch: Batch) -> bool:
+        """Count ``batch`` as delivered (the checkpoint alone, fenced): for sinks that are
+        not in the database, such as a file.  Returns ``False`` when a system of the
+        batch was lost meanwhile: nothing saved, and the batch comes again (from a fresh
+        poller here or from the system's new owner), so such a sink may see it twice."""
+        try:
+            await batch.commit()
+        except LeaseLostError as err:
+            _LOGGER.info(
+                "worker %s lost system %s with a batch in hand: not saved; restarting",
+                self.worker.owner,
+                err.system_id,
+            )
+            self._stale = True
+            return False
+        return True
+
     # -- internals ------------------------------------------------------------------
 
     def _new_poller(self) -> FleetPoller:
