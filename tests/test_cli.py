@@ -1009,6 +1009,29 @@ def test_dead_server_on_the_watt_plan_fails_fast_with_one_line(
     assert "connection refused" in line
 
 
+def test_server_text_in_a_table_carries_no_escape_sequences(
+    cli: Run, env: dict[str, str], system_id: int
+) -> None:
+    code, out, err = cli("load-control", "show", "--system", str(system_id), "--json")
+    assert code == 0, err
+    name = next(
+        c["name"]
+        for c in json.loads(out)["load_control_data"]
+        if c["mode"] != "Advanced_BatteryPowered"
+    )
+    hostile = "\x1b]0;owned\x07\x1b[2JPool"
+    code, _, err = cli(
+        "load-control", "set", "--system", str(system_id), "--name", name,
+        "--load-name", hostile, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = cli("load-control", "show", "--system", str(system_id))
+    assert code == 0, err
+    assert "Pool" in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+
+
 def test_invalid_base_url_is_refused_at_once(cli: Run, env: dict[str, str]) -> None:
     started = time.monotonic()
     code, _, err = cli("--base-url", "notaurl", "systems")

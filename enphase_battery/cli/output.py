@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ..redaction import scrub
+from ..redaction import printable, scrub
 from .errors import PROG
 
 #: Every secret seen in this run, removed from any error message as a last line of defence.
@@ -42,7 +42,8 @@ def _cell(value: Any) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
     if isinstance(value, enum.Enum):
         return str(value.value)
-    return str(value)
+    # Names and labels come from the server: no escape sequences reach the terminal.
+    return printable(str(value), 500)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -89,4 +90,4 @@ def _warn(message: str) -> None:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(scrub(message, tuple(_SECRETS)).split())
+    return " ".join(printable(scrub(message, tuple(_SECRETS)), 1000).split())
