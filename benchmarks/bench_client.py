@@ -214,6 +214,20 @@ async def measure(calls: int, warmup: int, profile: bool = False) -> dict[str, A
             ]
             return len(read)
 
+        async def bare_week_same_decoder() -> int:
+            # The same bare call decoding with the SDK's own decoder: what is left is the
+            # SDK's own work (mostly building 672 frozen intervals).
+            async with session.get(
+                telemetry_url, params=telemetry_params, headers=headers, timeout=timeout
+            ) as r:
+                r.raise_for_status()
+                payload = _json.loads(await r.read())
+            read = [
+                (i["end_at"], i["charge"]["enwh"], i["discharge"]["enwh"], i["soc"]["percent"])
+                for i in payload["intervals"]
+            ]
+            return len(read)
+
         async def sdk_settings() -> tuple[Any, ...]:
             s = await client.get_system_battery_settings(SYSTEM_ID)
             return (
@@ -262,6 +276,10 @@ async def measure(calls: int, warmup: int, profile: bool = False) -> dict[str, A
             print("== battery settings", file=sys.stderr)
             pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         results["week"] = await _interleaved(sdk_week, bare_week, calls, warmup)
+        if _json.BACKEND != "stdlib":
+            results["week_same_decoder"] = await _interleaved(
+                sdk_week, bare_week_same_decoder, calls, warmup
+            )
         results["settings"] = await _interleaved(sdk_settings, bare_settings, calls, warmup)
         await client.close()
         await manager.close()
@@ -327,6 +345,18 @@ def main() -> None:
                 note="baseline: bare aiohttp + json.loads",
             )
         )
+        if "week_same_decoder" in result:
+            same_sdk, same_bare = result["week_same_decoder"]
+            print(f"  week      SDK {same_sdk:9.1f} us  bare+{backend} {same_bare:9.1f} us")
+            rows.append(
+                Row(
+                    f"{WEEK_FIGURE}, {backend} on both sides",
+                    same_sdk,
+                    "us/call",
+                    baseline=same_bare,
+                    note=f"baseline: bare aiohttp + {backend}; no goal, for the record",
+                )
+            )
         rows.append(
             Row(
                 f"{SETTINGS_FIGURE}, {backend}",
