@@ -8,6 +8,10 @@ pytest passes them as same-named parameters).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
@@ -22,6 +26,7 @@ from .test_cli import (  # noqa: F401  (fixtures)
     one_error_line,
     sim,
     simulator,
+    subprocess_env,
     system_id,
     token_path,
 )
@@ -113,3 +118,31 @@ def test_check_reports_spans_and_exit_code(
     assert all(s["verdict"] == "ok" for s in data["spans"])
     code, _, err = cli("check", "--system", str(system_id), "--since", SINCE, "--step", "5m")
     assert code == 2
+
+
+def test_live_ctrl_c_stops_cleanly_and_shows_the_spend(
+    env: dict[str, str], sim: EnphaseSimulator, system_id: int
+) -> None:
+    sim.live.frame_period_s = 0.05  # streams of 300 s: one connection for the whole test
+    argv = [sys.executable, "-m", "enphase_battery", "live", "--system", str(system_id),
+            "--budget", "5"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, env=subprocess_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())
+        process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert first["source"] == "live"
+    assert process.returncode == 130, err
+    assert "1 connection(s), $0.10 spent (budget 5 in all)" in err
+    assert "Traceback" not in err
+    # The stream was closed, not left to run out its 300 s.
+    deadline = time.monotonic() + 5
+    while sim.live.open_now and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.live.open_now == 0
