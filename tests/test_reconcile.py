@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enphase_battery import EnphaseClient, InvalidRequestError, RateLimits
 from enphase_battery.reconcile import (
@@ -160,3 +162,34 @@ async def test_bad_arguments_fail_before_any_request(
     with pytest.raises(InvalidRequestError):
         await client.reconcile(system_id, START - timedelta(days=1), START, step=timedelta(0))
     assert sim.request_count == before
+
+
+@given(
+    energies=st.lists(
+        st.tuples(st.integers(0, 2000), st.integers(0, 2000)), min_size=1, max_size=96
+    ),
+    deleted=st.sets(st.integers(0, 95), max_size=10),
+    rounding=st.floats(0.0, 0.999),
+)
+def test_any_deletion_is_found_and_rounding_never_is(
+    energies: list[tuple[int, int]], deleted: set[int], rounding: float
+) -> None:
+    deleted = {k for k in deleted if k < len(energies)}
+    data = {T0 + 900 * (k + 1): e for k, e in enumerate(energies)}
+    end = T0 + 900 * len(energies)
+    # The meters count the true (unrounded) energy: up to 1 Wh more per interval.
+    slack = int(rounding * len(energies))
+    charged = sum(c for c, _ in energies) + slack
+    discharged = sum(d for _, d in energies)
+    for k in deleted:
+        del data[T0 + 900 * (k + 1)]
+    span = check_span("s", data, (T0, 0, 0), (end, charged, discharged))
+    assert set(span.missing) == {datetime.fromtimestamp(T0 + 900 * (k + 1), UTC) for k in deleted}
+    lost_c = sum(energies[k][0] for k in deleted) + slack
+    lost_d = sum(energies[k][1] for k in deleted)
+    if lost_c > span.tolerance_wh or lost_d > span.tolerance_wh:
+        assert span.verdict is Verdict.SHORT
+    elif deleted:
+        assert span.verdict is Verdict.MISSING_INTERVALS
+    else:
+        assert span.verdict is Verdict.OK
