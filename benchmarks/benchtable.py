@@ -98,10 +98,10 @@ class Row:
         met = self.met
         if self.sdk is None:
             verdict = f"n/a: {self.note}" if self.note else "n/a"
-        elif met is None:
-            verdict = ""
         elif self.smoke:
             verdict = "(smoke run)"
+        elif met is None:
+            verdict = ""
         else:
             verdict = "yes" if met else "NO"
         return (
