@@ -7,8 +7,11 @@ Prints:
 2. The same for 24 h of steady state on the Watt plan, with the poller's own quota pacing
    (the simulated clock advances one poll interval per poll), against the plan's budget
    share and the naive poller.
-3. Intervals per second through the poller (zero-latency simulator, memory checkpoint, and
-   with a SQLite checkpoint).  Goal: >= 20,000/s.
+3. Intervals per second through the poller (zero-latency simulator, 60 days of 3 streams,
+   best of 3 runs after a warm-up): one by one with the memory checkpoint (goal >= 100,000/s)
+   and with SQLite (>= 15,000/s); in batches of up to 1,000 with SQLite, the poller's own
+   save (>= 50,000/s), and rows + checkpoint in one commit of the consumer's
+   ``sqlite3`` connection (``batch.commit(conn)``, >= 50,000/s).
 4. Peak traced memory of the poller process for a 30-day and a 365-day backfill of 3
    streams, with the simulator in a child process so its history is not counted.  Goal:
    flat (ratio ~1).
@@ -23,6 +26,7 @@ import asyncio
 import math
 import multiprocessing
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -166,6 +170,55 @@ async def steady_state_requests() -> None:
         )
 
 
+#: Runs of each throughput figure; the best is reported (the machine is shared: the best
+#: run is the one least disturbed by others, and each run repeats the whole backfill).
+RUNS = 1 if SMOKE else 3
+ROW_SQL = (
+    "CREATE TABLE IF NOT EXISTS battery_interval (system_id INT, source TEXT, end_at INT,"
+    " charge_wh INT, discharge_wh INT, soc INT, partial INT, PRIMARY KEY (system_id, source,"
+    " end_at))"
+)
+
+
+async def _drain_batches(poller: TelemetryPoller, conn: sqlite3.Connection | None) -> int:
+    """Batches until caught up; with ``conn``, rows and checkpoint in one transaction."""
+    count = 0
+
+    async def consume() -> None:
+        nonlocal count
+        async for batch in poller.batches(max_size=1000, max_wait=0.05):
+            if conn is not None:
+                conn.executemany(
+                    "INSERT INTO battery_interval VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (
+                            iv.system_id,
+                            iv.source,
+                            int(iv.end_at.timestamp()),
+                            iv.charge_wh,
+                            iv.discharge_wh,
+                            iv.soc_percent,
+                            iv.partial,
+                        )
+                        for iv in batch
+                    ],
+                )
+                await batch.commit(conn)
+            else:
+                await batch.commit()
+            count += len(batch)
+
+    consumer = asyncio.create_task(consume())
+    idle = asyncio.create_task(poller.wait_idle())
+    await asyncio.wait({consumer, idle}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (consumer, idle):
+        task.cancel()
+    await asyncio.gather(consumer, idle, return_exceptions=True)
+    if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+        raise consumer.exception()  # type: ignore[misc]
+    return count
+
+
 async def throughput() -> None:
     days = 3 if SMOKE else 60
     async with EnphaseSimulator(
@@ -179,35 +232,65 @@ async def throughput() -> None:
         serials = sim.encharge_serials(system_id)
         sim.sync()
         client, auth = _client(sim)
+        cases = (
+            ("memory checkpoint", None, "intervals", 100_000),
+            ("SQLite checkpoint", "sqlite", "intervals", 15_000),
+            ("batches, SQLite", "sqlite", "batches", 50_000),
+            ("batches, SQLite, rows + checkpoint in one commit", "sqlite", "transactional", 50_000),
+        )
         async with auth, client:
-            for label, checkpoint in (("memory checkpoint", None), ("SQLite checkpoint", "sqlite")):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = os.path.join(tmp, "cp.sqlite") if checkpoint else None
-                    start = sim.clock.now() - timedelta(days=days - 1)
-                    began = time.perf_counter()
-                    async with TelemetryPoller(
-                        client,
-                        system_id,
-                        encharges=serials,
-                        start_at=start,
-                        checkpoint=path,
-                        poll_interval=3600,
-                    ) as poller:
-                        emitted = await _drain(poller)
-                    seconds = time.perf_counter() - began
-                rate = emitted / seconds
-                goal = "   (goal >= 20,000/s)" if checkpoint is None else ""
+            # Warm-up: connections, token, caches; not measured.
+            async with TelemetryPoller(
+                client,
+                system_id,
+                encharges=serials,
+                start_at=sim.clock.now() - timedelta(days=2),
+                poll_interval=3600,
+            ) as poller:
+                await _drain(poller)
+            for label, checkpoint, mode, goal in cases:
+                best = 0.0
+                emitted = 0
+                for _ in range(RUNS):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        path = os.path.join(tmp, "cp.sqlite") if checkpoint else None
+                        conn = None
+                        if mode == "transactional":
+                            assert path is not None
+                            conn = sqlite3.connect(path)
+                            conn.execute(ROW_SQL)
+                            conn.commit()
+                        start = sim.clock.now() - timedelta(days=days - 1)
+                        began = time.perf_counter()
+                        async with TelemetryPoller(
+                            client,
+                            system_id,
+                            encharges=serials,
+                            start_at=start,
+                            checkpoint=path,
+                            poll_interval=3600,
+                        ) as poller:
+                            if mode == "intervals":
+                                emitted = await _drain(poller)
+                            else:
+                                emitted = await _drain_batches(poller, conn)
+                        seconds = time.perf_counter() - began
+                        if conn is not None:
+                            rows = conn.execute("SELECT COUNT(*) FROM battery_interval")
+                            assert rows.fetchone()[0] == emitted
+                            conn.close()
+                    best = max(best, emitted / seconds)
                 print(
-                    f"3. throughput, {label:<18} {emitted} intervals in {seconds:.2f} s:"
-                    f" {rate:,.0f} intervals/s{goal}"
+                    f"3. throughput, {label:<48} {emitted} intervals: {best:,.0f} intervals/s"
+                    f" (best of {RUNS}; goal >= {goal:,}/s, {best / goal:.2f}x the goal)"
                 )
                 ROWS.append(
                     Row(
                         f"poller: throughput, {label}",
-                        rate,
+                        best,
                         "intervals/s",
                         goal_op=">=",
-                        goal_value=15_000 if checkpoint else 100_000,
+                        goal_value=goal,
                         goal_on="sdk",
                     )
                 )

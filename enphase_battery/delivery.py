@@ -36,23 +36,34 @@ class Delivery:
         store: the checkpoint store (opened and released by the caller).
         fill: one step of the engine; awaited while nothing is ready.
         late_horizon_s: passed to :meth:`StreamLog.mark_delivered`.
+        poll_over: whether the engine's current poll has fetched all it will (the next
+            ``fill`` would wait for the next poll): a batch then goes out at once rather
+            than wait ``max_wait`` for data that cannot come yet.
     """
 
     def __init__(
-        self, store: CheckpointStore, fill: Callable[[], Awaitable[None]], late_horizon_s: float
+        self,
+        store: CheckpointStore,
+        fill: Callable[[], Awaitable[None]],
+        late_horizon_s: float,
+        *,
+        poll_over: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self._fill = fill
+        self._poll_over = poll_over
         self._late_horizon_s = late_horizon_s
         self._ready: collections.deque[_Item] = collections.deque()
         self._in_hand: _Item | None = None
         self._batch: Batch | None = None
         # Every write to the store goes through it: a state is computed and written as
         # one step, so an older state never lands after a newer one.
-        self._write_lock = asyncio.Lock()
+        self._write_turn = _Turn()
         self._prefetch: asyncio.Future[None] | None = None
         self._defer = False
         self._deferred: dict[str, StreamLog] = {}
+        #: The consumer commits batches through its own transactions (commit(conn)).
+        self._transactional = False
         #: Intervals handed out so far.
         self.handed_out = 0
 
@@ -73,8 +84,11 @@ class Delivery:
 
     async def next(self) -> TelemetryInterval:
         """Commit the interval in hand, then hand out the next one."""
-        await self.commit()
-        await self._await_prefetch()
+        # The hot path (once per interval): no coroutine where there is nothing to do.
+        if self._in_hand is not None or self._batch is not None:
+            await self.commit()
+        if self._prefetch is not None:
+            await self._await_prefetch()
         while not self._ready:
             await self._fill()
         item = self._ready.popleft()
@@ -95,7 +109,10 @@ class Delivery:
         # (cancellation) is finished by close().
         self._in_hand = None
         stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
-        await self.save(stream)
+        if self._defer:
+            self._deferred[stream.store_key] = stream
+        else:
+            await self._write(stream)
 
     async def save(self, stream: StreamLog) -> None:
         """Save ``stream``'s state if it changed.
@@ -114,7 +131,12 @@ class Delivery:
     async def _write(self, stream: StreamLog) -> None:
         if not stream.dirty:
             return
-        async with self._write_lock:
+        turn = self._write_turn
+        if turn.busy:
+            await turn.acquire()
+        else:
+            turn.busy = True
+        try:
             state = stream.state()
             stream.dirty = False
             if state is None:
@@ -124,6 +146,8 @@ class Delivery:
             except BaseException:
                 stream.dirty = True  # saved again by the next save or close()
                 raise
+        finally:
+            turn.release()
 
     async def flush(self, streams: Iterable[StreamLog]) -> None:
         """Save every one of ``streams`` whose state changed."""
@@ -155,8 +179,10 @@ class Delivery:
     async def next_batch(self, max_size: int, max_wait: float) -> Batch:
         """Commit the batch in hand, then gather the next (at least one interval)."""
         failed = self._batch
-        if failed is not None and failed._failed:
-            # Its commit(conn) raised: moving on must not count it; it comes again.
+        if failed is not None and (failed._failed or self._transactional):
+            # Its commit(conn) raised, or never came while the consumer commits through
+            # its own transactions: the poller's own save would record it without its
+            # rows.  Moving on does not count it; it comes again.
             self._batch = None
             self._ready.extendleft(reversed(failed.items))
             self.handed_out -= len(failed.items)
@@ -170,6 +196,8 @@ class Delivery:
             for _ in range(take):
                 items.append(self._ready.popleft())
             if len(items) >= max_size:
+                break
+            if items and self._poll_over is not None and self._poll_over():
                 break
             if items and deadline is None:
                 deadline = time.monotonic() + max_wait
@@ -216,13 +244,15 @@ class Delivery:
             return
         self._check_in_hand(batch)
         store = self.store
+        self._transactional = True
         if not isinstance(store, TransactionalCheckpointStore):
             raise InvalidRequestError(
                 f"{type(store).__name__} cannot write its state inside your transaction;"
                 " use a SqliteCheckpoint on your database file, a PostgresCheckpoint,"
                 " or batch.commit() without a connection"
             )
-        async with self._write_lock:
+        await self._write_turn.acquire()
+        try:
             before = {stream.store_key: (stream, stream.state()) for stream, _ in batch.items}
             streams = self._apply(batch)
             states: dict[str, StreamState] = {}
@@ -241,6 +271,8 @@ class Delivery:
             self._batch = None
             batch._committed = True
             batch._failed = False
+        finally:
+            self._write_turn.release()
 
     def _check_in_hand(self, batch: Batch) -> None:
         if self._batch is not batch:
@@ -269,6 +301,36 @@ class Delivery:
         batch._failed = True
 
 
+class _Turn:
+    """One store write at a time (a state computed and written as one step, so an older
+    state never lands after a newer one), without a coroutine when nobody waits."""
+
+    __slots__ = ("_waiters", "busy")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> None:
+        while self.busy:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.busy = True
+
+    def release(self) -> None:
+        self.busy = False
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+
 class Batch:
     """Intervals handed out together (ascending per stream): iterate it, or read
     :attr:`intervals`.
@@ -285,7 +347,9 @@ class Batch:
       nothing comes twice.
 
     If ``commit(conn)`` raises, nothing of the batch counts as delivered: try again, or
-    ask for the next batch, which then hands out these intervals again.
+    ask for the next batch, which then hands out these intervals again.  Once a consumer
+    has used ``commit(conn)``, asking for the next batch never counts the one in hand
+    (that would save the checkpoint without its rows): it comes again.
     """
 
     __slots__ = ("_committed", "_delivery", "_failed", "intervals", "items")

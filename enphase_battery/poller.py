@@ -199,7 +199,9 @@ class TelemetryPoller:
         self._quota_share = quota_share
         self._rediscover_s = rediscover_every.total_seconds()
         self._streams: dict[StreamKey, StreamLog] = {}
-        self._delivery = Delivery(self._store, self._step, self._late_horizon_s)
+        self._delivery = Delivery(
+            self._store, self._step, self._late_horizon_s, poll_over=lambda: not self._plan
+        )
         self._plan: collections.deque[StreamLog] = collections.deque()
         self._pacer = PollPacer()
         # Latest report time of each Encharge seen in the current poll (epoch seconds).
