@@ -165,3 +165,69 @@ def _utc(epoch: int) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC)
+
+
+async def test_a_worker_joining_takes_its_share_without_anything_twice(
+    pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    from enphase_battery.postgres import LeasedFleet
+
+    plan = RateLimits(60_000, 60.0, 10_000_000)
+    async with EnphaseSimulator(
+        seed=5, systems=20, encharges=1, plan=plan, history=timedelta(days=1)
+    ) as sim:
+        start = sim.clock.epoch() - 86_400
+        start -= start % 900
+        sink: list[TelemetryInterval] = []
+        fleets: list[LeasedFleet] = []
+
+        async def run_worker(name: str) -> None:
+            async with (
+                sim.make_client(max_retry_time=30.0) as client,
+                LeasedFleet(
+                    client,
+                    pool,
+                    schema=pg_schema,
+                    ttl=3.0,
+                    worker_id=name,
+                    start_at=_utc(start),
+                    encharges=False,
+                ) as fleet,
+            ):
+                fleets.append(fleet)
+                async for batch in fleet.batches(max_size=25, max_wait=0.05):
+                    sink.extend(batch)  # a sink outside the database, like the CLI's file
+                    await asyncio.sleep(0.05)  # a slow sink: a batch is in hand most of the time
+                    assert await fleet.commit(batch)
+
+        first = asyncio.create_task(run_worker("first"))
+        # The second joins while the first works on systems it will hand over (the
+        # highest ids go in a rebalance).
+        handed_over = set(sorted(sim.system_ids)[10:])
+        while not (sink and sink[-1].system_id in handed_over):
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(run_worker("second"))
+        shares: list[int] = []
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.1)
+                behind = await pool.fetchval(
+                    f'SELECT count(*) FROM "{pg_schema}".stream_checkpoint WHERE watermark < $1',
+                    sim.clock.epoch() - 3600,
+                )
+                shares = [len(f.worker.held) for f in fleets]
+                if behind == 0 and shares == [10, 10]:
+                    break
+        finally:
+            for task in (first, second):
+                task.cancel()
+            await asyncio.gather(first, second, return_exceptions=True)
+        # The second worker got its share, handed over between batches: nothing lost,
+        # nothing twice, no poller restarted for a lost lease.
+        assert shares == [10, 10]
+        assert [f.restarts for f in fleets] == [0, 0]
+        keys = [k for k in streams_of(sim, sim.system_ids) if k[1] == "battery"]
+        checked = await check_exactly_once(
+            sim, PostgresCheckpoint(pool, schema=pg_schema), sink, keys, start
+        )
+        assert checked > 0.95 * 20 * 96

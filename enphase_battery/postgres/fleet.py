@@ -74,8 +74,15 @@ class LeasedFleet:
         self.client = client
         self._owns_db = not isinstance(source, Database)
         self._db = source if isinstance(source, Database) else Database(source)
+        # A rebalance gives systems up between batches, never with one in hand, so even a
+        # sink outside the database (a file) sees nothing twice when a worker joins.
         self.worker = LeaseWorker(
-            self._db, schema=schema, worker_id=worker_id, ttl=ttl, on_change=self._on_change
+            self._db,
+            schema=schema,
+            worker_id=worker_id,
+            ttl=ttl,
+            on_change=self._on_change,
+            release_surplus=False,
         )
         self.checkpoint = PostgresCheckpoint(self._db, schema=schema).fenced(self.worker)
         self._systems = None if systems is None else sorted({int(s) for s in systems})
@@ -83,6 +90,8 @@ class LeasedFleet:
         self._fleet_options = fleet_options
         self._poller: FleetPoller | None = None
         self._stale = False
+        self._in_hand = False
+        self._to_release: set[int] = set()
         self._relister: asyncio.Task[None] | None = None
         #: How often the poller was started afresh after a lease was lost mid-batch.
         self.restarts = 0
@@ -138,7 +147,16 @@ class LeasedFleet:
         while True:
             poller = self.poller
             async for batch in poller.batches(max_size=max_size, max_wait=max_wait):
-                yield batch
+                if any(self.worker.token_for(iv.system_id) is None for iv in batch):
+                    # Gathered while one of its systems went away: never handed out.
+                    self._stale = True
+                    break
+                self._in_hand = True
+                try:
+                    yield batch
+                finally:
+                    self._in_hand = False
+                await self._release_pending()
                 if self._stale:
                     break
             if self._stale:
@@ -207,6 +225,20 @@ class LeasedFleet:
             poller.unfollow(system_id)
         for lease in change.acquired:
             poller.follow(lease.system_id)
+        self._to_release.update(change.surplus)
+        if not self._in_hand:
+            await self._release_pending()
+
+    async def _release_pending(self) -> None:
+        """Give up the surplus now that no batch is in hand: stop following it first."""
+        ids = sorted(self._to_release)
+        self._to_release.clear()
+        if not ids:
+            return
+        if self._poller is not None:
+            for system_id in ids:
+                self._poller.unfollow(system_id)
+        await self.worker.release(ids)
 
     async def _register(self) -> None:
         if self._systems is not None:

@@ -58,14 +58,17 @@ class LeaseChange:
         lost: systems whose lease another worker took over, or that were unregistered
             (stop following them; their writes are already refused).
         released: systems given up to make room for a worker that joined.
+        surplus: with ``release_surplus=False``, systems to give up (call
+            :meth:`LeaseWorker.release` once their work in hand is committed).
     """
 
     acquired: tuple[Lease, ...] = ()
     lost: tuple[int, ...] = ()
     released: tuple[int, ...] = ()
+    surplus: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.acquired or self.lost or self.released)
+        return bool(self.acquired or self.lost or self.released or self.surplus)
 
 
 def _seconds(value: float | timedelta, name: str) -> float:
@@ -84,6 +87,9 @@ class LeaseWorker:
         ttl: how long a lease lives without renewal (default 30 s).
         heartbeat: seconds between heartbeats (default ``ttl / 3``).
         on_change: awaited after each heartbeat that changed something.
+        release_surplus: give up what exceeds the fair share in the heartbeat itself
+            (default); ``False`` reports it as ``LeaseChange.surplus`` instead, for a
+            caller that first finishes the work in hand, then calls :meth:`release`.
 
     ``async with LeaseWorker(...) as worker`` joins, runs the heartbeat in the background,
     and on exit gives every lease back so the others take over at once.  It is the
@@ -99,6 +105,7 @@ class LeaseWorker:
         ttl: float | timedelta = 30.0,
         heartbeat: float | timedelta | None = None,
         on_change: Callable[[LeaseChange], Awaitable[None]] | None = None,
+        release_surplus: bool = True,
     ) -> None:
         self._schema = schema
         self._s = quote_ident(schema)
@@ -110,6 +117,7 @@ class LeaseWorker:
         if self.heartbeat_s >= self.ttl_s:
             raise InvalidRequestError("heartbeat must be shorter than ttl")
         self._on_change = on_change
+        self._release_surplus = release_surplus
         self._held: dict[int, int] = {}
         self._schema_ready = False
         self._task: asyncio.Task[None] | None = None
@@ -198,11 +206,12 @@ class LeaseWorker:
             self._held[lease.system_id] = lease.token
         if change:
             _LOGGER.info(
-                "worker %s: +%d -%d lost, -%d released; holds %d of %d (%d workers)",
+                "worker %s: +%d -%d lost, -%d released, %d to release; holds %d of %d (%d workers)",
                 self._id,
                 len(change.acquired),
                 len(change.lost),
                 len(change.released),
+                len(change.surplus),
                 len(self._held),
                 self.systems_seen,
                 self.workers_seen,
@@ -249,8 +258,11 @@ class LeaseWorker:
         starving = any(r["worker_id"] != self._id and r["held"] < low for r in loads)
         share = low if starving else high
         released: tuple[int, ...] = ()
+        surplus_left: tuple[int, ...] = ()
         acquired: tuple[Lease, ...] = ()
-        if len(kept) > share:
+        if len(kept) > share and not self._release_surplus:
+            surplus_left = tuple(sorted(kept)[share:])
+        elif len(kept) > share:
             # The highest ids go: a stable choice, so a rebalance moves few systems.
             surplus = sorted(kept)[share:]
             await conn.execute(
@@ -281,7 +293,7 @@ class LeaseWorker:
             )
         # Rows of workers gone for a long time only slow the count down.
         await conn.execute(f"DELETE FROM {s}.worker WHERE expires_at < now() - interval '1 hour'")
-        return LeaseChange(acquired, lost, released)
+        return LeaseChange(acquired, lost, released, surplus_left)
 
     async def release(self, system_ids: Iterable[int] | None = None) -> None:
         """Give leases back now (all by default), so another worker takes them at once."""
