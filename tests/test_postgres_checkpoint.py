@@ -217,25 +217,35 @@ async def test_server_restart_is_waited_out(
     restart_postgres: Callable[[], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # Two stores on one pool (a worker's checkpoint and its leases, say) write at once.
     store = PostgresCheckpoint(pool, schema=pg_schema)
+    other = PostgresCheckpoint(pool, schema=pg_schema)
     await store.save(KEY, StreamState(0))
+    await other.save("1/other", StreamState(0))
+    outages = store.database.outages
     saved: list[int] = []
 
-    async def writer() -> None:
+    async def writer(target: PostgresCheckpoint, key: str, log: list[int]) -> None:
         for step in range(1, 400):
-            await store.save(KEY, StreamState(step * 900))
-            saved.append(step)
+            await target.save(key, StreamState(step * 900))
+            log.append(step)
             await asyncio.sleep(0.005)
 
     caplog.set_level(logging.WARNING, logger="enphase_battery.postgres")
-    task = asyncio.create_task(writer())
+    other_saved: list[int] = []
+    tasks = [
+        asyncio.create_task(writer(store, KEY, saved)),
+        asyncio.create_task(writer(other, "1/other", other_saved)),
+    ]
     while len(saved) < 20:
         await asyncio.sleep(0.01)
     await asyncio.to_thread(restart_postgres)
-    await task
-    assert saved == list(range(1, 400))  # every save returned, in order, none raised
+    await asyncio.gather(*tasks)
+    # Every save returned, in order, none raised.
+    assert saved == other_saved == list(range(1, 400))
     assert await PostgresCheckpoint(pool, schema=pg_schema).load(KEY) == StreamState(399 * 900)
-    assert store.database.outages == 1
+    # One outage, said once for the pool, not once per store or per call.
+    assert store.database.outages == other.database.outages == outages + 1
     ours = [r.getMessage() for r in caplog.records if r.name == "enphase_battery.postgres"]
     paused = [m for m in ours if m.startswith("PostgreSQL unreachable")]
     back = [m for m in ours if m.startswith("PostgreSQL is back")]

@@ -44,6 +44,25 @@ _TRANSIENT = (
 )
 
 
+class _Outage:
+    """Whether the server is away now, and how many times it was."""
+
+    __slots__ = ("away", "count")
+
+    def __init__(self) -> None:
+        self.away = False
+        self.count = 0
+
+
+# By id(): asyncpg pools take no weak references.  A few bytes per pool ever borrowed;
+# a reused id only inherits a counter.
+_OUTAGES: dict[int, _Outage] = {}
+
+
+def _outage_of(pool: asyncpg.Pool) -> _Outage:
+    return _OUTAGES.setdefault(id(pool), _Outage())
+
+
 def quote_ident(name: str) -> str:
     """``name`` as a quoted SQL identifier; only plain lower-case names are accepted.
 
@@ -101,9 +120,14 @@ class Database:
         self._give_up_after_s = give_up_after_s
         self._max_size = max_size
         self._opening: asyncio.Lock | None = None
-        self._away = False
-        #: How many outages :meth:`run` has waited through (for health checks and tests).
-        self.outages = 0
+        # Stores on one pool share what they know of an outage, so a worker whose
+        # checkpoint, leases and governor all wait for the server says so once.
+        self._outage = _Outage() if self._pool is None else _outage_of(self._pool)
+
+    @property
+    def outages(self) -> int:
+        """How many outages the stores on this pool have waited through."""
+        return self._outage.count
 
     @property
     def owns_pool(self) -> bool:
@@ -158,9 +182,9 @@ class Database:
                 waited = loop.time() - started
                 if self._give_up_after_s is not None and waited >= self._give_up_after_s:
                     raise
-                if not self._away:
-                    self._away = True
-                    self.outages += 1
+                if not self._outage.away:
+                    self._outage.away = True
+                    self._outage.count += 1
                     # Once per outage, without the DSN (it may carry a password).
                     _LOGGER.warning(
                         "PostgreSQL unreachable during %s (%s: %s); pausing until it is back",
@@ -172,8 +196,8 @@ class Database:
                 wait = min(longest, first * 2 ** min(failures - 1, 16))
                 await asyncio.sleep(wait * random.uniform(0.5, 1.0))
                 continue
-            if self._away:
-                self._away = False
+            if self._outage.away:
+                self._outage.away = False
                 _LOGGER.warning("PostgreSQL is back (%s); resuming", what)
             return result
 
