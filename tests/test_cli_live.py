@@ -85,7 +85,7 @@ def test_live_piped_prints_json_lines_and_the_spend(
     assert sources[-1] == "latest"  # two connections, then the budget is spent
     assert sim.live.connections == 2
     assert "2 connection(s), $0.20 spent" in err
-    assert "live budget spent" in err
+    assert "no live data (live budget spent); polling latest_telemetry every 0.05 s" in err
 
 
 def test_live_bad_budget_and_duration_are_usage_errors(

@@ -93,6 +93,27 @@ def _spend_line(session: LiveSession) -> str:
     )
 
 
+def _span_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours:.0f} h {rest / 60:.0f} min"
+
+
+def _note_source(session: LiveSession, tty: bool) -> None:
+    """Say on stderr when the session leaves or regains live data, and why."""
+    reason = session.stats.fallback_reason
+    if reason is None:
+        note = "live data again"
+    else:
+        every = _span_text(session.fallback_interval_s)
+        note = f"no live data ({reason}); polling latest_telemetry every {every}"
+    sys.stderr.write(("\n" if tty else "") + f"{PROG} live: {note}\n")
+    sys.stderr.flush()
+
+
 async def _cmd_live(ctx: _Context) -> int:
     system_id = ctx.system_id()
     args = ctx.args
@@ -116,11 +137,16 @@ async def _cmd_live(ctx: _Context) -> int:
     if args.poll_interval is not None:
         options["fallback_interval_s"] = args.poll_interval
     count = 0
+    reason: str | None = None
     async with _open_client(ctx) as client:
         session = client.live(system_id, budget=args.budget, **options)
         try:
             async with session:
                 async for frame in session:
+                    stats = session.stats
+                    if stats.fallback_reason != reason:
+                        reason = stats.fallback_reason
+                        _note_source(session, tty)
                     write(frame)
                     count += 1
                     if args.max_frames is not None and count >= args.max_frames:
