@@ -140,6 +140,8 @@ class SqliteCheckpoint:
                 raise
         except sqlite3.DatabaseError as err:
             raise self._error(f"not a readable SQLite checkpoint ({err}); {_REMEDY}") from None
+        except OSError as err:
+            raise self._error(f"cannot create it ({err.strerror or err})") from None
         if mode is None or str(mode[0]).lower() != "wal":
             conn.close()
             raise self._error("cannot switch it to WAL mode (a read-only or network file?)")
@@ -159,10 +161,19 @@ class SqliteCheckpoint:
                 conn.execute(_TABLE)
             finally:
                 conn.close()
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.link(tmp, self.path)  # never replaces a file another process created
+            except FileExistsError:
+                pass
+            except OSError:
+                # No hard links here (some network or FUSE file systems): a rename, still
+                # atomic, only where no file has appeared meanwhile.
+                if not os.path.exists(self.path):
+                    os.replace(tmp, self.path)
+                    return
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     # -- CheckpointStore ----------------------------------------------------------------
 

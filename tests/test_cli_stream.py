@@ -190,3 +190,29 @@ def test_interrupted_stream_prints_a_final_count_and_loses_nothing(
     assert code == 0, err
     assert len(resumed) == len(set(resumed))
     assert sorted(resumed) == sorted(keys(read_jsonl(reference)))
+
+
+def test_interrupted_login_does_not_claim_progress_was_saved(
+    env: dict[str, str], token_path: Path
+) -> None:
+    token_path.unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "enphase_battery", "auth", "login", "--listen", "0",
+         "--timeout", "20"],
+        env=subprocess_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # wait for the authorize URL: it is listening
+            line = process.stderr.readline()
+            if not line or line.strip().startswith("http"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert "saved" not in err
+    assert not token_path.exists()
