@@ -169,3 +169,15 @@ async def test_a_new_checkpoint_file_never_appears_half_made(tmp_path: Path) -> 
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT COUNT(*) FROM stream_checkpoint").fetchone()[0] >= 1
         assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []
+
+
+async def test_a_checkpoint_that_cannot_be_created_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the checkpoint's directory should be")
+    path = blocker / "cp.sqlite"
+    async with open_env(history=timedelta(days=1)) as env:
+        poller = make_poller(env, path)
+        with pytest.raises(CheckpointError, match="not-a-directory"):
+            async with poller:
+                pass
+        assert env.sim.request_count == 0
