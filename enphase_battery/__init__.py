@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointStore, MemoryCheckpoint, SqliteCheckpoint, StreamState
     from .client import DEFAULT_BASE_URL, EnphaseClient
     from .clock import SYSTEM_CLOCK, Clock
+    from .delivery import Batch
     from .exceptions import (
         ApiError,
         AuthenticationError,
@@ -110,6 +111,7 @@ __all__ = [
     "Address",
     "ApiError",
     "AuthenticationError",
+    "Batch",
     "BatteryInterval",
     "BatteryLifetime",
     "BatteryMode",
@@ -275,6 +277,7 @@ _SUBMODULE: dict[str, str] = {
     "MeterReading": ".models.now",
     "StorageMeterReadings": ".models.now",
     "SystemSummary": ".models.now",
+    "Batch": ".delivery",
     "BATTERY": ".poller",
     "PollerProgress": ".poller",
     "TelemetryInterval": ".poller",
