@@ -17,7 +17,10 @@ Where each concern lives:
   ``live_data`` event stream;
 * :mod:`.oauth` / :mod:`.ratelimit` / :mod:`.faults` / :mod:`.errors` - tokens, plan
   limits, fault injection and the API's error envelopes;
-* :mod:`.app` - routes and the request pipeline; :mod:`.server` - :class:`EnphaseSimulator`;
+* :mod:`.app` - the route table; :mod:`.pipeline` - the checks every request passes;
+  :mod:`.context` - what handlers share; the handlers: :mod:`.oauth_routes`,
+  :mod:`.discovery`, :mod:`.telemetry_routes`, :mod:`.config_routes`, :mod:`.admin`;
+* :mod:`.server` - :class:`EnphaseSimulator`;
 * :mod:`.runner` / :mod:`.cli` - ``enphase-battery simulate`` and
   ``python -m enphase_battery.simulator``.
 
