@@ -322,7 +322,8 @@ class FleetPoller:
             await self._idle.wait()
             if self._delivery.pending == 0:
                 return
-            self._idle.clear()
+            # The consumer is still taking what was fetched: look again shortly.
+            await asyncio.sleep(0.01)
 
     # -- the engine ---------------------------------------------------------------
 
@@ -358,6 +359,8 @@ class FleetPoller:
                     await self._sleep_until(job)
                     continue
                 await self._run(job)
+                # A job may finish without awaiting I/O (nothing to fetch): let others run.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except BaseException as err:  # surfaced to the consumer by _fill
@@ -485,7 +488,10 @@ class FleetPoller:
         devices = await self.client.get_system_devices(system.entry.system_id)
         current = set() if system.encharges_denied else set(devices.encharge_serials)
         for serial in sorted(current):
-            await self._stream(system, serial)
+            if serial not in system.streams:
+                await self._stream(system, serial)
+                # A new stream has history to fetch: poll the system soon.
+                system.entry.seen_report_at = None
         for source, log in list(system.streams.items()):
             if source != BATTERY and source not in current:
                 _LOGGER.info("Encharge %s is no longer listed; not following it", source)
@@ -525,6 +531,15 @@ class FleetPoller:
                 continue
             if backfill and log.cursor is None:
                 continue
+            reported = system.entry.listed_report_at
+            if (
+                not backfill
+                and reported is not None
+                and log.newest is not None
+                and log.newest >= reported
+                and not log.held
+            ):
+                continue  # this stream has shown everything the system has reported
             if not backfill:
                 log.cursor = log.watermark
             for _ in range(_LIVE_WINDOWS):

@@ -264,7 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     telemetry.set_defaults(handler=_cmd_telemetry)
 
-    stream = command("stream", "follow new intervals, resuming where the last run stopped")
+    stream = command(
+        "stream", "follow new intervals, resuming where the last run stopped", system=False
+    )
+    stream.add_argument(
+        "--system",
+        dest="systems",
+        type=_positive_int,
+        action="append",
+        metavar="ID",
+        help="system id (repeatable: several systems share one checkpoint; env ENPHASE_SYSTEM_ID)",
+    )
+    stream.add_argument(
+        "--all-systems",
+        action="store_true",
+        help="every system the token can see (re-listed, so new systems join), one checkpoint",
+    )
     stream.add_argument(
         "--encharge",
         action="append",

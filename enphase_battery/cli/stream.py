@@ -177,6 +177,15 @@ def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
 
 async def _cmd_stream(ctx: _Context) -> int:
     args = ctx.args
+    systems = getattr(args, "systems", None) or []
+    if args.all_systems or len(systems) > 1:
+        if args.all_systems and systems:
+            raise CliError("give --all-systems or --system, not both", EXIT_USAGE)
+        from .fleet_stream import _cmd_stream_fleet
+
+        return await _cmd_stream_fleet(ctx, None if args.all_systems else systems)
+    if systems:
+        args.system = systems[0]
     system_id = ctx.system_id()
     if args.since is not None:
         check_start_at(args.since)  # before any request, and before it is remembered

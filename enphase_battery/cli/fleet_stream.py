@@ -1,0 +1,144 @@
+"""``stream --all-systems`` / ``stream --system A --system B``: many systems, one checkpoint.
+
+The fleet poller follows every system the token can see (or the ids given) under the
+plan's quota; every row carries its ``system_id``.  One SQLite checkpoint holds every
+stream, so a rerun resumes each where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from ..fleet import FleetPoller
+from ..streams import TelemetryInterval
+from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .output import _cell
+from .session import _open_client
+from .settings import _Context
+
+
+def _fleet_checkpoint(ctx: _Context) -> Path:
+    """``--checkpoint``, else ``<config dir>/stream-fleet.sqlite``."""
+    if ctx.args.checkpoint:
+        return Path(ctx.args.checkpoint).expanduser()
+    return ctx.directory / "stream-fleet.sqlite"
+
+
+class _FleetProgress:
+    """One progress line on stderr: rewritten in place on a terminal, else every 5 s."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = -1e9
+        self._dirty = False
+        self.written = 0
+        self.newest: datetime | None = None
+
+    def record(self, interval: TelemetryInterval) -> None:
+        self.written += 1
+        if self.newest is None or interval.end_at > self.newest:
+            self.newest = interval.end_at
+
+    def update(self, poller: FleetPoller, *, force: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        if not force and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        p = poller.progress
+        text = (
+            f"{p.systems} systems, {p.streams} streams: {self.written} intervals written,"
+            f" up to {_cell(self.newest)}; {p.requests} requests"
+            f" ({p.requests_this_month} this month, forecast {p.forecast_this_month})"
+        )
+        if p.systems_in_backoff:
+            text += f"; {p.systems_in_backoff} in backoff"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+            self._dirty = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInterval | None:
+    """The next interval; ``None`` once nothing is due (with ``until_caught_up``)."""
+    if not until_caught_up:
+        return await anext(poller)
+    fetch = asyncio.ensure_future(anext(poller))
+    idle = asyncio.ensure_future(poller.wait_idle())
+    try:
+        await asyncio.wait({fetch, idle}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        idle.cancel()
+    if fetch.done():
+        return fetch.result()
+    fetch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await fetch
+    return None
+
+
+async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
+    """Stream many systems (``None``: every system the token can see)."""
+    from .stream import _IntervalWriter, _open_output, _stream_since
+
+    args = ctx.args
+    if args.encharge or args.no_battery:
+        raise CliError(
+            "--encharge and --no-battery pick streams of one system; with several systems"
+            " every system's battery and Encharges are followed",
+            EXIT_USAGE,
+        )
+    if args.poll_interval is not None:
+        raise CliError(
+            "--poll-interval is for one system; several systems are paced by the plan's"
+            " quota and polled when they report",
+            EXIT_USAGE,
+        )
+    checkpoint = _fleet_checkpoint(ctx)
+    since = _stream_since(checkpoint, args.since)
+    out_handle, owns_handle, header = _open_output(args.out)
+    writer = _IntervalWriter(out_handle, args.format, header=header)
+    progress = _FleetProgress(sys.stderr)
+    try:
+        async with _open_client(ctx) as client:
+            poller = FleetPoller(
+                client,
+                systems=system_ids,
+                checkpoint=checkpoint,
+                start_at=since,
+                # Per-Encharge telemetry needs Kilowatt or above.
+                encharges=ctx.plan != "watt",
+            )
+            async with poller:
+                while args.max_intervals is None or progress.written < args.max_intervals:
+                    interval = await _next(poller, until_caught_up=args.until_caught_up)
+                    if interval is None:
+                        break
+                    writer.write(interval)
+                    # Written and flushed: only now does it count as delivered.
+                    await poller.commit()
+                    progress.record(interval)
+                    progress.update(poller)
+                progress.update(poller, force=True)
+                for problem in poller.problems:
+                    sys.stderr.write(
+                        f"system {problem.system_id}: {problem.error}"
+                        f" ({problem.status or 'no status'}): {problem.message}\n"
+                    )
+    finally:
+        progress.close()
+        if owns_handle:
+            out_handle.close()
+    return EXIT_OK
