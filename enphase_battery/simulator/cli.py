@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .ratelimit import PLANS
+from .uplink import FleetMix
 
 __all__ = ["add_simulate_parser", "build_parser", "main", "run_simulate"]
 
@@ -48,6 +49,21 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="chance a device interval arrives hours late (default 0)",
+    )
+    parser.add_argument(
+        "--cellular",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of systems on cellular, uploading every ~6 h in a batch (default 0)",
+    )
+    parser.add_argument(
+        "--offline",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of systems offline for a day within the first 3 days, then backfilling"
+        " (default 0)",
     )
     parser.add_argument(
         "--token-file",
@@ -117,6 +133,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 history=timedelta(days=args.history_days),
                 late_probability=args.late_probability,
+                fleet_mix=FleetMix(cellular=args.cellular, offline=args.offline),
             )
         )
     except KeyboardInterrupt:
@@ -124,6 +141,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"cannot serve on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:
+        print(f"invalid simulator option: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,6 +16,14 @@ from .server import EnphaseSimulator
 __all__ = ["connection_banner", "serve", "shell_exports"]
 
 
+def _systems_line(sim: EnphaseSimulator) -> str:
+    ids = sim.system_ids
+    shown = ", ".join(str(s) for s in ids[:10])
+    if len(ids) > 10:
+        shown += f", ... ({len(ids)} systems; GET /api/v4/systems lists them all)"
+    return shown
+
+
 def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
     """Human-readable connection details (a simulator's credentials are not secrets)."""
     lines = [
@@ -27,7 +35,7 @@ def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
         f"  client id      {sim.client_id}",
         f"  client secret  {sim.client_secret}",
         f"  plan           {sim.plan}    clock {sim.clock.now().isoformat()} x{sim.clock.speed:g}",
-        f"  systems        {', '.join(str(s) for s in sim.system_ids)}",
+        f"  systems        {_systems_line(sim)}",
     ]
     if token_file is not None:
         lines.append(f"  token file     {token_file}")
