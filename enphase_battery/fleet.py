@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from . import validation
-from .checkpoint import CheckpointStore, open_store
+from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
 from .clock import Clock
 from .delivery import BatchIterator, Delivery
 from .exceptions import (
@@ -155,6 +155,7 @@ class FleetPoller:
         self._sleeping = 0
         self._fatal: BaseException | None = None
         self._started = False
+        self._held = False
         self._closed = False
         self.requests = 0
         self._requests_day: tuple[int, int] = (0, 0)
@@ -170,12 +171,12 @@ class FleetPoller:
     async def __anext__(self) -> TelemetryInterval:
         if self._closed:
             raise StopAsyncIteration
-        self._start()
+        await self._start()
         return await self._delivery.next()
 
     def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> BatchIterator:
-        """Intervals in batches (see :meth:`TelemetryPoller.batches`)."""
-        self._start()
+        """Intervals in batches (see :meth:`TelemetryPoller.batches`); the fleet starts
+        fetching when the first batch is asked for."""
         return self._delivery.batches(max_size, max_wait)
 
     async def commit(self) -> None:
@@ -183,7 +184,16 @@ class FleetPoller:
         await self._delivery.commit()
 
     async def __aenter__(self) -> Self:
+        await self._acquire()
         return self
+
+    async def _acquire(self) -> None:
+        """Hold the checkpoint for this poller's life (a second poller is refused)."""
+        if self._held or self._closed:
+            return
+        if isinstance(self._store, LockingCheckpointStore):
+            await self._store.acquire()
+        self._held = True
 
     async def __aexit__(
         self,
@@ -208,8 +218,13 @@ class FleetPoller:
                 [log for system in self._systems.values() for log in system.streams.values()]
             )
         finally:
-            if self._owns_store:
-                await self._store.close()
+            try:
+                if self._held and isinstance(self._store, LockingCheckpointStore):
+                    await self._store.release()
+            finally:
+                self._held = False
+                if self._owns_store:
+                    await self._store.close()
 
     # -- following ----------------------------------------------------------------
 
@@ -327,9 +342,10 @@ class FleetPoller:
 
     # -- the engine ---------------------------------------------------------------
 
-    def _start(self) -> None:
+    async def _start(self) -> None:
         if self._started:
             return
+        await self._acquire()
         self._started = True
         if self._explicit is not None:
             for system_id in self._explicit:
@@ -339,6 +355,7 @@ class FleetPoller:
 
     async def _fill(self) -> None:
         """Wait until the workers have offered something (or one failed for good)."""
+        await self._start()
         if self._fatal is not None:
             raise self._fatal
         self._progressed.clear()

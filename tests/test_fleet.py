@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -177,3 +178,13 @@ async def test_the_fleet_keeps_to_its_share_of_a_small_plan_evenly() -> None:
         assert sim.limiter.refused == {"minute": 0, "month": 0}
         # Evenly: every system got its turn, none starved.
         assert min(per_system) >= 0.5 * max(per_system)
+
+
+async def test_a_second_fleet_poller_on_the_same_checkpoint_is_refused(tmp_path: Path) -> None:
+    async with fleet_simulator(systems=2, fleet_mix=None) as sim, fleet_client(sim) as client:
+        path = tmp_path / "fleet.sqlite"
+        async with FleetPoller(client, checkpoint=path) as first:
+            await anext(first)
+            with pytest.raises(CheckpointInUseError):
+                async with FleetPoller(client, checkpoint=path):
+                    pass
