@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enphase_battery import (
+    CheckpointInUseError,
     FleetPoller,
     MemoryCheckpoint,
     RateLimits,
