@@ -332,7 +332,14 @@ def main() -> None:
                 goal_on="sdk",
             ),
         ]
-    emit(rows)
+    # Figures without a goal are printed above; the shared table takes the rows with one.
+    for row in rows:
+        if row.goal_op is None:
+            print(
+                f"{row.figure}: {row.sdk:,.3g} {row.unit}"
+                + (f" (baseline {row.baseline:,.3g})" if row.baseline else "")
+            )
+    emit([row for row in rows if row.goal_op is not None], smoke=smoke)
 
 
 if __name__ == "__main__":
