@@ -157,6 +157,11 @@ def open_store(checkpoint: CheckpointStore | str | os.PathLike[str] | None) -> C
     """The store for the poller's ``checkpoint`` argument."""
     if checkpoint is None:
         return MemoryCheckpoint()
+    if isinstance(checkpoint, str) and checkpoint.startswith(("postgresql://", "postgres://")):
+        # A DSN, not a file name: the PostgreSQL store (the [postgres] extra).
+        from .postgres import PostgresCheckpoint
+
+        return PostgresCheckpoint(checkpoint)
     if isinstance(checkpoint, str | os.PathLike):
         from .sqlite_checkpoint import SqliteCheckpoint
 

@@ -75,8 +75,8 @@ class FleetPoller:
         systems: ``None`` follows every system ``list_systems`` shows, re-listed every
             ``relist_every`` (systems added and removed are picked up); a list of ids
             follows those (:meth:`follow` / :meth:`unfollow` change it at run time).
-        checkpoint: ``None`` (memory), a path (SQLite) or a ``CheckpointStore``; one for
-            the whole fleet, keyed ``"{system_id}/{source}"``.
+        checkpoint: ``None`` (memory), a path (SQLite), a ``postgresql://`` DSN or a
+            ``CheckpointStore``; one for the whole fleet, keyed ``"{system_id}/{source}"``.
         start_at: where new streams begin (default: the system's current day).
         priority: ids polled before all others when they have news.
         clock: what time it is (default: the governor's clock).

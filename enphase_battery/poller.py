@@ -115,7 +115,8 @@ class TelemetryPoller:
         include_battery: follow the system-level ``"battery"`` stream.
         start_at: where to begin when the checkpoint has no state (up to two years back);
             ``None`` starts at the beginning of the system's current day.
-        checkpoint: ``None`` (memory), a path (a SQLite file), or a
+        checkpoint: ``None`` (memory), a path (a SQLite file), a ``postgresql://`` DSN
+            (:class:`~enphase_battery.postgres.PostgresCheckpoint`), or a
             :class:`~enphase_battery.checkpoint.CheckpointStore`.
         poll_interval: seconds between polls; ``None`` paces from the client's
             :class:`~enphase_battery.RateLimits` (see :func:`poll_interval_for`).

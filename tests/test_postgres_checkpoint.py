@@ -253,6 +253,31 @@ async def test_server_restart_is_waited_out(
     assert len(back) == 1, ours
 
 
+async def test_a_dsn_as_checkpoint_argument_is_the_postgres_store(
+    postgres_dsn: str, pool: asyncpg.Pool
+) -> None:
+    # Not a SQLite file named "postgresql:...": the poller opens (and closes) the store.
+    async with open_env(history=timedelta(days=1)) as env:
+        start_at = env.sim.clock.now() - timedelta(hours=3)
+        try:
+            async with TelemetryPoller(
+                env.client,
+                env.system_id,
+                start_at=start_at,
+                checkpoint=postgres_dsn,
+                poll_interval=HOUR,
+                retry_wait_s=NO_WAIT,
+            ) as poller:
+                got = [await anext(poller) for _ in range(5)]
+                await poller.commit()
+            key = f"{env.system_id}/{got[-1].source}"
+            state = await PostgresCheckpoint(pool).load(key)
+            assert state is not None
+            assert state.watermark >= int(got[-1].end_at.timestamp()) or state.delivered
+        finally:
+            await pool.execute('DROP SCHEMA IF EXISTS "enphase" CASCADE')
+
+
 def test_core_imports_without_the_driver() -> None:
     code = (
         "import sys; sys.modules['asyncpg'] = None\n"
