@@ -17,6 +17,7 @@ from enphase_battery.live import (
     LiveBudgetExhaustedError,
     LiveDataError,
     LiveDurationError,
+    LiveLedger,
     LiveServerError,
     LiveSession,
     LiveUnsupportedError,
@@ -299,6 +300,32 @@ async def test_budget_spent_falls_back_and_counts_every_connection(
         with pytest.raises(LiveBudgetExhaustedError):
             await take(live, 1)
     assert len(server.connections) == 2
+
+
+async def test_live_resumes_when_the_hourly_budget_frees_up(
+    raw: tuple[RawLiveServer, EnphaseClient],
+) -> None:
+    server, client = raw
+    server.add(frame_event(1))
+    server.add(frame_event(2))
+    clock = [1_780_000_000.0]
+    ledger = LiveLedger(LiveBudget(per_hour=1), clock=lambda: clock[0])
+    sources: list[LiveSource] = []
+    async with client.live(SYSTEM_ID, ledger=ledger, fallback_interval_s=0.02) as live:
+
+        async def run() -> None:
+            async for frame in live:
+                sources.append(frame.source)
+                if sources.count(LiveSource.LATEST) == 3:
+                    clock[0] += 3601  # the hour has passed
+                if len(sources) > 3 and frame.source is LiveSource.LIVE:
+                    return
+
+        await asyncio.wait_for(run(), 5)
+    assert sources[:4] == [LiveSource.LIVE, *[LiveSource.LATEST] * 3]
+    assert sources[-1] is LiveSource.LIVE
+    assert len(server.connections) == 2
+    assert ledger.connections == 2
 
 
 async def test_a_silent_stream_is_treated_as_dead(

@@ -141,6 +141,10 @@ class LiveLedger:
         self._recent: deque[float] = deque()
         self.connections = 0
 
+    def now(self) -> float:
+        """The ledger's clock (epoch seconds): the time its windows are measured in."""
+        return self._clock()
+
     @property
     def spent(self) -> Decimal:
         """US$ spent at the budget's price."""

@@ -224,7 +224,7 @@ class LiveSession:
         self._reason = reason
 
     async def _live_connection(self) -> AsyncIterator[LiveFrame]:
-        now = time.time()
+        now = self.ledger.now()
         allowed_at = self.ledger.next_allowed_at(now)
         if allowed_at is None or allowed_at > now:
             when = "" if allowed_at is None else f" before {_utc(allowed_at)}"
@@ -371,7 +371,7 @@ class LiveSession:
 
     def _resume_in_s(self) -> float:
         cool = self._live_retry_at - time.monotonic()
-        now = time.time()
+        now = self.ledger.now()
         allowed_at = self.ledger.next_allowed_at(now)
         budget = float("inf") if allowed_at is None else allowed_at - now
         return max(cool, budget)
