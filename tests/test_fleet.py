@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,13 +36,14 @@ async def test_fifty_systems_every_interval_once_across_random_restarts(tmp_path
     ) as sim:
         start = sim.clock.epoch() - 86_400
         start -= start % 900
+        # The same start for every run, as the CLI remembers --since: a stream first seen
+        # by a later run begins there too.
+        since = datetime.fromtimestamp(start, UTC)
         sink: list[TelemetryInterval] = []
         path = tmp_path / "fleet.sqlite"
         for _ in range(4):
             async with fleet_client(sim) as client:
-                poller = FleetPoller(
-                    client, checkpoint=path, start_at=sim.clock.now() - timedelta(days=1)
-                )
+                poller = FleetPoller(client, checkpoint=path, start_at=since)
                 await consume(poller, sink, rng.uniform(0.5, 2.5))
         sim.clock.speed = 0
         store = SqliteCheckpoint(path)
@@ -94,7 +95,7 @@ def test_exactly_once_whatever_the_arrival_order(
                     poller = FleetPoller(
                         client,
                         checkpoint=store,
-                        start_at=sim.clock.now() - timedelta(hours=12),
+                        start_at=datetime.fromtimestamp(start, UTC),
                         settle=timedelta(hours=1),
                     )
                     await consume(poller, sink, seconds)
