@@ -217,7 +217,7 @@ class EnphaseClient(
         )
 
     async def reconcile(
-        self, system_id: int, start: datetime, end: datetime, **options: Any
+        self, system_id: int, start: datetime, end: datetime | None = None, **options: Any
     ) -> Reconciliation:
         """The hole check: do the 15-minute intervals add up to the lifetime counters?
 

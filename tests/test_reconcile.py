@@ -150,6 +150,21 @@ async def test_system_battery_against_the_sum_of_the_counters(
     assert result.ok
 
 
+async def test_reconcile_without_an_end_checks_up_to_now() -> None:
+    # The README's call: ``client.reconcile(system_id, start)``, ``end`` left to now.
+    async with (
+        EnphaseSimulator(seed=3, start=START, history=timedelta(days=3)) as sim,
+        sim.make_client(rate_limits=RateLimits(100_000)) as client,
+    ):
+        system_id = sim.system_ids[0]
+        start = START - timedelta(days=1)
+        result = await client.reconcile(system_id, start)
+        assert result.ok, list(result.problems)
+        assert min(s.start for s in result.spans) == start
+        # The last span ends at the meters' newest reading, within the hour before now.
+        assert START - timedelta(hours=1) <= max(s.end for s in result.spans) <= START
+
+
 async def test_bad_arguments_fail_before_any_request(
     sim: EnphaseSimulator, client: EnphaseClient
 ) -> None:
