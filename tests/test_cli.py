@@ -330,6 +330,18 @@ def test_telemetry_before_the_first_interval_starts_at_it(
     assert ends == sorted(set(ends))
 
 
+def test_telemetry_of_a_period_before_the_data_says_where_it_starts(
+    cli: Run, env: dict[str, str], system_id: int
+) -> None:
+    code, out, err = cli(
+        "telemetry", "--system", str(system_id), "--since", "2026-05-01",
+        "--until", "2026-05-08",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.splitlines()[1:] == []  # the header only
+    assert "no intervals in that period; its data starts at 2026-05-30 00:15Z" in err
+
+
 # -- usage and credentials -------------------------------------------------------------------
 
 
@@ -576,6 +588,23 @@ def test_login_listening_on_loopback_end_to_end(
     assert "Signed in" in out
     assert FileTokenStore(token_path).load() is not None
     assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
+
+
+def test_verbose_logs_the_requests_and_not_other_libraries_debug(
+    env: dict[str, str], sim: EnphaseSimulator, token_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "enphase_battery", "-v", "systems"],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any("GET /api/v4/systems -> 200" in line for line in lines), lines
+    assert all(line.startswith("enphase_battery") for line in lines), lines
+    assert_no_secrets(done.stdout + done.stderr, secrets_of(sim, token_path))
 
 
 def test_login_listener_rejects_a_foreign_state(

@@ -56,3 +56,8 @@ def test_usage_shows_this_months_count(cli: Run, env: dict[str, str]) -> None:
     code, out, _ = cli("usage")
     assert code == 0
     assert "2 of 1500000" in out
+    # One "name  value" row per line from the first: no blank header line, and no
+    # background row claiming 0 requests when nothing ran as background work.
+    lines = out.splitlines()
+    assert lines[0].split() == ["plan", "partner"]
+    assert not any(line.startswith(("background", "by pollers")) for line in lines)

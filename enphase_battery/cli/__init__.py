@@ -137,9 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "verbose", False):
+            # The SDK's requests at debug level; other libraries' debug chatter (asyncio's
+            # "Using selector") would bury them, so those stay at warnings.
             logging.basicConfig(
-                level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s"
+                level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s"
             )
+            logging.getLogger("enphase_battery").setLevel(logging.DEBUG)
         if getattr(args, "sync_handler", None) is not None:
             code: int = args.sync_handler(args)
             return code

@@ -15,7 +15,7 @@ from ..exceptions import ApiError
 from ..models import Granularity
 from ..poller import TelemetryInterval
 from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell, _jsonable, _out, _print_json, _table
+from .output import _cell, _jsonable, _out, _print_json, _table, _warn
 from .session import _open_client
 from .settings import _Context
 
@@ -93,12 +93,14 @@ async def _fetch_telemetry(
     since: datetime,
     until: datetime | None,
     granularity: Granularity,
-) -> list[TelemetryInterval]:
-    """Every interval ending in (since, until], one request per window.
+) -> tuple[list[TelemetryInterval], datetime | None]:
+    """Every interval ending in (since, until], one request per window, and where the
+    data begins when the API said the period starts before it.
 
     Without ``until``, windows continue until the API answers with a window cut short
     at its "now": the server's clock decides what "now" is, not ours.
     """
+    data_starts: datetime | None = None
     span = timedelta(seconds=granularity.span_s)
     start = since
     found: dict[datetime, TelemetryInterval] = {}
@@ -112,15 +114,17 @@ async def _fetch_telemetry(
             # The period starts before the system (or Encharge) has data: begin at its
             # first interval, as the API tells us, instead of failing.
             start = first - timedelta(minutes=15)
+            data_starts = first
             continue
         if window_end is None or window_end < start + span:
             break  # the window was cut short at the API's now: nothing newer exists
         start += span
-    return [
+    intervals = [
         iv
         for end_at, iv in sorted(found.items())
         if end_at > since and (until is None or end_at <= until)
     ]
+    return intervals, data_starts
 
 
 async def _cmd_telemetry(ctx: _Context) -> int:
@@ -129,9 +133,13 @@ async def _cmd_telemetry(ctx: _Context) -> int:
     if args.until is not None and args.until <= args.since:
         raise CliError("--until must be after --since", EXIT_USAGE)
     async with _open_client(ctx) as client:
-        intervals = await _fetch_telemetry(
+        intervals, data_starts = await _fetch_telemetry(
             client, system_id, args.encharge, args.since, args.until, Granularity(args.granularity)
         )
+    if not intervals:
+        # An empty table alone reads like a failure to fetch; say why it is empty.
+        why = f"; its data starts at {_cell(data_starts)}" if data_starts is not None else ""
+        _warn(f"no intervals in that period{why}")
     if ctx.json:
         _print_json([_interval_record(iv) for iv in intervals])
         return EXIT_OK

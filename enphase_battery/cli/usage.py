@@ -11,7 +11,7 @@ from ..governor import QuotaGovernor
 from ..governor_file import FileGovernorBackend
 from ..limits import RateLimits
 from .errors import EXIT_OK, PROG
-from .output import _out, _print_json, _table
+from .output import _out, _pairs, _print_json
 from .settings import _Context
 
 #: What a "quota spent" message tells the user to do about a local count.
@@ -78,17 +78,22 @@ async def _cmd_usage(ctx: _Context) -> int:
             }
         )
         return EXIT_OK
-    rows = [
+    rows: list[tuple[str, object]] = [
         ("plan", usage.plan),
         ("month", f"{usage.month_start:%Y-%m-%d} .. {usage.month_end:%Y-%m-%d} (UTC)"),
         ("used", f"{usage.used} of {usage.monthly_quota or 'unlimited'}"),
-        ("by pollers", usage.used_background),
-        ("forecast", usage.forecast),
+    ]
+    # Only work marked as background (a FleetPoller's) counts here; `stream` is not, so a
+    # row saying "0" after a stream would read as if its requests went uncounted.
+    if usage.used_background:
+        rows.append(("background", f"{usage.used_background} (fleet pollers)"))
+    rows += [
+        ("by month end", f"{usage.forecast} at this pace"),
         ("kept in", usage_path(ctx)),
     ]
     if usage.exhausted_until is not None:
         rows.append(("spent until", f"{usage.exhausted_until:%Y-%m-%d %H:%M} UTC (the API said)"))
-    _out(_table(["", ""], rows))
+    _out(_pairs(rows))
     if usage.exhausted_until is not None and usage.exhausted_until > datetime.now(UTC):
         _out(f"{RESET_HINT} if you changed plans or know better")
     return EXIT_OK
