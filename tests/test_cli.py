@@ -353,6 +353,15 @@ def test_telemetry_of_a_period_before_the_data_says_where_it_starts(
         (["devices", "--system", "abc"], "--system"),
         ([], "required"),
         (["telemetry", "--system", "1", "--since", "yesterday"], "YYYY-MM-DD"),
+        # Out of range: the message names the flag the user typed, not the SDK's argument.
+        (
+            ["settings", "set", "--system", "1", "--reserve", "150"],
+            "argument --reserve: expected 0-100",
+        ),
+        (
+            ["load-control", "set", "--system", "1", "--name", "NC1", "--soc-low", "95"],
+            "argument --soc-low: expected 10-90",
+        ),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 
@@ -46,6 +47,22 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def _percent(low: int, high: int) -> Callable[[str], int]:
+    """A whole percentage from ``low`` to ``high``, checked where the flag is named (the
+    SDK's own message would name its argument, ``reserve_soc``, not ``--reserve``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low}-{high} (%), got {value}")
+        return value
+
+    return parse
 
 
 def _seconds(text: str) -> float:

@@ -9,7 +9,7 @@ from .. import __version__
 from ..auth import DEFAULT_AUTHORIZE_URL, DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
 from ..client import DEFAULT_BASE_URL
 from ..models import Granularity
-from .argtypes import _day, _hhmm, _moment, _positive_int, _seconds
+from .argtypes import _day, _hhmm, _moment, _percent, _positive_int, _seconds
 from .auth import DEFAULT_LISTEN_PORT, _cmd_auth_login, _cmd_auth_logout, _cmd_auth_status
 from .commands import (
     _cmd_devices,
@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PROFILE",
         help='"Self-consumption", "Savings Mode" or "Full Backup" (spelling is forgiving)',
     )
-    settings_set.add_argument("--reserve", type=int, metavar="PERCENT", help="backup reserve, %%")
+    settings_set.add_argument(
+        "--reserve", type=_percent(0, 100), metavar="PERCENT", help="backup reserve, 0-100 %%"
+    )
     settings_set.add_argument("--energy-independence", choices=("on", "off"))
     settings_set.set_defaults(handler=_cmd_settings_set)
 
@@ -230,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Scheduled, Basic, Advanced_BatteryPowered, Manual_always_not_powered,"
         " Manual_always_powered or Advanced_GeneratorPowered",
     )
-    load_set.add_argument("--soc-low", type=int, metavar="PERCENT", help="10-90 %%")
+    load_set.add_argument("--soc-low", type=_percent(10, 90), metavar="PERCENT", help="10-90 %%")
     load_set.add_argument("--start", type=_hhmm, metavar="HH:MM", help="essential start time")
     load_set.add_argument("--end", type=_hhmm, metavar="HH:MM", help="essential end time")
     load_set.set_defaults(handler=_cmd_load_set)
