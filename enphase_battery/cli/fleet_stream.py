@@ -91,6 +91,7 @@ async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInter
 
 async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
     """Stream many systems (``None``: every system the token can see)."""
+    from .pg_stream import _cmd_stream_leased, is_dsn
     from .stream import _IntervalWriter, _open_output, _stream_since
 
     args = ctx.args
@@ -106,6 +107,9 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
             " quota and polled when they report",
             EXIT_USAGE,
         )
+    if is_dsn(args.checkpoint):
+        # Shared with other runs through PostgreSQL: leases decide who follows what.
+        return await _cmd_stream_leased(ctx, system_ids)
     checkpoint = _fleet_checkpoint(ctx)
     since = _stream_since(checkpoint, args.since)
     out_handle, owns_handle, header = _open_output(args.out)

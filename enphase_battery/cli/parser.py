@@ -294,8 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument(
         "--checkpoint",
-        metavar="FILE",
-        help="SQLite checkpoint (default <config dir>/stream-<system>.sqlite)",
+        metavar="FILE|DSN",
+        help="SQLite checkpoint (default <config dir>/stream-<system>.sqlite), or a"
+        " postgresql:// DSN shared by several runs at once (they split the systems)",
+    )
+    stream.add_argument(
+        "--pg-schema",
+        metavar="NAME",
+        default="enphase",
+        help="schema of the PostgreSQL checkpoint, leases and quota count (default enphase)",
     )
     stream.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     stream.add_argument(

@@ -10,6 +10,7 @@ import aiohttp
 from ..auth import FileTokenStore, OAuth2Token, TokenManager
 from ..client import EnphaseClient
 from ..exceptions import InvalidRequestError
+from ..governor import GovernorBackend
 from .errors import EXIT_AUTH, EXIT_USAGE, PROG, CliError
 from .output import _SECRETS
 from .settings import _Context
@@ -17,8 +18,14 @@ from .usage import open_governor
 
 
 @contextlib.asynccontextmanager
-async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
-    """An :class:`EnphaseClient` signed in with the saved token; rotated tokens are saved."""
+async def _open_client(
+    ctx: _Context, *, governor_backend: GovernorBackend | None = None
+) -> AsyncIterator[EnphaseClient]:
+    """An :class:`EnphaseClient` signed in with the saved token; rotated tokens are saved.
+
+    ``governor_backend``: where the month's count lives (default ``usage.json``; a
+    PostgreSQL one when several runs share the key through a database).
+    """
     api_key = ctx.credential("api_key")
     assert api_key is not None
     # Missing app credentials are reported before a missing token.
@@ -32,7 +39,7 @@ async def _open_client(ctx: _Context) -> AsyncIterator[EnphaseClient]:
         )
     _SECRETS.update((token.access_token, token.refresh_token))
     # The month's count lives in usage.json: every request is recorded as it is admitted.
-    governor = open_governor(ctx, api_key)
+    governor = open_governor(ctx, api_key, backend=governor_backend)
 
     async with aiohttp.ClientSession() as session:
         manager = _token_manager(ctx, session, store, token)

@@ -17,6 +17,7 @@ from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
 from .argtypes import _moment
 from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _cell
+from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context
 from .telemetry import _RECORD_FIELDS, _interval_record
@@ -178,11 +179,14 @@ def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
 async def _cmd_stream(ctx: _Context) -> int:
     args = ctx.args
     systems = getattr(args, "systems", None) or []
-    if args.all_systems or len(systems) > 1:
+    if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
+        # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
         if args.all_systems and systems:
             raise CliError("give --all-systems or --system, not both", EXIT_USAGE)
         from .fleet_stream import _cmd_stream_fleet
 
+        if not args.all_systems and not systems:
+            systems = [ctx.system_id()]
         return await _cmd_stream_fleet(ctx, None if args.all_systems else systems)
     if systems:
         args.system = systems[0]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..client import EnphaseClient
-from ..governor import QuotaGovernor
+from ..governor import GovernorBackend, QuotaGovernor
 from ..governor_file import FileGovernorBackend
 from ..limits import RateLimits
 from .errors import EXIT_OK, PROG
@@ -23,7 +23,9 @@ def usage_path(ctx: _Context) -> Path:
     return ctx.directory / "usage.json"
 
 
-def open_governor(ctx: _Context, api_key: str) -> QuotaGovernor:
+def open_governor(
+    ctx: _Context, api_key: str, *, backend: GovernorBackend | None = None
+) -> QuotaGovernor:
     """The quota governor of a CLI run: the plan's limits, the count in ``usage.json``.
 
     Each run is a new process; the file carries the count from one run to the next (and
@@ -33,7 +35,7 @@ def open_governor(ctx: _Context, api_key: str) -> QuotaGovernor:
     return QuotaGovernor(
         RateLimits.for_plan(ctx.plan),
         key=QuotaGovernor.key_for(api_key),
-        backend=FileGovernorBackend(usage_path(ctx)),
+        backend=backend or FileGovernorBackend(usage_path(ctx)),
         reset_hint=RESET_HINT,
     )
 

@@ -1,0 +1,113 @@
+"""``stream --checkpoint postgresql://...``: several terminals (or hosts) share the systems.
+
+Each run is one worker of :class:`~enphase_battery.postgres.LeasedFleet`: it follows the
+systems whose leases it holds, writes their rows and commits each batch to the shared
+checkpoint; the quota governor's count lives in the same database, so every run on the
+API key keeps to the plan together.  Start more runs and the systems spread over them;
+stop one (Ctrl-C) and the others take its systems at once; kill one and they take them
+after the lease TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..delivery import Batch
+from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .session import _open_client
+from .settings import _Context
+
+__all__ = ["is_dsn"]
+
+#: Lease TTL of a CLI run: a killed terminal's systems move after about this long.
+LEASE_TTL_S = 30.0
+
+
+def is_dsn(value: object) -> bool:
+    """Whether a ``--checkpoint`` value names a PostgreSQL database."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+async def _next_batch(
+    batches: AsyncIterator[Batch], idle: asyncio.Future[None] | None
+) -> Batch | None:
+    """The next batch; ``None`` once ``idle`` (the poller waits, nothing pending) is done."""
+    fetch: asyncio.Future[Batch] = asyncio.ensure_future(anext(batches))
+    if idle is None:
+        return await fetch
+    try:
+        waiting: list[asyncio.Future[Any]] = [fetch, idle]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        idle.cancel()
+    if fetch.done():
+        return fetch.result()
+    fetch.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        await fetch
+    return None
+
+
+async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int:
+    """Stream the systems this run holds the leases of (``None``: every system listed)."""
+    try:
+        from ..postgres import Database, LeasedFleet, PostgresGovernorBackend
+    except ImportError as err:
+        raise CliError(str(err), EXIT_USAGE) from None
+    from .fleet_stream import _FleetProgress
+    from .stream import _IntervalWriter, _open_output
+
+    args = ctx.args
+    schema = getattr(args, "pg_schema", None) or "enphase"
+    db = Database(args.checkpoint)
+    out_handle, owns_handle, header = _open_output(args.out)
+    writer = _IntervalWriter(out_handle, args.format, header=header)
+    progress = _FleetProgress(sys.stderr)
+    # One interval a batch under --max-intervals, so the run stops exactly there.
+    size = 1 if args.max_intervals is not None else 200
+    governor_backend = PostgresGovernorBackend(db, schema=schema)
+    try:
+        async with (
+            _open_client(ctx, governor_backend=governor_backend) as client,
+            LeasedFleet(
+                client,
+                db,
+                systems=system_ids,
+                schema=schema,
+                ttl=LEASE_TTL_S,
+                start_at=args.since,
+                # Per-Encharge telemetry needs Kilowatt or above.
+                encharges=ctx.plan != "watt",
+            ) as fleet,
+        ):
+            # Under --until-caught-up a batch goes out as soon as it has something, so
+            # "idle" is never seen while intervals sit in a batch still being gathered.
+            max_wait = 0.0 if args.until_caught_up else 1.0
+            batches = aiter(fleet.batches(max_size=size, max_wait=max_wait))
+            while args.max_intervals is None or progress.written < args.max_intervals:
+                idle = (
+                    asyncio.ensure_future(fleet.poller.wait_idle())
+                    if args.until_caught_up
+                    else None
+                )
+                batch = await _next_batch(batches, idle)
+                if batch is None:
+                    break
+                for interval in batch:
+                    writer.write(interval)
+                # Written and flushed: only now does it count as delivered.
+                await fleet.commit(batch)
+                for interval in batch:
+                    progress.record(interval)
+                progress.update(fleet.poller)
+            progress.update(fleet.poller, force=True)
+    finally:
+        progress.close()
+        if owns_handle:
+            out_handle.close()
+        await db.close()
+    return EXIT_OK
