@@ -495,9 +495,23 @@ class FleetPoller:
             self.scheduler.listed(
                 system.system_id, int(report.timestamp()) if report is not None else None
             )
-        if self._fixed_relist is None:
-            # Listing costs a request per 100 systems: keep it to a small part of the work.
-            self.scheduler.relist_every_s = min(3600.0, max(900.0, pages * 120.0))
+        self.scheduler.relisted(self.clock.time(), ok=True)
+        if self._fixed_relist is not None:
+            return
+        if self._explicit is not None and pages > len(self._explicit):
+            # Listing a big account costs more than polling the few systems followed:
+            # poll each every 15 minutes instead (follow() of more systems keeps it so).
+            _LOGGER.info(
+                "following %d of %d systems: polling them every 15 min instead of"
+                " listing %d pages for change detection",
+                len(self._explicit),
+                len(listed),
+                pages,
+            )
+            self.scheduler.stop_relisting(poll_every_s=900.0)
+            return
+        # Listing costs a request per 100 systems: keep it to a small part of the work.
+        self.scheduler.relist_every_s = min(3600.0, max(900.0, pages * 120.0))
         self.scheduler.relisted(self.clock.time(), ok=True)
 
     async def _discover(self, system: _System) -> None:

@@ -140,6 +140,17 @@ class FleetScheduler:
         if self.relist_every_s is not None:
             self._relist_due = now + (self.relist_every_s if ok else min(self.relist_every_s, 60))
 
+    def stop_relisting(self, *, poll_every_s: float) -> None:
+        """No more change detection: poll every system ``poll_every_s`` after its last poll."""
+        self.relist_every_s = None
+        self._relist_due = None
+        self.max_quiet_s = poll_every_s
+        for entry in self.systems.values():
+            # What the one listing said goes stale; timers set under the old max_quiet
+            # lie too far out.
+            entry.listed_report_at = None
+            self._timer(max(0.0, entry.last_polled_at) + poll_every_s, entry)
+
     def relist_soon(self) -> None:
         """Relist at the next pick (after :meth:`add` of systems not listed yet)."""
         if self.relist_every_s is not None:

@@ -190,3 +190,17 @@ async def test_a_second_fleet_poller_on_the_same_checkpoint_is_refused(tmp_path:
             with pytest.raises(CheckpointInUseError):
                 async with FleetPoller(client, checkpoint=path):
                     pass
+
+
+async def test_a_few_systems_of_a_big_account_are_polled_without_listing_it_all() -> None:
+    async with fleet_simulator(systems=250, history=timedelta(hours=6), fleet_mix=None) as sim:
+        followed = list(sim.system_ids[:2])
+        sink: list[TelemetryInterval] = []
+        async with fleet_client(sim) as client:
+            poller = FleetPoller(client, systems=followed)
+            await consume(poller, sink, 3.0)  # about 90 simulated minutes
+        # One listing (3 pages) found it cheaper to poll the two systems directly.
+        assert sim.path_counts["/api/v4/systems"] == 3
+        assert {iv.system_id for iv in sink} == set(followed)
+        newest = max(iv.end_at for iv in sink if iv.system_id == followed[0])
+        assert sim.clock.time() - newest.timestamp() < 3600  # kept fresh all the same
