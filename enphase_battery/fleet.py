@@ -428,6 +428,8 @@ class FleetPoller:
             else:
                 self.scheduler.started(job, self.clock.time())
                 backlog = await self._poll(system, backfill=job.backfill)
+                if not job.backfill:
+                    system.entry.forced = False
         except (AuthenticationError, QuotaExceededError):
             self.scheduler.finished(job, self.clock.time(), ok=False)
             raise
@@ -565,6 +567,7 @@ class FleetPoller:
             reported = system.entry.listed_report_at
             if (
                 not backfill
+                and not system.entry.forced
                 and reported is not None
                 and log.newest is not None
                 and log.newest >= reported

@@ -72,6 +72,8 @@ class SystemEntry:
     failures: int = 0
     backoff_until: float = 0.0
     requests: int = 0
+    #: Polled because it stayed quiet too long: fetch every stream, whatever the list says.
+    forced: bool = False
 
     @property
     def has_news(self) -> bool:
@@ -249,6 +251,7 @@ class FleetScheduler:
             if entry.has_news or now - entry.last_polled_at >= self.max_quiet_s:
                 if not entry.has_news:
                     entry.seen_report_at = None  # quiet too long: poll it anyway
+                    entry.forced = True
                 self._push_live(entry)
             elif not entry.queued_live:
                 self._timer(entry.last_polled_at + self.max_quiet_s, entry)

@@ -122,3 +122,17 @@ def test_a_quiet_system_is_polled_after_max_quiet() -> None:
     s.finished(job, 0.0, ok=True)
     assert s.next_job(10.0) == 3600.0
     assert s.next_job(3600.0) == Poll(1)
+
+
+def test_a_quiet_poll_is_forced_past_what_the_list_says() -> None:
+    s = make(discover=False, max_quiet_s=3600.0, relist_every_s=None)
+    s.add(1, now=0.0)
+    s.listed(1, 100)
+    job = s.next_job(0.0)
+    assert isinstance(job, Poll)
+    s.started(job, 0.0)
+    s.finished(job, 0.0, ok=True)
+    assert not s.systems[1].forced
+    assert s.next_job(3600.0) == Poll(1)
+    # The list shows nothing new: the engine must fetch every stream all the same.
+    assert s.systems[1].forced
