@@ -616,6 +616,33 @@ def test_verbose_logs_the_requests_and_not_other_libraries_debug(
     assert_no_secrets(done.stdout + done.stderr, secrets_of(sim, token_path))
 
 
+def test_ctrl_c_while_the_cli_loads_is_interrupted_not_a_traceback(
+    env: dict[str, str],
+) -> None:
+    # Ctrl-C lands while aiohttp is being imported (the first half second of every run):
+    # raised here from an import hook so the moment is certain.
+    code = (
+        "import sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'aiohttp':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "from enphase_battery.cli import main\n"
+        "sys.exit(main(['systems']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == "enphase-battery: interrupted"
+
+
 def test_login_listener_rejects_a_foreign_state(
     env: dict[str, str], sim: EnphaseSimulator, token_path: Path
 ) -> None:

@@ -22,13 +22,14 @@ month's request count per API key, so the quota shown survives between runs) and
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import (
     AuthenticationError,
@@ -49,8 +50,9 @@ from .errors import (
     _Interrupted,
 )
 from .output import _one_line
-from .parser import build_parser
-from .settings import _Context, _make_context
+
+if TYPE_CHECKING:
+    from .settings import _Context
 
 __all__ = [
     "EXIT_API_ERROR",
@@ -62,6 +64,13 @@ __all__ = [
     "build_parser",
     "main",
 ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``enphase-battery`` argument parser: every command and option."""
+    from .parser import build_parser as build
+
+    return build()
 
 
 #: The app's own credentials: when refused, signing in again cannot help.
@@ -135,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``enphase-battery`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     ctx: _Context | None = None
     try:
+        # The commands (and with them the SDK and aiohttp) load here, inside the try: a
+        # Ctrl-C in the first half second is then "interrupted", not a traceback.
+        from .settings import _make_context
+
         args = build_parser().parse_args(argv)
         if getattr(args, "verbose", False):
             # The SDK's requests at debug level; other libraries' debug chatter (asyncio's
