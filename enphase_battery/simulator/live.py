@@ -25,6 +25,7 @@ from aiohttp import web
 
 from ..models.now import BATTERY_POWER_DISCHARGE_POSITIVE
 from .battery import BatterySystem
+from .context import path_system_id, simulator
 from .errors import ApiProblem, envelope
 from .now import device_power_w
 
@@ -178,11 +179,7 @@ class LiveStreams:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The ``live_data`` handler."""
         sim = self._sim
-        raw_id = request.match_info["system_id"]
-        try:
-            system_id = int(raw_id)
-        except ValueError:
-            raise ApiProblem(404, f'System not found for {{:id=>"{raw_id}"}}') from None
+        system_id = path_system_id(request)
         system = sim.find_system(system_id)
         if sim.enforce_plan_access and sim.plan not in LIVE_PLANS:
             self.refused += 1
@@ -279,9 +276,7 @@ def _gateway_serial(sim: EnphaseSimulator, system_id: int) -> str:
 
 
 async def _admin_live(request: web.Request) -> web.StreamResponse:
-    from .app import SIMULATOR_KEY
-
-    sim = request.app[SIMULATOR_KEY]
+    sim = simulator(request)
     try:
         body = await request.json()
         if not isinstance(body, dict):
@@ -296,9 +291,7 @@ def register(router: web.UrlDispatcher, api: str) -> None:
     """Add ``live_data`` under ``api`` (``/api/v4``) and ``POST /__admin/live``."""
 
     async def live_data(request: web.Request) -> web.StreamResponse:
-        from .app import SIMULATOR_KEY
-
-        return await request.app[SIMULATOR_KEY].live.handle(request)
+        return await simulator(request).live.handle(request)
 
     router.add_get(api + "/systems/{system_id}/live_data", live_data)
     router.add_post("/__admin/live", _admin_live)

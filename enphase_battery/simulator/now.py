@@ -22,6 +22,7 @@ from aiohttp import web
 from ..models.now import BATTERY_POWER_DISCHARGE_POSITIVE
 from .arrival import ArrivalModel
 from .battery import INTERVAL_S, BatterySystem, Encharge
+from .context import path_system_id, simulator
 from .errors import ApiProblem
 from .telemetry import last_visible_end_at
 
@@ -44,19 +45,8 @@ _W_PER_WH_INTERVAL = 3600 // INTERVAL_S
 _LOOKBACK_INTERVALS = 30 * 96
 
 
-def _sim(request: web.Request) -> EnphaseSimulator:
-    from .app import SIMULATOR_KEY
-
-    return request.app[SIMULATOR_KEY]
-
-
 def _system(request: web.Request) -> BatterySystem:
-    raw = request.match_info["system_id"]
-    try:
-        system_id = int(raw)
-    except ValueError:
-        raise ApiProblem(404, f'System not found for {{:id=>"{raw}"}}') from None
-    return _sim(request).find_system(system_id)
+    return simulator(request).find_system(path_system_id(request))
 
 
 def device_power_w(device: Encharge, i: int) -> int:
@@ -163,13 +153,13 @@ def summary(
 
 
 async def _latest_telemetry(request: web.Request) -> web.StreamResponse:
-    sim = _sim(request)
+    sim = simulator(request)
     system = _system(request)
     return web.json_response(latest_telemetry(sim, system, sim.clock.timestamp()))
 
 
 async def _storage_meter_readings(request: web.Request) -> web.StreamResponse:
-    sim = _sim(request)
+    sim = simulator(request)
     system = _system(request)
     now = sim.clock.timestamp()
     raw = request.query.get("end_at")
@@ -191,7 +181,7 @@ async def _storage_meter_readings(request: web.Request) -> web.StreamResponse:
 
 
 async def _summary(request: web.Request) -> web.StreamResponse:
-    sim = _sim(request)
+    sim = simulator(request)
     system = _system(request)
     now = sim.clock.timestamp()
     today = datetime.fromtimestamp(now, UTC).astimezone(system.tz).date()
