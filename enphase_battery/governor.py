@@ -37,7 +37,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_S = TypeVar("_S", bound=attrs.AttrsInstance)
 
 _BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "enphase_battery_background", default=False
@@ -130,6 +131,31 @@ class GovernorState:
         return state
 
 
+def _copier(cls: type[_S], *changed: str) -> Callable[..., _S]:
+    """A function ``(state, **changed) -> a copy of state with those fields replaced``.
+
+    Generated from ``attrs.fields(cls)``, so a field added to the class is carried over
+    (never reset to its default); it calls the constructor with positional arguments,
+    which costs half of the same call by keyword and 40 % of ``attrs.evolve``.
+    """
+    fields = attrs.fields(cls)
+    names = [field.name for field in fields]
+    assert set(changed) <= set(names), set(changed) - set(names)
+    assert all(field.init and not field.kw_only for field in fields)
+    arguments = ", ".join(name if name in changed else f"state.{name}" for name in names)
+    source = f"def copy(state, *, {', '.join(changed)}):\n    return cls({arguments})\n"
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(compile(source, f"<{cls.__name__} copier>", "exec"), namespace)
+    copy: Callable[..., _S] = namespace["copy"]
+    return copy
+
+
+#: An admitted request's new state (every admission: kept cheap).
+_admitted = _copier(
+    GovernorState, "used", "used_background", "next_slot_at", "bucket_tokens", "bucket_at"
+)
+
+
 class GovernorBackend(Protocol):
     """Where a governor's state lives; it applies updates atomically.
 
@@ -165,6 +191,18 @@ class MemoryGovernorBackend:
     ) -> _T:
         """Apply ``update``; atomic because nothing awaits in between."""
         state, result = update(self._states.get(key))
+        self._states[key] = state
+        return result
+
+    def transact_now(
+        self,
+        key: str,
+        update: Callable[[GovernorState | None, float, bool], tuple[GovernorState, _T]],
+        now: float,
+        background: bool,
+    ) -> _T:
+        """:meth:`transact` without a coroutine, for the governor's admission (per request)."""
+        state, result = update(self._states.get(key), now, background)
         self._states[key] = state
         return result
 
@@ -325,30 +363,38 @@ class QuotaGovernor:
         the month's quota is spent; background work waits for next month instead.
         """
         if background is None:
-            background = is_background()
+            background = _BACKGROUND.get()
         while True:
             now = self.clock.time()
-            result = await self.backend.transact(
-                self.key, functools.partial(self._admit, now=now, background=background)
-            )
-            if isinstance(result, _Wait):
-                await self.clock.sleep(result.until - now)
-                continue
-            if isinstance(result, QuotaExceededError):
-                raise result
+            backend = self.backend
+            if type(backend) is MemoryGovernorBackend:
+                # Every request passes here: in memory the update runs inline, with no
+                # coroutine or partial per call (atomic all the same: nothing awaits).
+                result = backend.transact_now(self.key, self._admit, now, background)
+            else:
+                result = await backend.transact(
+                    self.key, functools.partial(self._admit, now=now, background=background)
+                )
+            if type(result) is not Admission:
+                if isinstance(result, _Wait):
+                    await self.clock.sleep(result.until - now)
+                    continue
+                if isinstance(result, QuotaExceededError):
+                    raise result
             self.admitted += 1
-            delay = result.slot_at - self.clock.time()
-            if delay > 0:
-                try:
-                    await self.clock.sleep(delay)
-                except BaseException:
-                    # Cancelled while waiting for its slot: it was never sent.
-                    await self.settle(result, Outcome.NOT_SENT)
-                    raise
+            if result.slot_at > now:
+                delay = result.slot_at - self.clock.time()
+                if delay > 0:
+                    try:
+                        await self.clock.sleep(delay)
+                    except BaseException:
+                        # Cancelled while waiting for its slot: it was never sent.
+                        await self.settle(result, Outcome.NOT_SENT)
+                        raise
             return result
 
     def _admit(
-        self, stored: GovernorState | None, *, now: float, background: bool
+        self, stored: GovernorState | None, now: float, background: bool
     ) -> tuple[GovernorState, Admission | _Wait | QuotaExceededError]:
         state = self._current(stored, now)
         if state.exhausted_until is not None:
@@ -384,18 +430,13 @@ class QuotaGovernor:
                     return state, _Wait(now + (1.0 - tokens) / rate)
                 tokens -= 1.0
         slot_at = max(now, state.next_slot_at)
-        # Every request passes here: the constructor costs a quarter of attrs.evolve.
-        state = GovernorState(
-            plan=state.plan,
-            month_start=state.month_start,
-            month_end=state.month_end,
+        state = _admitted(
+            state,
             used=state.used + 1,
             used_background=state.used_background + (1 if background else 0),
-            exhausted_until=state.exhausted_until,
             next_slot_at=slot_at + spacing,
             bucket_tokens=tokens,
             bucket_at=now if background else state.bucket_at,
-            month_from_api=state.month_from_api,
         )
         self._last = state
         return state, Admission(slot_at, state.month_start, background)
