@@ -10,7 +10,9 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 
+from .config import BatterySettings, GridStatus, StormGuard
 from .discovery import Device, DeviceGroups
 from .live import LiveFrame, structure_live_frame
 from .telemetry import BatteryInterval, EnchargeInterval, EnergyReading, SocReading
@@ -271,6 +273,63 @@ def _optional_hook(conv: cattrs.Converter) -> Any:
     return factory
 
 
+#: Field types whose value is parsed from one string alone (a vocabulary word, a flag).
+_WORDS: set[Any] = {Flag, BatteryMode, GridState, LoadControlMode}
+_WORDS_MAX = 256
+_MISSING: Any = object()
+
+
+def _flat_hook(conv: cattrs.Converter, cls: type[Any]) -> Any:
+    # A configuration answer is a handful of flat fields, read on every call: one loop
+    # over them with the converter's own field hooks, an int taken as it is and a word
+    # parsed once (the answers repeat the same few).  Anything unusual (a missing
+    # required field, a value a hook refuses, not a dict) goes to the generated hook,
+    # which gives the same result or the same error.
+    generated = make_dict_structure_fn(cls, conv)
+    attrs.resolve_types(cls)
+    fields = []
+    for field in attrs.fields(cls):
+        type_ = field.type
+        inner = _inner(type_)
+        words: dict[str, Any] | None = {} if inner in _WORDS else None
+        fields.append((field.name, conv.get_structure_hook(type_), type_, inner is int, words))
+
+    def structure(value: Any, type_: Any) -> Any:
+        if type(value) is dict:
+            kwargs = {}
+            try:
+                for name, hook, field_type, is_int, words in fields:
+                    raw = value.get(name, _MISSING)
+                    if raw is _MISSING:
+                        continue
+                    if is_int and type(raw) is int:
+                        kwargs[name] = raw
+                    elif words is not None and type(raw) is str:
+                        parsed = words.get(raw, _MISSING)
+                        if parsed is _MISSING:
+                            parsed = hook(raw, field_type)
+                            if parsed is not None:  # unknown words are logged every time
+                                if len(words) >= _WORDS_MAX:
+                                    words.clear()
+                                words[raw] = parsed
+                        kwargs[name] = parsed
+                    else:
+                        kwargs[name] = hook(raw, field_type)
+                return cls(**kwargs)
+            except Exception:
+                pass
+        return generated(value, type_)
+
+    return structure
+
+
+def _inner(type_: Any) -> Any:
+    """``X`` for ``X | None``, else ``type_``."""
+    if _is_optional(type_):
+        return next(arg for arg in typing.get_args(type_) if arg is not type(None))
+    return type_
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook_factory(_is_optional, _optional_hook(conv))
@@ -289,6 +348,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(DeviceGroups, _structure_devices)
     # One live_data event -> a frame: hand-built, thousands a second.
     conv.register_structure_hook(LiveFrame, lambda v, _t: structure_live_frame(v))
+    # The small configuration answers, one per call (after the field hooks they use).
+    for flat in (BatterySettings, StormGuard, GridStatus):
+        conv.register_structure_hook(flat, _flat_hook(conv, flat))
     battery_intervals: Any = tuple[BatteryInterval, ...]
     encharge_intervals: Any = tuple[EnchargeInterval, ...]
     conv.register_structure_hook_func(
