@@ -78,7 +78,8 @@ async def test_three_clients_on_one_key_keep_to_the_plan_on_the_server(
     postgres_dsn: str, pg_schema: str
 ) -> None:
     # The server's plan: 40 requests per 2-second window, 60 a month.  The clients' governor
-    # keeps a little under the window's limit (38) so that send jitter cannot cross it.
+    # keeps under the window's limit (32) so that send jitter on a loaded machine cannot
+    # cross it; what is tested is that the three processes share one count and one pace.
     plan = RateLimits(40, 2.0, 60)
     async with EnphaseSimulator(plan=plan, systems=1) as sim:
 
@@ -89,7 +90,7 @@ async def test_three_clients_on_one_key_keep_to_the_plan_on_the_server(
                 "backend": backend,
                 "dsn": postgres_dsn,
                 "schema": pg_schema,
-                "max_rate": 38,
+                "max_rate": 32,
                 "time_period": 2.0,
                 "monthly_quota": 60,
                 "api_key": sim.api_key,

@@ -84,8 +84,8 @@ async def test_systems_spread_evenly_as_workers_join_and_leave(
 async def test_dead_worker_taken_over_after_ttl_and_fenced(
     pool: asyncpg.Pool, pg_schema: str
 ) -> None:
-    paused = LeaseWorker(pool, schema=pg_schema, worker_id="paused", ttl=0.8, heartbeat=0.2)
-    other = LeaseWorker(pool, schema=pg_schema, worker_id="other", ttl=0.8, heartbeat=0.2)
+    paused = LeaseWorker(pool, schema=pg_schema, worker_id="paused", ttl=1.5, heartbeat=0.3)
+    other = LeaseWorker(pool, schema=pg_schema, worker_id="other", ttl=1.5, heartbeat=0.3)
     await paused.register([42])
     await paused.heartbeat()
     assert paused.token_for(42) == 1
@@ -97,7 +97,7 @@ async def test_dead_worker_taken_over_after_ttl_and_fenced(
         await other.heartbeat()
         assert other.token_for(42) is None
     # The holder stops heartbeating (paused: SIGSTOP, a long GC, a frozen VM).
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.8)
     change = await other.heartbeat()
     assert [(lease.system_id, lease.token) for lease in change.acquired] == [(42, 2)]
     theirs = PostgresCheckpoint(pool, schema=pg_schema).fenced(other)
