@@ -17,7 +17,7 @@ from typing import TextIO
 from ..fleet import FleetPoller
 from ..streams import TelemetryInterval
 from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell
+from .output import _cell, _StatusLine
 from .session import _open_client
 from .settings import _Context
 
@@ -29,14 +29,11 @@ def _fleet_checkpoint(ctx: _Context) -> Path:
     return ctx.directory / "stream-fleet.sqlite"
 
 
-class _FleetProgress:
+class _FleetProgress(_StatusLine):
     """One progress line on stderr: rewritten in place on a terminal, else every 5 s."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last = -1e9
-        self._dirty = False
+        super().__init__(stream)
         self.written = 0
         self.newest: datetime | None = None
 
@@ -47,9 +44,8 @@ class _FleetProgress:
 
     def update(self, poller: FleetPoller, *, force: bool = False) -> None:
         now = asyncio.get_running_loop().time()
-        if not force and now - self._last < (0.2 if self.tty else 5.0):
+        if not self._due(now, force=force):
             return
-        self._last = now
         p = poller.progress
         text = (
             f"{p.systems} systems, {p.streams} streams: {self.written} intervals written,"
@@ -58,17 +54,7 @@ class _FleetProgress:
         )
         if p.systems_in_backoff:
             text += f"; {p.systems_in_backoff} in backoff"
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
-            self._dirty = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self._dirty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._show(text)
 
 
 async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInterval | None:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 
@@ -91,3 +91,36 @@ def _warn(message: str) -> None:
 
 def _one_line(message: str) -> str:
     return " ".join(printable(scrub(message, tuple(_SECRETS)), 1000).split())
+
+
+class _StatusLine:
+    """A progress line on ``stream`` (stderr): rewritten in place on a terminal, else one
+    line per update, throttled to every 0.2 s on a terminal and every 5 s elsewhere."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = -1e9
+        self._dirty = False
+
+    def _due(self, now: float, *, force: bool = False) -> bool:
+        """Whether to show an update at loop time ``now`` (``force``: yes); counts it."""
+        if not force and now - self._last < (0.2 if self.tty else 5.0):
+            return False
+        self._last = now
+        return True
+
+    def _show(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+            self._dirty = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the line in place on a terminal (the shell's prompt starts below it)."""
+        if self.tty and self._dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._dirty = False

@@ -16,7 +16,7 @@ from ..client import EnphaseClient
 from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
 from .argtypes import _moment
 from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell
+from .output import _cell, _StatusLine
 from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context
@@ -46,7 +46,7 @@ class _IntervalWriter:
         self.handle.flush()
 
 
-class _ProgressLine:
+class _ProgressLine(_StatusLine):
     """The stream's progress on stderr: rewritten in place on a terminal, else throttled.
 
     Every line says what is true at that moment: intervals written (and flushed), the
@@ -56,10 +56,7 @@ class _ProgressLine:
     """
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last = -1e9
-        self._dirty = False
+        super().__init__(stream)
         self._live = False
         self._shown_phase: str | None = None
         self.written = 0
@@ -90,9 +87,8 @@ class _ProgressLine:
         phase = "live" if self._live else "backfilling"
         if phase != self._shown_phase:
             force = True
-        if not force and loop_time - self._last < (0.2 if self.tty else 5.0):
+        if not self._due(loop_time, force=force):
             return
-        self._last = loop_time
         self._shown_phase = phase
         text = self._text(phase, poller, client)
         if self._live:
@@ -103,20 +99,6 @@ class _ProgressLine:
         """The last line: how the run ended and the final count."""
         self._show(self._text(outcome, poller, client))
         self.close()
-
-    def _show(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
-            self._dirty = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self._dirty:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._dirty = False
 
 
 def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
