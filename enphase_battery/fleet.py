@@ -22,13 +22,11 @@ import logging
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from . import validation
-from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
+from .checkpoint import CheckpointStore
 from .clock import Clock
-from .delivery import BatchIterator, Delivery
 from .exceptions import (
     ApiError,
     AuthenticationError,
@@ -39,9 +37,10 @@ from .exceptions import (
     QuotaExceededError,
 )
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress
+from .front import PollerFront
 from .governor import background_work
 from .scheduler import Discover, FleetScheduler, Job, Poll, Relist, SystemEntry
-from .streams import BATTERY, StreamLog, TelemetryInterval
+from .streams import BATTERY, StreamLog
 from .window import fetch_window
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ class _System:
         self.problem: SystemProblem | None = None
 
 
-class FleetPoller:
+class FleetPoller(PollerFront):
     """Async iterator over new intervals of many systems, exactly once, under one quota.
 
     Args:
@@ -118,25 +117,13 @@ class FleetPoller:
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
         self.start_at = start_at
-        if not isinstance(settle, timedelta) or settle < timedelta(0):
-            raise InvalidRequestError("settle must be a non-negative timedelta")
-        if not isinstance(late_horizon, timedelta) or not (
-            settle <= late_horizon < timedelta(days=7)
-        ):
-            raise InvalidRequestError("late_horizon must lie between settle and one week")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError("concurrency must be an int >= 1")
         first_wait, max_wait = backoff
         if not 0 < first_wait <= max_wait:
             raise InvalidRequestError("backoff must be (first, longest) with 0 < first")
         self._backoff = (float(first_wait), float(max_wait))
-        try:
-            self._store = open_store(checkpoint)
-        except TypeError as err:
-            raise InvalidRequestError(str(err)) from None
-        self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
-        self._settle_s = settle.total_seconds()
-        self._late_horizon_s = late_horizon.total_seconds()
+        super().__init__(checkpoint, settle=settle, late_horizon=late_horizon)
         self._fixed_relist = relist_every.total_seconds() if relist_every else None
         self.scheduler = FleetScheduler(
             relist_every_s=self._fixed_relist or 900.0,
@@ -145,7 +132,6 @@ class FleetPoller:
             discover=encharges,
         )
         self._systems: dict[int, _System] = {}
-        self._delivery = Delivery(self._store, self._fill, self._late_horizon_s)
         self._concurrency = concurrency
         self._max_pending = max_pending
         self._workers: list[asyncio.Task[None]] = []
@@ -154,77 +140,23 @@ class FleetPoller:
         self._idle = asyncio.Event()
         self._sleeping = 0
         self._fatal: BaseException | None = None
-        self._started = False
-        self._held = False
-        self._closed = False
         self.requests = 0
         self._requests_day: tuple[int, int] = (0, 0)
 
     def __repr__(self) -> str:
         return f"FleetPoller(systems={len(self._systems)}, requests={self.requests})"
 
-    # -- the consumer's side ----------------------------------------------------------
+    # -- the engine's part of the front (:class:`~enphase_battery.front.PollerFront`) --
 
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> TelemetryInterval:
-        if self._closed:
-            raise StopAsyncIteration
-        await self._start()
-        return await self._delivery.next()
-
-    def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> BatchIterator:
-        """Intervals in batches (see :meth:`TelemetryPoller.batches`); the fleet starts
-        fetching when the first batch is asked for."""
-        return self._delivery.batches(max_size, max_wait)
-
-    async def commit(self) -> None:
-        """Count the interval (or batch) in hand as delivered, and save the checkpoint."""
-        await self._delivery.commit()
-
-    async def __aenter__(self) -> Self:
-        await self._acquire()
-        return self
-
-    async def _acquire(self) -> None:
-        """Hold the checkpoint for this poller's life (a second poller is refused)."""
-        if self._held or self._closed:
-            return
-        if isinstance(self._store, LockingCheckpointStore):
-            await self._store.acquire()
-        self._held = True
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop fetching, save what was committed, release the checkpoint."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _stop(self) -> None:
         workers, self._workers = self._workers, []
         for task in workers:
             task.cancel()
         if workers:
             await asyncio.wait(workers)
-        try:
-            await self._delivery.close(
-                [log for system in self._systems.values() for log in system.streams.values()]
-            )
-        finally:
-            try:
-                if self._held and isinstance(self._store, LockingCheckpointStore):
-                    await self._store.release()
-            finally:
-                self._held = False
-                if self._owns_store:
-                    await self._store.close()
+
+    def _streams_now(self) -> list[StreamLog]:
+        return [log for system in self._systems.values() for log in system.streams.values()]
 
     # -- following ----------------------------------------------------------------
 
@@ -342,11 +274,7 @@ class FleetPoller:
 
     # -- the engine ---------------------------------------------------------------
 
-    async def _start(self) -> None:
-        if self._started:
-            return
-        await self._acquire()
-        self._started = True
+    async def _begin(self) -> None:
         if self._explicit is not None:
             for system_id in self._explicit:
                 self._add(system_id, priority=system_id in self._priority)
@@ -535,19 +463,10 @@ class FleetPoller:
         log = system.streams.get(source)
         if log is not None:
             return log
+        start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
         key = (system.entry.system_id, source)
-        log = StreamLog(key, None)
-        saved = await self._store.load(log.store_key)
-        if saved is not None:
-            log = StreamLog(key, saved)
-        elif self.start_at is not None:
-            log.start_at(int(self.start_at.timestamp()))
-        elif source != BATTERY:
-            battery = system.streams.get(BATTERY)
-            if battery is not None and battery.watermark is not None:
-                log.start_at(battery.watermark)  # a new Encharge starts where the system is
+        log = await self._load_stream(key, start_at, system.streams.get(BATTERY))
         system.streams[source] = log
-        # Saved at once: a rerun must not start a new stream at "today" and skip history.
         await self._delivery.save(log)
         return log
 

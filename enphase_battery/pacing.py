@@ -1,4 +1,5 @@
-"""When the one-system poller polls: steady-state pacing against the plan's monthly quota.
+"""When the one-system poller polls: steady-state pacing against the plan's monthly quota,
+and how long it waits before retrying a poll that failed for a transient reason.
 
 Kept apart from the stream logic and the delivery front so that a multi-system engine can
 put a quota governor (shared by every caller of one API key) in its place.
@@ -8,15 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from typing import TYPE_CHECKING
 
-from .exceptions import InvalidRequestError
+from .exceptions import (
+    ApiError,
+    EnphaseConnectionError,
+    InvalidRequestError,
+    QuotaExceededError,
+    RateLimitError,
+    ResponseFormatError,
+)
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
-__all__ = ["MIN_POLL_INTERVAL_S", "MONTH_S", "PollPacer", "poll_interval_for"]
+__all__ = [
+    "MIN_POLL_INTERVAL_S",
+    "MONTH_S",
+    "PollPacer",
+    "is_transient",
+    "poll_interval_for",
+    "retry_wait",
+]
 
 #: Intervals arrive every 15 minutes: polling faster cannot bring more.
 MIN_POLL_INTERVAL_S = 900.0
@@ -106,3 +122,26 @@ class PollPacer:
         self.requested = False
         self._next_poll_at = time.monotonic() + interval_s
         self._polled.set()
+
+
+def is_transient(err: Exception) -> bool:
+    """Whether the one-system poller retries after ``err`` (the client's own retries of
+    the request gave up): a 429 within the month, a 5xx, the network, an unreadable
+    answer.  A spent month, a 4xx and everything else reach the consumer."""
+    if isinstance(err, QuotaExceededError):
+        return False
+    if isinstance(err, RateLimitError | EnphaseConnectionError | ResponseFormatError):
+        return True
+    return type(err) is ApiError and err.status is not None and err.status >= 500
+
+
+def retry_wait(err: Exception, failures: int, wait_s: tuple[float, float]) -> float:
+    """Seconds before retry number ``failures`` (from 1): doubling from ``wait_s[0]`` up
+    to ``wait_s[1]``, jittered so that pollers don't retry in step; a 429's reset time is
+    waited for too, but no longer than the longest wait."""
+    first_wait, max_wait = wait_s
+    wait = min(max_wait, first_wait * 2 ** min(failures - 1, 16))
+    wait *= random.uniform(0.5, 1.0)
+    if isinstance(err, RateLimitError) and err.retry_after is not None:
+        wait = max(wait, min(err.retry_after, max_wait))
+    return float(wait)

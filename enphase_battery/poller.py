@@ -18,7 +18,8 @@ How it stays correct against the real service:
   ``quota_share`` (80 %) of the plan's monthly quota, leaving the rest for the user's
   other calls.
 
-This module is the one-system front: discovery, what to fetch next, and retries.
+This module is the one-system engine on the common front (:mod:`.front`): discovery,
+what to fetch next, pacing and retries.
 """
 
 from __future__ import annotations
@@ -27,27 +28,32 @@ import asyncio
 import collections
 import logging
 import os
-import random
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import attrs
 
-from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
-from .delivery import Batch, BatchIterator, Delivery
+from .checkpoint import CheckpointStore
+from .delivery import Batch
 from .exceptions import (
     ApiError,
     EnphaseConnectionError,
     InvalidRequestError,
-    QuotaExceededError,
     RateLimitError,
     ResponseFormatError,
 )
+from .front import MAX_BACKFILL, PollerFront, check_start_at, collect
 from .models import Granularity
-from .pacing import MIN_POLL_INTERVAL_S, MONTH_S, PollPacer, poll_interval_for
+from .pacing import (
+    MIN_POLL_INTERVAL_S,
+    MONTH_S,
+    PollPacer,
+    is_transient,
+    poll_interval_for,
+    retry_wait,
+)
 from .streams import BATTERY, StreamKey, StreamLog, TelemetryInterval
 from .window import fetch_window
 
@@ -86,24 +92,9 @@ class PollerProgress:
 
 #: The poller's own retries of an answer that does not parse (after the client's).
 FORMAT_RETRIES = 3
-#: How far back the API serves telemetry.
-MAX_BACKFILL = timedelta(days=730)
 
 
-def check_start_at(start_at: datetime, now: datetime | None = None) -> None:
-    """Refuse a ``start_at`` in the future or more than two years back (before any
-    request: the only clock there is then is the local one)."""
-    now = now or datetime.now(UTC)
-    earliest = now - MAX_BACKFILL
-    if not earliest <= start_at <= now + timedelta(minutes=1):
-        raise InvalidRequestError(
-            f"start_at {start_at.isoformat()} is outside what the API serves: from"
-            f" {earliest.isoformat(timespec='minutes')} (two years back) to now"
-            f" ({now.isoformat(timespec='minutes')})"
-        )
-
-
-class TelemetryPoller:
+class TelemetryPoller(PollerFront):
     """Async iterator over new battery and Encharge intervals of one system, exactly once.
 
     Args:
@@ -171,12 +162,6 @@ class TelemetryPoller:
             validation.aware_datetime("start_at", start_at)
             check_start_at(start_at)
         self.start_at = start_at
-        if not isinstance(settle, timedelta) or settle < timedelta(0):
-            raise InvalidRequestError("settle must be a non-negative timedelta")
-        if not isinstance(late_horizon, timedelta) or not (
-            settle <= late_horizon < timedelta(days=7)
-        ):
-            raise InvalidRequestError("late_horizon must lie between settle and one week")
         if not 0 < quota_share <= 1:
             raise InvalidRequestError("quota_share must be in (0, 1]")
         if isinstance(poll_interval, timedelta):
@@ -189,28 +174,18 @@ class TelemetryPoller:
         self._retry_wait_s = (float(first_wait), float(max_wait))
         if not include_battery and self._explicit_encharges == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
-        try:
-            self._store = open_store(checkpoint)
-        except TypeError as err:
-            raise InvalidRequestError(str(err)) from None
-        self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
+        super().__init__(
+            checkpoint, settle=settle, late_horizon=late_horizon, poll_over=lambda: not self._plan
+        )
         self._poll_interval = poll_interval
-        self._settle_s = settle.total_seconds()
-        self._late_horizon_s = late_horizon.total_seconds()
         self._quota_share = quota_share
         self._rediscover_s = rediscover_every.total_seconds()
         self._streams: dict[StreamKey, StreamLog] = {}
-        self._delivery = Delivery(
-            self._store, self._step, self._late_horizon_s, poll_over=lambda: not self._plan
-        )
         self._plan: collections.deque[StreamLog] = collections.deque()
         self._pacer = PollPacer()
         # Latest report time of each Encharge seen in the current poll (epoch seconds).
         self._last_reports: dict[str, int] = {}
         self._discovered_at: float | None = None
-        self._started = False
-        self._held = False
-        self._closed = False
         self._caught_up = False
         self._poll_complete = False
         self._drained = asyncio.Event()
@@ -223,89 +198,14 @@ class TelemetryPoller:
     def __repr__(self) -> str:
         return f"TelemetryPoller(system_id={self.system_id}, streams={list(self._streams)})"
 
-    # -- async iterator / context manager ------------------------------------------
+    # -- views and controls ---------------------------------------------------------
 
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> TelemetryInterval:
-        if self._closed:
-            raise StopAsyncIteration
-        if not self._started:
-            await self._start()
-        interval = await self._delivery.next()
+    def _handed(self) -> None:
         if self._poll_complete and self._delivery.pending == 0:
             self._signal_drained()
-        return interval
 
-    async def commit(self) -> None:
-        """Count the interval (or batch) in hand as delivered, and save the checkpoint.
-
-        Asking for the next interval does the same; call it before a ``break`` that
-        should not see the last interval again after a restart.
-        """
-        await self._delivery.commit()
-
-    def batches(self, *, max_size: int = 1000, max_wait: float = 1.0) -> BatchIterator:
-        """``async for batch in poller.batches(...)``: intervals in :class:`Batch` es.
-
-        A batch holds up to ``max_size`` intervals; once it has one, it waits at most
-        ``max_wait`` seconds for more.  It counts as delivered when the next batch is
-        asked for or at ``await batch.commit()``; ``await batch.commit(conn)`` writes
-        the checkpoint inside your own SQLite transaction (see :class:`Batch`).
-        """
-        iterator = self._delivery.batches(max_size, max_wait)
-        return _StartingBatches(self, iterator)
-
-    @property
-    def intervals_emitted(self) -> int:
-        """Intervals handed out so far (one by one or in batches)."""
-        return self._delivery.handed_out
-
-    async def __aenter__(self) -> Self:
-        await self._acquire()
-        return self
-
-    async def _acquire(self) -> None:
-        """Hold the checkpoint for this poller's life (a second poller is refused)."""
-        if self._held or self._closed:
-            return
-        if isinstance(self._store, LockingCheckpointStore):
-            await self._store.acquire()
-        self._held = True
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Save what was committed and release the checkpoint.
-
-        The interval (or batch) in hand is not counted as delivered: call
-        :meth:`commit` first if it was stored, or it comes again after a restart.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._delivery.close(self._streams.values())
-        finally:
-            try:
-                if self._held and isinstance(self._store, LockingCheckpointStore):
-                    await self._store.release()
-            finally:
-                self._held = False
-                if self._owns_store:
-                    await self._store.close()
-
-    @property
-    def checkpoint(self) -> CheckpointStore:
-        """The checkpoint store in use (the one given, or the one opened for a path)."""
-        return self._store
+    def _streams_now(self) -> Iterable[StreamLog]:
+        return self._streams.values()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -342,11 +242,6 @@ class TelemetryPoller:
         test that moves a simulator's clock between polls.
         """
         await self._pacer.wait_idle()
-
-    @property
-    def pending(self) -> int:
-        """Intervals fetched and not yet handed out."""
-        return self._delivery.pending
 
     async def wait_caught_up(self) -> None:
         """Return once a poll has reached the end of what the API shows and everything it
@@ -385,9 +280,7 @@ class TelemetryPoller:
 
     # -- internals ----------------------------------------------------------------
 
-    async def _start(self) -> None:
-        await self._acquire()
-        self._started = True
+    async def _begin(self) -> None:
         if self.include_battery:
             await self._add_stream(BATTERY)
         if self._explicit_encharges is not None:
@@ -398,22 +291,11 @@ class TelemetryPoller:
         key = (self.system_id, source)
         if key in self._streams:
             return
-        stream = StreamLog(key, None)
-        saved = await self._store.load(stream.store_key)
-        if saved is not None:
-            stream = StreamLog(key, saved)
-        elif self.start_at is not None:
-            stream.start_at(int(self.start_at.timestamp()))
-        elif source != BATTERY:
-            battery = self._streams.get((self.system_id, BATTERY))
-            if battery is not None and battery.watermark is not None:
-                # A new Encharge starts where the system stream is.
-                stream.start_at(battery.watermark)
+        start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
+        battery = self._streams.get((self.system_id, BATTERY))
+        stream = await self._load_stream(key, start_at, battery)
         self._streams[key] = stream
-        # Save where a new stream starts now: a run that stops before polling it must
-        # not leave a rerun (without start_at) to begin at "today" and skip history.
         await self._delivery.save(stream)
-        _LOGGER.debug("following stream %s from %s", stream.store_key, stream.watermark)
 
     async def _discover(self) -> None:
         self.requests += 1
@@ -428,7 +310,7 @@ class TelemetryPoller:
                 del self._streams[key]
                 self._delivery.forget(stream)
 
-    async def _step(self) -> None:
+    async def _fill(self) -> None:
         """Fetch the next window of the current poll, or wait for the next poll."""
         stream: StreamLog | None = None
         try:
@@ -440,7 +322,7 @@ class TelemetryPoller:
             stream = self._plan[0]
             done = await self._fetch_window(stream)
         except (RateLimitError, EnphaseConnectionError, ResponseFormatError, ApiError) as err:
-            if not self._is_transient(err):
+            if not is_transient(err):
                 raise
             self._failures += 1
             if isinstance(err, ResponseFormatError):
@@ -450,11 +332,7 @@ class TelemetryPoller:
                     # rather than retry (and warn) forever.
                     raise
             self.retries += 1
-            first_wait, max_wait = self._retry_wait_s
-            wait = min(max_wait, first_wait * 2 ** min(self._failures - 1, 16))
-            wait *= random.uniform(0.5, 1.0)
-            if isinstance(err, RateLimitError) and err.retry_after is not None:
-                wait = max(wait, min(err.retry_after, max_wait))
+            wait = retry_wait(err, self._failures, self._retry_wait_s)
             _LOGGER.warning(
                 "poll of %s failed (%s: %s); retrying in %.0f s",
                 stream.store_key if stream is not None else f"{self.system_id}/devices",
@@ -482,13 +360,6 @@ class TelemetryPoller:
         """
         if self._poll_complete and self._delivery.pending == 0:
             self._drained.set()
-
-    def _is_transient(self, err: Exception) -> bool:
-        if isinstance(err, QuotaExceededError):
-            return False
-        if isinstance(err, RateLimitError | EnphaseConnectionError | ResponseFormatError):
-            return True
-        return type(err) is ApiError and err.status is not None and err.status >= 500
 
     async def _begin_poll(self) -> None:
         await self._pacer.wait_turn()
@@ -527,35 +398,3 @@ class TelemetryPoller:
             self._delivery.offer(stream, result.ready)
             self._drained.clear()  # new intervals: not caught up until they are out
         return result.done
-
-
-class _StartingBatches(BatchIterator):
-    """The poller's batch iterator: starts the poller on first use."""
-
-    def __init__(self, poller: TelemetryPoller, inner: BatchIterator) -> None:
-        self._poller = poller
-        self._inner = inner
-
-    async def __anext__(self) -> Batch:
-        poller = self._poller
-        if poller._closed:
-            raise StopAsyncIteration
-        if not poller._started:
-            await poller._start()
-        return await self._inner.__anext__()
-
-
-async def collect(poller: TelemetryPoller, limit: int) -> list[TelemetryInterval]:
-    """Up to ``limit`` intervals from ``poller`` (a convenience for scripts and tests).
-
-    The last one is committed: the caller has them all.
-    """
-    result: list[TelemetryInterval] = []
-    if limit <= 0:
-        return result
-    async for interval in poller:
-        result.append(interval)
-        if len(result) >= limit:
-            await poller.commit()
-            break
-    return result
