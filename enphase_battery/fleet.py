@@ -17,29 +17,27 @@ delivery front and commit rule (:mod:`.delivery`).  What it adds:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import validation
 from .checkpoint import CheckpointStore
 from .clock import Clock
 from .exceptions import (
-    ApiError,
     AuthenticationError,
     EnphaseError,
     InvalidRequestError,
-    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
 )
+from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress
+from .fleet_workers import WorkerPool
 from .front import PollerFront
-from .governor import background_work
-from .scheduler import Discover, FleetScheduler, Job, Poll, Relist, SystemEntry
+from .scheduler import Discover, FleetScheduler, Job, Poll, Relist
 from .streams import BATTERY, StreamLog
 from .window import fetch_window
 
@@ -51,19 +49,6 @@ __all__ = ["FleetPoller"]
 _LOGGER = logging.getLogger(__name__)
 #: A live poll fetches at most this many windows of a stream; the rest is backfill.
 _LIVE_WINDOWS = 1
-
-
-class _System:
-    """The streams of one followed system."""
-
-    __slots__ = ("encharges_denied", "entry", "last_reports", "problem", "streams")
-
-    def __init__(self, entry: SystemEntry) -> None:
-        self.entry = entry
-        self.encharges_denied = False
-        self.streams: dict[str, StreamLog] = {}
-        self.last_reports: dict[str, int] = {}
-        self.problem: SystemProblem | None = None
 
 
 class FleetPoller(PollerFront):
@@ -131,15 +116,15 @@ class FleetPoller(PollerFront):
             max_quiet_s=max_quiet.total_seconds(),
             discover=encharges,
         )
-        self._systems: dict[int, _System] = {}
-        self._concurrency = concurrency
-        self._max_pending = max_pending
-        self._workers: list[asyncio.Task[None]] = []
-        self._progressed = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._sleeping = 0
-        self._fatal: BaseException | None = None
+        self._systems: dict[int, FollowedSystem] = {}
+        self._workers = WorkerPool(
+            concurrency=concurrency,
+            clock=self.clock,
+            next_job=self.scheduler.next_job,
+            run=self._run,
+            pending=lambda: self._delivery.pending,
+            max_pending=max_pending,
+        )
         self.requests = 0
         self._requests_day: tuple[int, int] = (0, 0)
 
@@ -149,11 +134,7 @@ class FleetPoller(PollerFront):
     # -- the engine's part of the front (:class:`~enphase_battery.front.PollerFront`) --
 
     async def _stop(self) -> None:
-        workers, self._workers = self._workers, []
-        for task in workers:
-            task.cancel()
-        if workers:
-            await asyncio.wait(workers)
+        await self._workers.stop()
 
     def _streams_now(self) -> list[StreamLog]:
         return [log for system in self._systems.values() for log in system.streams.values()]
@@ -167,7 +148,7 @@ class FleetPoller(PollerFront):
         if self._explicit is not None and system_id not in self._explicit:
             self._explicit.append(system_id)
         self._add(system_id, priority=priority or system_id in self._priority)
-        self._wake.set()
+        self._workers.wake()
 
     def unfollow(self, system_id: int) -> None:
         """Stop following a system; what is queued of it is dropped, its checkpoint kept."""
@@ -195,7 +176,7 @@ class FleetPoller(PollerFront):
                 self.scheduler.add(system_id, priority=True, now=self.clock.time())
             return
         entry = self.scheduler.add(system_id, priority=priority, now=self.clock.time())
-        self._systems[system_id] = _System(entry)
+        self._systems[system_id] = FollowedSystem(entry)
 
     # -- views --------------------------------------------------------------------
 
@@ -206,32 +187,7 @@ class FleetPoller(PollerFront):
 
     def progress_of(self, system_id: int) -> SystemProgress:
         """One system's progress."""
-        system = self._systems[system_id]
-        entry = system.entry
-        delivered = [log.watermark for log in system.streams.values() if log.watermark]
-        shown = [log.newest for log in system.streams.values() if log.newest]
-        newest = max(delivered) if delivered else None
-        lag = None
-        if newest is not None and shown:
-            lag = max(
-                0.0,
-                max(
-                    float(log.newest - (log.watermark or log.newest))
-                    for log in system.streams.values()
-                    if log.newest
-                ),
-            )
-        now = self.clock.time()
-        return SystemProgress(
-            system_id=system_id,
-            newest_delivered=_dt(newest),
-            last_report_at=_dt(entry.listed_report_at),
-            lag_s=lag,
-            requests=entry.requests,
-            streams=len(system.streams),
-            in_backoff=entry.backoff_until > now,
-            backlog=entry.backlog,
-        )
+        return self._systems[system_id].progress(self.clock.time())
 
     @property
     def progress(self) -> FleetProgress:
@@ -261,16 +217,11 @@ class FleetPoller(PollerFront):
     @property
     def idle(self) -> bool:
         """Whether nothing is due and everything fetched has been handed out."""
-        return self._idle.is_set()
+        return self._workers.idle
 
     async def wait_idle(self) -> None:
         """Return once every worker waits for something to become due, nothing pending."""
-        while True:
-            await self._idle.wait()
-            if self._delivery.pending == 0:
-                return
-            # The consumer is still taking what was fetched: look again shortly.
-            await asyncio.sleep(0.01)
+        await self._workers.wait_idle()
 
     # -- the engine ---------------------------------------------------------------
 
@@ -278,62 +229,14 @@ class FleetPoller(PollerFront):
         if self._explicit is not None:
             for system_id in self._explicit:
                 self._add(system_id, priority=system_id in self._priority)
-        with background_work():
-            self._workers = [asyncio.ensure_future(self._work()) for _ in range(self._concurrency)]
+        self._workers.start()
 
     async def _fill(self) -> None:
         """Wait until the workers have offered something (or one failed for good)."""
         await self._start()
-        if self._fatal is not None:
-            raise self._fatal
-        self._progressed.clear()
-        await self._progressed.wait()
-        if self._fatal is not None:
-            raise self._fatal
+        await self._workers.wait_progress()
 
-    async def _work(self) -> None:
-        try:
-            while not self._closed:
-                while self._delivery.pending > self._max_pending:
-                    # The consumer is behind: don't fetch (and pay for) more yet.
-                    self._progressed.set()
-                    await asyncio.sleep(0.05)
-                now = self.clock.time()
-                job = self.scheduler.next_job(now)
-                if job is None or isinstance(job, float):
-                    await self._sleep_until(job)
-                    continue
-                await self._run(job)
-                # A job may finish without awaiting I/O (nothing to fetch): let others run.
-                await asyncio.sleep(0)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as err:  # surfaced to the consumer by _fill
-            self._fatal = err
-            self._progressed.set()
-
-    async def _sleep_until(self, due: float | None) -> None:
-        self._sleeping += 1
-        if self._sleeping == self._concurrency:
-            self._idle.set()
-            self._progressed.set()  # lets a waiting batch see that nothing more is coming
-        self._wake.clear()
-        try:
-            delay = None if due is None else max(0.0, due - self.clock.time())
-            sleeper = asyncio.ensure_future(
-                self.clock.sleep(delay) if delay is not None else asyncio.Event().wait()
-            )
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
-        finally:
-            self._sleeping -= 1
-            self._idle.clear()
-
-    def _count_request(self, system: _System | None) -> None:
+    def _count_request(self, system: FollowedSystem | None) -> None:
         self.requests += 1
         day = int(self.clock.time() // 86_400)
         seen_day, count = self._requests_day
@@ -369,33 +272,9 @@ class FleetPoller(PollerFront):
             system.problem = None
         self.scheduler.finished(job, self.clock.time(), ok=True, backlog=backlog)
 
-    def _failed(self, system: _System, job: Poll | Discover, err: EnphaseError) -> None:
-        entry = system.entry
-        first, longest = self._backoff
-        if isinstance(err, PermissionDeniedError | NotFoundError):
-            first = max(first, 3600.0)  # a missing grant or a removed system: check hourly
-        wait = min(longest, first * 2 ** min(entry.failures, 16))
+    def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
         now = self.clock.time()
-        status = err.status if isinstance(err, ApiError) else None
-        previous = system.problem
-        system.problem = SystemProblem(
-            system_id=entry.system_id,
-            error=type(err).__name__,
-            status=status,
-            message=str(err),
-            since=previous.since if previous else _dt_now(now),
-            failures=entry.failures + 1,
-            retry_at=_dt_now(now + wait),
-        )
-        if previous is None or previous.error != system.problem.error:
-            # One line per problem, not one per retry.
-            _LOGGER.warning(
-                "system %s: %s (%s); backing off, retrying in %.0f s",
-                entry.system_id,
-                type(err).__name__,
-                err,
-                wait,
-            )
+        wait = system.failed(err, self._backoff, now)
         self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
 
     async def _relist(self) -> None:
@@ -444,7 +323,7 @@ class FleetPoller(PollerFront):
         self.scheduler.relist_every_s = min(3600.0, max(900.0, pages * 120.0))
         self.scheduler.relisted(self.clock.time(), ok=True)
 
-    async def _discover(self, system: _System) -> None:
+    async def _discover(self, system: FollowedSystem) -> None:
         self._count_request(system)
         devices = await self.client.get_system_devices(system.entry.system_id)
         current = set() if system.encharges_denied else set(devices.encharge_serials)
@@ -459,7 +338,7 @@ class FleetPoller(PollerFront):
                 del system.streams[source]
                 self._delivery.forget(log)
 
-    async def _stream(self, system: _System, source: str) -> StreamLog:
+    async def _stream(self, system: FollowedSystem, source: str) -> StreamLog:
         log = system.streams.get(source)
         if log is not None:
             return log
@@ -470,7 +349,7 @@ class FleetPoller(PollerFront):
         await self._delivery.save(log)
         return log
 
-    async def _poll(self, system: _System, *, backfill: bool) -> bool:
+    async def _poll(self, system: FollowedSystem, *, backfill: bool) -> bool:
         """One visit of a system's streams; returns whether history is left."""
         await self._stream(system, BATTERY)
         system.last_reports.clear()
@@ -527,7 +406,7 @@ class FleetPoller(PollerFront):
                     break
                 self._delivery.offer(log, result.ready)
                 if result.ready:
-                    self._progressed.set()
+                    self._workers.offered()
                 await self._delivery.save(log)
                 if result.done:
                     log.cursor = None
@@ -535,11 +414,3 @@ class FleetPoller(PollerFront):
             else:
                 backlog = True  # the window came back full: more history to fetch
         return backlog
-
-
-def _dt(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
-
-
-def _dt_now(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)

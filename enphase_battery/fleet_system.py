@@ -1,0 +1,96 @@
+"""One followed system of a :class:`~enphase_battery.FleetPoller`: its streams, its
+progress view and what a failure of it does (a problem on record, a backoff).
+
+A failing system is isolated here: it is backed off and reported, never raised, so
+it never stops or slows the other systems.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from .exceptions import ApiError, EnphaseError, NotFoundError, PermissionDeniedError
+from .fleet_views import SystemProblem, SystemProgress
+from .scheduler import SystemEntry
+from .streams import StreamLog
+
+__all__ = ["FollowedSystem"]
+
+_LOGGER = logging.getLogger("enphase_battery.fleet")
+
+
+class FollowedSystem:
+    """The streams of one followed system."""
+
+    __slots__ = ("encharges_denied", "entry", "last_reports", "problem", "streams")
+
+    def __init__(self, entry: SystemEntry) -> None:
+        self.entry = entry
+        self.encharges_denied = False
+        self.streams: dict[str, StreamLog] = {}
+        self.last_reports: dict[str, int] = {}
+        self.problem: SystemProblem | None = None
+
+    def progress(self, now: float) -> SystemProgress:
+        """This system's progress at ``now`` (epoch seconds)."""
+        entry = self.entry
+        logs = self.streams.values()
+        delivered = [log.watermark for log in logs if log.watermark]
+        shown = [log.newest for log in logs if log.newest]
+        newest = max(delivered) if delivered else None
+        lag = None
+        if newest is not None and shown:
+            lag = max(
+                0.0,
+                max(
+                    float(log.newest - (log.watermark or log.newest)) for log in logs if log.newest
+                ),
+            )
+        return SystemProgress(
+            system_id=entry.system_id,
+            newest_delivered=_dt(newest),
+            last_report_at=_dt(entry.listed_report_at),
+            lag_s=lag,
+            requests=entry.requests,
+            streams=len(self.streams),
+            in_backoff=entry.backoff_until > now,
+            backlog=entry.backlog,
+        )
+
+    def failed(self, err: EnphaseError, backoff: tuple[float, float], now: float) -> float:
+        """Put ``err`` on record as this system's problem; the seconds to back off."""
+        entry = self.entry
+        first, longest = backoff
+        if isinstance(err, PermissionDeniedError | NotFoundError):
+            first = max(first, 3600.0)  # a missing grant or a removed system: check hourly
+        wait = float(min(longest, first * 2 ** min(entry.failures, 16)))
+        status = err.status if isinstance(err, ApiError) else None
+        previous = self.problem
+        self.problem = SystemProblem(
+            system_id=entry.system_id,
+            error=type(err).__name__,
+            status=status,
+            message=str(err),
+            since=previous.since if previous else _dt_now(now),
+            failures=entry.failures + 1,
+            retry_at=_dt_now(now + wait),
+        )
+        if previous is None or previous.error != self.problem.error:
+            # One line per problem, not one per retry.
+            _LOGGER.warning(
+                "system %s: %s (%s); backing off, retrying in %.0f s",
+                entry.system_id,
+                type(err).__name__,
+                err,
+                wait,
+            )
+        return wait
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+def _dt_now(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
