@@ -21,7 +21,6 @@ from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context
 from .telemetry import _RECORD_FIELDS, _interval_record
-from .usage import _UsageLedger
 
 
 class _IntervalWriter:
@@ -183,7 +182,6 @@ async def _cmd_stream(ctx: _Context) -> int:
     outcome = "stopped"
     try:
         async with _open_client(ctx) as client:
-            ledger_sync = _ledger_syncer(ctx, client)
             poller = TelemetryPoller(
                 client,
                 system_id,
@@ -208,7 +206,6 @@ async def _cmd_stream(ctx: _Context) -> int:
                     await poller.commit()
                     progress.record(interval)
                     progress.update(poller, client)
-                    ledger_sync()
         outcome = "done"
     except (asyncio.CancelledError, KeyboardInterrupt):
         outcome = "interrupted"
@@ -221,24 +218,6 @@ async def _cmd_stream(ctx: _Context) -> int:
         if owns_handle:
             out_handle.close()
     return EXIT_OK
-
-
-def _ledger_syncer(ctx: _Context, client: EnphaseClient) -> Callable[[], None]:
-    """Keep usage.json current during a long stream, at most once a minute."""
-    api_key = ctx.credential("api_key")
-    assert api_key is not None
-    ledger = _UsageLedger(ctx.directory / "usage.json", api_key)
-    ledger.used()
-    last = [asyncio.get_running_loop().time()]
-    seen = [client.quota_used]
-
-    def sync() -> None:
-        now = asyncio.get_running_loop().time()
-        if now - last[0] >= 60.0 and client.quota_used != seen[0]:
-            ledger.sync(client)
-            last[0], seen[0] = now, client.quota_used
-
-    return sync
 
 
 #: How often the progress line is refreshed while the poller works.

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..client import EnphaseClient
 from ..governor import GovernorBackend, QuotaGovernor
 from ..governor_file import FileGovernorBackend
 from ..limits import RateLimits
@@ -38,21 +37,6 @@ def open_governor(
         backend=backend or FileGovernorBackend(usage_path(ctx)),
         reset_hint=RESET_HINT,
     )
-
-
-class _UsageLedger:
-    """Kept for the ``stream`` command: the governor writes ``usage.json`` on every
-    request now, so there is nothing left to sync."""
-
-    def __init__(self, path: Path, api_key: str) -> None:
-        self.path = path
-
-    def used(self) -> int:
-        """Requests counted this month (read by the client's governor itself)."""
-        return 0
-
-    def sync(self, client: EnphaseClient) -> None:
-        """Nothing to do: every request was recorded as it was admitted."""
 
 
 async def _cmd_usage(ctx: _Context) -> int:
