@@ -380,7 +380,8 @@ class Transport:
                 timeout=timeout,
             ) as response:
                 status = response.status
-                date = response.headers.get("Date")
+                # Only an error needs the server's clock.
+                date = None if 200 <= status < 300 else response.headers.get("Date")
                 raw = await _read_capped(response)
         except aiohttp.InvalidURL:
             await self.governor.settle(admission, Outcome.NOT_SENT)

@@ -13,6 +13,15 @@ __all__ = ["EndpointBase"]
 
 _T = TypeVar("_T")
 
+#: What comes before and after the system id in the paths that hold nothing else, from
+#: the route table (most calls: a concatenation instead of formatting the template).
+_AROUND_SYSTEM_ID: dict[str, tuple[str, str]] = {
+    operation_id: (head, tail)
+    for operation_id, route in ROUTES.items()
+    if route.template.count("{") == 1 and "{system_id}" in route.template
+    for head, tail in [route.path(system_id="{system_id}").split("{system_id}")]
+}
+
 
 class EndpointBase:
     """What the endpoint mixins share: the client's :class:`Transport`."""
@@ -31,7 +40,12 @@ class EndpointBase:
         **path_params: str,
     ) -> _T:
         route = ROUTES[operation_id]
-        path = route.path(system_id=validation.system_id(system_id), **path_params)
+        checked = validation.system_id(system_id)
+        split = _AROUND_SYSTEM_ID.get(operation_id)
+        if split is not None and not path_params:
+            path = f"{split[0]}{checked}{split[1]}"
+        else:
+            path = route.path(system_id=checked, **path_params)
         return await self._transport.request(
             route, path, params=params, body=body, parse=model, full_state=full_state
         )
