@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -141,7 +141,7 @@ class Transport:
             await self._session.close()
         self._session = None
 
-    async def request(
+    def request(
         self,
         route: Route,
         path: str,
@@ -150,16 +150,18 @@ class Transport:
         body: Any = None,
         parse: type[_T],
         full_state: bool = False,
-    ) -> _T:
-        """Send ``route`` to ``path`` and structure the answer as ``parse``.
+    ) -> Coroutine[Any, Any, _T]:
+        """Send ``route`` to ``path`` and structure the answer as ``parse`` (await it).
 
         ``full_state``: a write that sets every field of the operation (applying it twice
         is the same as once), so it may be resent after a failure that may have applied it.
         """
+        # Not a coroutine itself (a closed client raises at once): every frame between the
+        # caller and the socket is passed through again at each of the request's waits.
         if self.closed:
             raise InvalidRequestError("the client is closed")
         call = self.retry_policy.new_call()
-        return await self._run(route, path, params or {}, body, parse, call, full_state)
+        return self._run(route, path, params or {}, body, parse, call, full_state)
 
     async def _run(
         self,
@@ -194,7 +196,12 @@ class Transport:
         parse: type[_T],
         call: CallState,
     ) -> _T:
-        answer = await self._send_authorized(route, path, params, body, call)
+        answer = await self._admitted_send(route, path, params, body, call, None)
+        if answer.status == 401 and not api_key_refused(answer.raw):
+            # A token can be refused just after passing the freshness check (clock skew,
+            # revocation): refresh once, retry once; a second 401 is final.
+            _LOGGER.debug("%s %s -> 401; refreshing the access token once", route.method, path)
+            answer = await self._admitted_send(route, path, params, body, call, answer)
         if not (route.writes and 200 <= answer.status < 300):
             return self._structure(route, path, answer, parse)
         try:
@@ -257,17 +264,6 @@ class Transport:
                     path=path,
                 )
             ) from None
-
-    async def _send_authorized(
-        self, route: Route, path: str, params: Mapping[str, Any], body: Any, call: CallState
-    ) -> _Answer:
-        answer = await self._admitted_send(route, path, params, body, call, None)
-        if answer.status != 401 or api_key_refused(answer.raw):
-            return answer
-        # A token can be refused just after passing the freshness check (clock skew,
-        # revocation): refresh once, retry once; a second 401 is final.
-        _LOGGER.debug("%s %s -> 401; refreshing the access token once", route.method, path)
-        return await self._admitted_send(route, path, params, body, call, answer)
 
     async def _admitted_send(
         self,
@@ -382,7 +378,12 @@ class Transport:
                 status = response.status
                 # Only an error needs the server's clock.
                 date = None if 200 <= status < 300 else response.headers.get("Date")
-                raw = await _read_capped(response)
+                length = response.content_length
+                raw: bytes | None
+                if length is not None and length <= MAX_RESPONSE_BYTES:
+                    raw = await response.read()  # the common case, inline: one frame fewer
+                else:
+                    raw = await _read_capped(response)
         except aiohttp.InvalidURL:
             await self.governor.settle(admission, Outcome.NOT_SENT)
             raise _Final(InvalidRequestError(f"invalid API URL {self.base_url!r}")) from None
