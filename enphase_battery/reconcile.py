@@ -232,6 +232,15 @@ async def reconcile(
     """
     system_id = validation.system_id(system_id)
     validation.aware_datetime("start", start)
+    now = datetime.now(UTC)
+    # Checked before any request, on the only clock there is then (the local one, with
+    # the same minute of slack as a poller's start_at): a future start has no counters
+    # to read and would "add up" with nothing checked.
+    if start > now + timedelta(minutes=1):
+        raise InvalidRequestError(
+            f"start {start.isoformat()} is in the future (now is"
+            f" {now.isoformat(timespec='minutes')}): nothing to check yet"
+        )
     if end is not None:
         validation.aware_datetime("end", end)
         if end <= start:

@@ -21,7 +21,7 @@ from ..live.now import battery_now
 from ..models.live import LiveFrame
 from .argtypes import _moment, _positive_int
 from .errors import EXIT_OK, PROG
-from .output import _jsonable, _out, _print_json, _table
+from .output import _cell, _jsonable, _out, _plural, _print_json, _table
 from .session import _open_client
 from .settings import _Context
 
@@ -200,8 +200,18 @@ async def _cmd_check(ctx: _Context) -> int:
         for note in result.skipped:
             _out(f"skipped: {note}")
         problems = len(result.problems)
-        verdict = f"{problems} span(s) do not add up" if problems else "every span adds up"
-        _out(f"{verdict} (tolerance 1 Wh per interval + 2 Wh; {result.requests} requests)")
+        if problems:
+            verdict = f"{problems} span(s) do not add up"
+        elif not result.spans:
+            # Nothing to add up is not "every span adds up": say why there was none.
+            verdict = (
+                "nothing was checked: no span with counter readings at both ends"
+                f" from {_cell(args.since)} (is it after the newest reading?)"
+            )
+        else:
+            verdict = "every span adds up"
+        requests = _plural(result.requests, "request")
+        _out(f"{verdict} (tolerance 1 Wh per interval + 2 Wh; {requests})")
     return EXIT_HOLES if result.problems else EXIT_OK
 
 

@@ -84,6 +84,11 @@ def _print_json(data: Any) -> None:
     _out(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _plural(n: int, noun: str) -> str:
+    """``1 request``, ``2 requests``: a count and its noun, singular for one."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _warn(message: str) -> None:
     sys.stderr.write(f"{PROG}: warning: {message}\n")
     sys.stderr.flush()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import csv
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +17,7 @@ from ..client import EnphaseClient
 from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
 from .argtypes import _moment
 from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell, _StatusLine
+from .output import _cell, _plural, _StatusLine, _warn
 from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context
@@ -71,8 +72,9 @@ class _ProgressLine(_StatusLine):
         left = client.quota_remaining
         newest = "" if self.newest_written is None else f", up to {_cell(self.newest_written)}"
         return (
-            f"{phase}: {self.written} intervals written{newest}; {poller.progress.requests}"
-            " requests" + ("" if left is None else f", {left} left this month")
+            f"{phase}: {_plural(self.written, 'interval')} written{newest};"
+            f" {_plural(poller.progress.requests, 'request')}"
+            + ("" if left is None else f", {left} left this month")
         )
 
     def update(
@@ -125,19 +127,23 @@ def _stream_encharges(ctx: _Context) -> list[str] | tuple[()] | None:
     return None
 
 
-def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
-    """``--since``, remembered next to the checkpoint for runs that do not repeat it.
+def _has_position(checkpoint: Path) -> bool:
+    """Whether the SQLite checkpoint already holds a saved position for some stream."""
+    if not checkpoint.is_file():
+        return False
+    try:
+        # Read-only: a peek must not create the file or its table.
+        conn = sqlite3.connect(f"{checkpoint.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM stream_checkpoint)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # not readable as a checkpoint: the poller says why when it opens it
+    return bool(row and row[0])
 
-    The poller saves a stream's position once it has delivered from it; a stream that a
-    short first run never reached has no saved position yet, and must start from the
-    same ``--since`` when a later run is given none, or the intervals in between would
-    be skipped.
-    """
-    sidecar = checkpoint.with_name(checkpoint.name + ".since")
-    if since is not None:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        sidecar.write_text(since.isoformat() + "\n", encoding="utf-8")
-        return since
+
+def _read_since(sidecar: Path) -> datetime | None:
     try:
         text = sidecar.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -146,6 +152,38 @@ def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
         return _moment(text)
     except argparse.ArgumentTypeError:
         return None
+
+
+def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
+    """``--since``, remembered next to the checkpoint for runs that do not repeat it.
+
+    The poller saves a stream's position once it has delivered from it; a stream that a
+    short first run never reached has no saved position yet, and must start from the
+    same ``--since`` when a later run is given none, or the intervals in between would
+    be skipped.  Once the checkpoint has a position, a different ``--since`` does not
+    replace the remembered one (streams it has not seen start from the first), and the
+    run says so on stderr rather than ignoring it silently.
+    """
+    sidecar = checkpoint.with_name(checkpoint.name + ".since")
+    remembered = _read_since(sidecar)
+    if since is None:
+        return remembered
+    if _has_position(checkpoint):
+        _warn(
+            f"checkpoint {checkpoint} already has a position: its streams resume from"
+            " there; --since only applies to streams it has not seen yet"
+        )
+        if remembered is not None and remembered != since:
+            _warn(
+                f"keeping the --since remembered for this checkpoint,"
+                f" {remembered.isoformat()} (not {since.isoformat()}); delete {sidecar}"
+                " to change it"
+            )
+            return remembered
+    if remembered != since:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_text(since.isoformat() + "\n", encoding="utf-8")
+    return since
 
 
 def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:

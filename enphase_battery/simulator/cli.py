@@ -130,6 +130,9 @@ def run_simulate(args: argparse.Namespace) -> int:
                 systems=args.systems,
                 encharges=args.encharges,
                 plan=args.plan,
+                # --plan is the plan the user wants to try: its access controls too, as
+                # the real API applies them (a Watt key gets 403 for device/config routes).
+                enforce_plan_access=True,
                 seed=args.seed,
                 history=timedelta(days=args.history_days),
                 late_probability=args.late_probability,
