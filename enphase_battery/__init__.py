@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         FileTokenStore,
         OAuth2Token,
         TokenManager,
+        TokenStore,
     )
     from .checkpoint import CheckpointStore, MemoryCheckpoint, SqliteCheckpoint, StreamState
     from .client import DEFAULT_BASE_URL, EnphaseClient
@@ -187,6 +188,7 @@ __all__ = [
     "TelemetryInterval",
     "TelemetryPoller",
     "TokenManager",
+    "TokenStore",
     "Verdict",
     "__version__",
     "background_work",
@@ -204,6 +206,7 @@ _SUBMODULE: dict[str, str] = {
     "FileTokenStore": ".auth",
     "OAuth2Token": ".auth",
     "TokenManager": ".auth",
+    "TokenStore": ".auth",
     "CheckpointStore": ".checkpoint",
     "MemoryCheckpoint": ".checkpoint",
     "SqliteCheckpoint": ".checkpoint",

@@ -8,7 +8,10 @@ The real service's rules shape this module (fact sheet §1):
   in a Basic ``Authorization`` header, with an empty body;
 * every refresh may rotate the refresh token (the old one is then dead), so two
   concurrent refreshes would lock the user out: refreshes are single-flight, and the new
-  token is handed to ``on_refresh`` before anything uses it.
+  token is handed to ``on_refresh`` before anything uses it;
+* processes sharing one token (several CLI terminals, workers on one account) share a
+  :class:`TokenStore`: a refresh holds its lock, re-reads it and adopts a token another
+  process has just obtained rather than spend a refresh token rotation already killed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import aiohttp
 from . import validation
 from .exceptions import AuthenticationError, EnphaseError, InvalidRequestError
 from .token_endpoint import TokenEndpoint
-from .tokens import FileTokenStore, OAuth2Token, utcnow
+from .tokens import FileTokenStore, OAuth2Token, TokenStore, utcnow
 
 __all__ = [
     "DEFAULT_AUTHORIZE_URL",
@@ -40,6 +43,7 @@ __all__ = [
     "FileTokenStore",
     "OAuth2Token",
     "TokenManager",
+    "TokenStore",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,6 +79,14 @@ class TokenManager:
     token.  If the hook raises, the new token is still kept in memory (the old refresh
     token is already dead) and the hook's exception propagates to the caller.
 
+    ``store`` (a :class:`TokenStore` such as :class:`FileTokenStore`) makes refreshes
+    single-flight across every manager and process sharing it: under the store's lock the
+    manager re-reads the stored token and adopts it when another holder has refreshed it
+    (and it is still fresh), else refreshes with the stored refresh token and saves the
+    result before releasing the lock.  Without ``token`` the stored one is read on first
+    use.  ``on_refresh`` is awaited for every token the manager starts using, adopted ones
+    included, once the store has it.
+
     Use ``async with manager`` (or :meth:`start` / :meth:`stop`) to run a background task
     that refreshes ahead of expiry, so an idle service never presents a stale token.
     """
@@ -89,6 +101,7 @@ class TokenManager:
         authorize_url: str = DEFAULT_AUTHORIZE_URL,
         session: aiohttp.ClientSession | None = None,
         on_refresh: Callable[[OAuth2Token], Awaitable[None]] | None = None,
+        store: TokenStore | None = None,
         refresh_skew: timedelta = timedelta(minutes=5),
         timeout: float = 30.0,
         max_tries: int = 4,
@@ -100,6 +113,7 @@ class TokenManager:
             raise InvalidRequestError("client_id must not contain ':' (RFC 7617)")
         self.client_id = client_id
         self._client_secret = client_secret
+        self._store = store
         self._token = token
         self.authorize_url = validation.http_url("authorize_url", authorize_url)
         self._session = session
@@ -162,7 +176,12 @@ class TokenManager:
             raise InvalidRequestError("an authorization code is required")
         params = {"grant_type": "authorization_code", "redirect_uri": redirect_uri, "code": code}
         async with self._lock:
-            token = await self._token_request(params)
+            if self._store is None:
+                token = await self._token_request(params)
+            else:
+                async with self._store.lock():
+                    token = await self._token_request(params)
+                    await self._save(token)
             await self._adopt(token)
         return token
 
@@ -195,7 +214,8 @@ class TokenManager:
             token = self._token
             if token is not None and not token.expires_within(self._effective_skew()):
                 return token.access_token
-            return (await self._refresh_locked()).access_token
+            stale = token.access_token if token is not None else None
+            return (await self._refresh_locked(stale)).access_token
 
     async def refresh(self, *, stale_access_token: str | None = None) -> OAuth2Token:
         """Refresh now, single-flight.
@@ -214,7 +234,7 @@ class TokenManager:
                 and token.access_token != stale_access_token
             ):
                 return token
-            return await self._refresh_locked()
+            return await self._refresh_locked(stale_access_token)
 
     def start(self) -> None:
         """Start the background refresher (idempotent)."""
@@ -261,23 +281,74 @@ class TokenManager:
             return min(self.refresh_skew, self._lifetime / 2)
         return self.refresh_skew
 
-    async def _refresh_locked(self) -> OAuth2Token:
-        if self._token is None:
-            raise AuthenticationError(
-                "no token: sign in first (enphase-battery auth login) or pass token="
-            )
-        params = {"grant_type": "refresh_token", "refresh_token": self._token.refresh_token}
-        token = await self._token_request(params)
+    async def _refresh_locked(self, stale_access_token: str | None = None) -> OAuth2Token:
+        """Refresh (the in-process lock held); through the store's lock when there is one.
+
+        ``stale_access_token``: the access token found wanting; a stored token carrying
+        another, still fresh, is adopted instead of refreshing.
+        """
+        if self._store is None:
+            token = await self._refresh_with(self._token)
+            await self._adopt(token)
+            return token
+        async with self._store.lock():
+            stored = await asyncio.to_thread(self._store.load)
+            base = self._token
+            if stored is not None and stored != base:
+                # Another holder of the store refreshed (or signed in) since we read it:
+                # our refresh token may be dead already; the stored one is the live one.
+                if stored.access_token != stale_access_token and not stored.expires_within(
+                    self._effective_skew()
+                ):
+                    adopted = stored
+                else:
+                    adopted = None
+                base = stored
+            else:
+                adopted = None
+            if adopted is None:
+                token = await self._refresh_with(base)
+                await self._save(token)
+        if adopted is not None:
+            _LOGGER.debug("adopted the token another holder of the store refreshed")
+            await self._adopt(adopted, requested=False)
+            return adopted
         await self._adopt(token)
         return token
 
-    async def _adopt(self, token: OAuth2Token) -> None:
+    async def _refresh_with(self, base: OAuth2Token | None) -> OAuth2Token:
+        if base is None:
+            raise AuthenticationError(
+                "no token: sign in first (enphase-battery auth login) or pass token="
+            )
+        params = {"grant_type": "refresh_token", "refresh_token": base.refresh_token}
+        if base is not self._token:
+            # The stored refresh token is about to be presented: redact it from errors.
+            self._retired.extend((base.access_token, base.refresh_token))
+        return await self._token_request(params)
+
+    async def _save(self, token: OAuth2Token) -> None:
+        assert self._store is not None
+        try:
+            await self._store.save(token)
+        except BaseException:
+            # The old refresh token is dead: keep the new one in memory at least.
+            self._install(token, requested=True)
+            _LOGGER.error("saving the new token failed; it is kept in memory only")
+            raise
+
+    def _install(self, token: OAuth2Token, *, requested: bool) -> None:
         old = self._token
-        if old is not None:
+        if old is not None and old != token:
             self._retired.extend((old.access_token, old.refresh_token))
         self._token = token
-        self._lifetime = token.expires_at - utcnow()
-        self.refresh_count += 1
+        if requested or self._lifetime is None:
+            self._lifetime = token.expires_at - utcnow()
+        if requested:
+            self.refresh_count += 1
+
+    async def _adopt(self, token: OAuth2Token, *, requested: bool = True) -> None:
+        self._install(token, requested=requested)
         _LOGGER.debug("new access token, expires at %s", token.expires_at.isoformat())
         if self._on_refresh is None:
             return

@@ -1,22 +1,24 @@
-"""OAuth2 tokens and their persistence: :class:`OAuth2Token` and :class:`FileTokenStore`."""
+"""OAuth2 tokens and their persistence: :class:`OAuth2Token`, :class:`TokenStore` and
+:class:`FileTokenStore`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
 from .exceptions import InvalidRequestError, ResponseFormatError
 
-__all__ = ["FileTokenStore", "OAuth2Token", "utcnow"]
+__all__ = ["FileTokenStore", "OAuth2Token", "TokenStore", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -102,15 +104,71 @@ class OAuth2Token:
     __str__ = __repr__
 
 
+@runtime_checkable
+class TokenStore(Protocol):
+    """Where a token lives when several processes (or managers) share it.
+
+    ``TokenManager(store=...)`` refreshes under :meth:`lock`: it re-reads the stored token
+    first and adopts it when another holder has refreshed already, so a rotating refresh
+    token is used exactly once.
+    """
+
+    def load(self) -> OAuth2Token | None:
+        """The stored token, or ``None``; called off the event loop."""
+        ...
+
+    async def save(self, token: OAuth2Token) -> None:
+        """Store ``token`` durably (it replaces the stored one)."""
+        ...
+
+    def lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Exclusive across every holder of this store, processes included, while held."""
+        ...
+
+
 class FileTokenStore:
     """Persists an :class:`OAuth2Token` as JSON in one file, atomically, mode 0600.
 
-    Usable directly as ``TokenManager(on_refresh=store.save)``, so a rotated refresh token
-    is on disk before the new access token is used.
+    Pass it as ``TokenManager(store=store)`` when more than one process (or manager)
+    shares the file: refreshes then take :meth:`lock` (an ``flock`` on ``<file>.lock``) and
+    the second refresher adopts the first one's token instead of presenting a refresh
+    token that rotation has already killed.  ``TokenManager(on_refresh=store.save)`` still
+    works for a file that only one process uses.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+
+    @property
+    def lock_path(self) -> Path:
+        """The file :meth:`lock` locks (beside the token file; it holds nothing)."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        """Hold an exclusive ``flock`` on :attr:`lock_path` (waited for in a thread).
+
+        Each call opens its own file description, so two managers of one process exclude
+        each other as two processes do.  The lock is the kernel's: a process that dies
+        holding it releases it.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = await asyncio.to_thread(os.open, self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        waiter = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(waiter)
+        except BaseException:
+            # Cancelled while the thread still waits: closing the descriptor once it
+            # returns releases a lock nobody will use.
+            waiter.add_done_callback(lambda _: os.close(fd))
+            raise
+        try:
+            yield
+        finally:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"

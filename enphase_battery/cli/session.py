@@ -86,16 +86,18 @@ def _token_manager(
 ) -> TokenManager:
     """A token manager for the configured app that saves every new token to ``store``.
 
-    New tokens join the secrets scrubbed from error lines before they are used.
+    Several terminals share the token file: refreshes take its lock, so a refresh token
+    rotated by one run is never presented again by another.  New tokens join the secrets
+    scrubbed from error lines before they are used.
     """
     client_id = ctx.credential("client_id")
     client_secret = ctx.credential("client_secret")
     assert client_id is not None
     assert client_secret is not None
 
-    async def save_token(new: OAuth2Token) -> None:
+    async def note_secrets(new: OAuth2Token) -> None:
+        # The manager has saved ``new`` to the store already (under its lock).
         _SECRETS.update((new.access_token, new.refresh_token))
-        await store.save(new)
 
     return TokenManager(
         client_id=client_id,
@@ -104,7 +106,8 @@ def _token_manager(
         token_url=ctx.token_url,
         authorize_url=ctx.authorize_url,
         session=session,
-        on_refresh=save_token,
+        on_refresh=note_secrets,
+        store=store,
     )
 
 
