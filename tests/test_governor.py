@@ -11,6 +11,7 @@ import pytest
 
 from enphase_battery import QuotaExceededError, RateLimits
 from enphase_battery.governor import (
+    SPACING_MARGIN,
     MemoryGovernorBackend,
     Outcome,
     QuotaGovernor,
@@ -58,7 +59,29 @@ async def test_slots_are_spaced_so_no_minute_window_exceeds_the_plan() -> None:
         assert admission.slot_at <= clock.time()
     assert max_in_window(times, 60.0) <= 50
     # ...and no slower than the plan allows.
-    assert times[-1] - times[0] == pytest.approx(499 * 1.2)
+    assert times[-1] - times[0] == pytest.approx(499 * 1.2 * SPACING_MARGIN)
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 5.9, 5.95, 5.99])
+async def test_a_send_delayed_by_the_loop_never_puts_one_more_into_a_fixed_minute(
+    offset: float,
+) -> None:
+    # The server counts fixed minute windows.  A slot just before a window's start whose
+    # send the loop delays by 100 ms must not make that window one over the plan.
+    clock = FakeClock(JUNE + offset)
+    governor = QuotaGovernor(RateLimits.WATT, clock=clock)
+    sends: list[float] = []
+    stalled = False
+    for _ in range(40):
+        slot_at = (await governor.admit()).slot_at
+        if not stalled and slot_at % 60 >= 59.9:
+            stalled = True  # one send, the last slot before a window, slips into it
+            slot_at += 0.1
+        sends.append(slot_at)
+    per_window: dict[int, int] = {}
+    for at in sends:
+        per_window[int(at // 60)] = per_window.get(int(at // 60), 0) + 1
+    assert max(per_window.values()) <= 10
 
 
 async def test_concurrent_callers_never_overshoot_the_month() -> None:

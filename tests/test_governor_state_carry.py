@@ -16,7 +16,12 @@ import attrs
 import pytest
 
 from enphase_battery import RateLimits
-from enphase_battery.governor import GovernorState, MemoryGovernorBackend, QuotaGovernor
+from enphase_battery.governor import (
+    SPACING_MARGIN,
+    GovernorState,
+    MemoryGovernorBackend,
+    QuotaGovernor,
+)
 from enphase_battery.governor_file import FileGovernorBackend
 
 NOW = datetime(2026, 6, 10, tzinfo=UTC).timestamp()
@@ -84,7 +89,7 @@ async def test_a_user_admission_carries_every_field_it_does_not_count(
         **attrs.asdict(seeded),
         "used": 42,
         "exhausted_until": None,
-        "next_slot_at": NOW + RateLimits.KILOWATT.min_spacing_s,
+        "next_slot_at": NOW + RateLimits.KILOWATT.min_spacing_s * SPACING_MARGIN,
     }
 
 
