@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import csv
 import json
-import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -131,6 +130,8 @@ def _has_position(checkpoint: Path) -> bool:
     """Whether the SQLite checkpoint already holds a saved position for some stream."""
     if not checkpoint.is_file():
         return False
+    import sqlite3  # here, not at the top: `enphase-battery --help` must not load SQLite
+
     try:
         # Read-only: a peek must not create the file or its table.
         conn = sqlite3.connect(f"{checkpoint.resolve().as_uri()}?mode=ro", uri=True)
