@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import contextvars
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import TracebackType
@@ -31,8 +29,9 @@ from urllib.parse import urlencode
 import aiohttp
 
 from . import validation
-from .exceptions import AuthenticationError, EnphaseError, InvalidRequestError
+from .exceptions import AuthenticationError, InvalidRequestError
 from .token_endpoint import TokenEndpoint
+from .token_refresher import BackgroundRefresher
 from .tokens import FileTokenStore, OAuth2Token, TokenStore, utcnow
 
 __all__ = [
@@ -130,8 +129,9 @@ class TokenManager:
         )
         self._lock = asyncio.Lock()
         self._lifetime: timedelta | None = None
-        self._refresher: asyncio.Task[None] | None = None
-        self._refresher_error: BaseException | None = None
+        self._refresher = BackgroundRefresher(
+            current=lambda: self._token, skew=self._effective_skew, refresh=self.refresh
+        )
         self.refresh_count = 0
         # Tokens replaced by a refresh, still redacted should a server echo one back
         # (whether a refresh kills the old refresh token is undocumented).
@@ -238,19 +238,11 @@ class TokenManager:
 
     def start(self) -> None:
         """Start the background refresher (idempotent)."""
-        if self._refresher is None or self._refresher.done():
-            self._refresher_error = None
-            self._refresher = asyncio.get_running_loop().create_task(
-                self._refresh_loop(), name="enphase-token-refresher"
-            )
+        self._refresher.start()
 
     async def stop(self) -> None:
         """Stop the background refresher and close a session this manager created."""
-        task, self._refresher = self._refresher, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._refresher.stop()
         await self.close()
 
     async def close(self) -> None:
@@ -382,36 +374,3 @@ class TokenManager:
 
     async def _token_request(self, params: dict[str, str]) -> OAuth2Token:
         return await self._endpoint.request(self._get_session(), params, self.secrets())
-
-    async def _refresh_loop(self) -> None:
-        failures = 0
-        while True:
-            token = self._token
-            if token is None:
-                delay = 60.0
-            else:
-                skew = self._effective_skew()
-                due = token.expires_at - skew - utcnow()
-                # Wake up a little before the skew would make access_token() refresh; the
-                # margin stays below the skew, or short-lived tokens would be refreshed
-                # in a tight loop.
-                margin = min(1.0, skew.total_seconds() / 2)
-                delay = max(0.0, due.total_seconds() - margin)
-            await asyncio.sleep(delay)
-            try:
-                await self.refresh(stale_access_token=token.access_token if token else None)
-                failures = 0
-            except AuthenticationError as err:
-                self._refresher_error = err
-                _LOGGER.error("background token refresh stopped: %s", err)
-                return
-            except EnphaseError as err:
-                failures += 1
-                wait = min(300.0, 2.0**failures) * random.uniform(0.5, 1.0)
-                _LOGGER.warning(
-                    "background token refresh failed (%s); retrying in %.0f s", err, wait
-                )
-                await asyncio.sleep(wait)
-            except Exception:
-                _LOGGER.exception("background token refresh failed in on_refresh")
-                await asyncio.sleep(5.0)
