@@ -17,6 +17,7 @@ delivery front and commit rule (:mod:`.delivery`).  What it adds:
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from collections.abc import Iterable
@@ -37,7 +38,7 @@ from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress
 from .fleet_workers import WorkerPool
 from .front import PollerFront
-from .scheduler import Discover, FleetScheduler, Job, Poll, Relist
+from .scheduler import Discover, FleetScheduler, Job, Poll, Relist, relist_interval
 from .streams import BATTERY, StreamLog
 from .window import fetch_window
 
@@ -72,6 +73,11 @@ class FleetPoller(PollerFront):
         encharges: follow each system's Encharges (Kilowatt plan and up).
         concurrency: requests in flight at once (the governor still spaces them).
         backoff: first and longest wait (seconds) of a failing system.
+        max_pending: fetched intervals waiting for the consumer above which the workers
+            fetch nothing more.
+        gather: how long after the systems list first shows a system's news its poll
+            waits, so that every device of the gateway's upload is in (a poll at the
+            first device's report would find the rest missing and pay again later).
     """
 
     def __init__(
@@ -92,6 +98,7 @@ class FleetPoller(PollerFront):
         concurrency: int = 4,
         backoff: tuple[float, float] = (60.0, 6 * 3600.0),
         max_pending: int = 20_000,
+        gather: timedelta = timedelta(minutes=2),
     ) -> None:
         self.client = client
         self.clock: Clock = clock or client.governor.clock
@@ -108,6 +115,8 @@ class FleetPoller(PollerFront):
         if not 0 < first_wait <= max_wait:
             raise InvalidRequestError("backoff must be (first, longest) with 0 < first")
         self._backoff = (float(first_wait), float(max_wait))
+        if not isinstance(gather, timedelta) or gather < timedelta(0):
+            raise InvalidRequestError("gather must be a non-negative timedelta")
         super().__init__(checkpoint, settle=settle, late_horizon=late_horizon)
         self._fixed_relist = relist_every.total_seconds() if relist_every else None
         self.scheduler = FleetScheduler(
@@ -115,6 +124,7 @@ class FleetPoller(PollerFront):
             rediscover_every_s=rediscover_every.total_seconds(),
             max_quiet_s=max_quiet.total_seconds(),
             discover=encharges,
+            gather_s=gather.total_seconds(),
         )
         self._systems: dict[int, FollowedSystem] = {}
         self._workers = WorkerPool(
@@ -127,6 +137,8 @@ class FleetPoller(PollerFront):
         )
         self.requests = 0
         self._requests_day: tuple[int, int] = (0, 0)
+        #: When the systems were listed in the last hour, and ``requests`` then.
+        self._relist_marks: collections.deque[tuple[float, int]] = collections.deque()
 
     def __repr__(self) -> str:
         return f"FleetPoller(systems={len(self._systems)}, requests={self.requests})"
@@ -278,6 +290,19 @@ class FleetPoller(PollerFront):
         self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
 
     async def _relist(self) -> None:
+        # The fleet keeps up with the news when it spent clearly less than the budget's
+        # pace over the last half hour or more (uploads come in bursts: a shorter look
+        # would see a burst, not the pace); then the list's interval is what delays news.
+        now = self.clock.time()
+        marks = self._relist_marks
+        marks.append((now, self.requests))
+        while len(marks) > 1 and now - marks[1][0] >= 3600:
+            marks.popleft()
+        since, requests_then = marks[0]
+        rate = self._budget_rate()
+        keeping_up = (
+            now - since >= 1800 and (self.requests - requests_then) / (now - since) < 0.8 * rate
+        )
         try:
             listed = await self.client.list_systems()
         except (AuthenticationError, QuotaExceededError):
@@ -302,7 +327,9 @@ class FleetPoller(PollerFront):
         for system in listed:
             report = system.last_report_at
             self.scheduler.listed(
-                system.system_id, int(report.timestamp()) if report is not None else None
+                system.system_id,
+                int(report.timestamp()) if report is not None else None,
+                self.clock.time(),
             )
         self.scheduler.relisted(self.clock.time(), ok=True)
         if self._fixed_relist is not None:
@@ -319,9 +346,17 @@ class FleetPoller(PollerFront):
             )
             self.scheduler.stop_relisting(poll_every_s=900.0)
             return
-        # Listing costs a request per 100 systems: keep it to a small part of the work.
-        self.scheduler.relist_every_s = min(3600.0, max(900.0, pages * 120.0))
+        self.scheduler.relist_every_s = relist_interval(pages, rate, keeping_up=keeping_up)
         self.scheduler.relisted(self.clock.time(), ok=True)
+
+    def _budget_rate(self) -> float:
+        """Requests a second background work may spend from now to the month's end."""
+        governor = self.client.governor
+        usage = governor.usage_now()
+        if usage.background_budget is None:
+            return governor.limits.max_rate / governor.limits.time_period
+        left = max(1.0, usage.month_end.timestamp() - self.clock.time())
+        return max(0.0, usage.background_budget - usage.used_background) / left
 
     async def _discover(self, system: FollowedSystem) -> None:
         self._count_request(system)

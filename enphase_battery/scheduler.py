@@ -26,7 +26,39 @@ import math
 
 import attrs
 
-__all__ = ["Discover", "FleetScheduler", "Job", "Poll", "Relist", "SystemEntry"]
+__all__ = [
+    "Discover",
+    "FleetScheduler",
+    "Job",
+    "Poll",
+    "Relist",
+    "SystemEntry",
+    "relist_interval",
+]
+
+#: The part of the background budget change detection may take while the polls keep up.
+RELIST_SHARE = 0.1
+#: Never list the systems more often than this (seconds).
+MIN_RELIST_S = 60.0
+
+
+def relist_interval(pages: int, rate_per_s: float | None, *, keeping_up: bool) -> float:
+    """Seconds until the next systems list: ``pages`` requests for the whole list.
+
+    Listing costs a request per 100 systems and is what finds the news.  While systems
+    with news still wait for a poll (the quota is what limits freshness), listing more
+    often finds nothing that could be fetched sooner: list every 15 minutes to an hour,
+    by the list's size.  While the polls keep up, the time from a report to its delivery
+    is the time until the next list: list as often as ``RELIST_SHARE`` of the budget's
+    pace (``rate_per_s``, requests a second; ``None``: no monthly cap) pays for, down to
+    once a minute.
+    """
+    slow = min(3600.0, max(900.0, pages * 120.0))
+    if not keeping_up or (rate_per_s is not None and rate_per_s <= 0):
+        return slow
+    if rate_per_s is None:
+        return MIN_RELIST_S
+    return min(slow, max(MIN_RELIST_S, pages / (RELIST_SHARE * rate_per_s)))
 
 
 @attrs.frozen
@@ -94,12 +126,15 @@ class FleetScheduler:
         max_quiet_s: float,
         secondary_every: int = 4,
         discover: bool = True,
+        gather_s: float = 0.0,
     ) -> None:
         self.relist_every_s = relist_every_s
         self.rediscover_every_s = rediscover_every_s
         self.max_quiet_s = max_quiet_s
         self.secondary_every = max(1, secondary_every)
         self.discover = discover
+        #: How long a poll waits after the list first shows news (see :meth:`listed`).
+        self.gather_s = gather_s
         self.systems: dict[int, SystemEntry] = {}
         self._seq = itertools.count()
         self._live: list[tuple[int, float, int, int]] = []
@@ -127,13 +162,29 @@ class FleetScheduler:
         """Stop following ``system_id`` (queued jobs of it are skipped)."""
         self.systems.pop(system_id, None)
 
-    def listed(self, system_id: int, last_report_at: int | None) -> None:
-        """The systems list says ``system_id`` last reported at ``last_report_at``."""
+    def listed(self, system_id: int, last_report_at: int | None, now: float | None = None) -> None:
+        """The systems list says ``system_id`` last reported at ``last_report_at``.
+
+        With ``gather_s`` (and ``now``), news of a system polled before is polled
+        ``gather_s`` later: a gateway's upload lands device by device over a minute or
+        so, and a poll at the first device's report would find the others missing (a
+        partial interval held back) and pay again at the next upload to get them.
+        """
         entry = self.systems.get(system_id)
         if entry is None:
             return
+        news_before = entry.has_news
         entry.listed_report_at = last_report_at
-        if entry.has_news:
+        if not entry.has_news:
+            return
+        if (
+            self.gather_s > 0
+            and now is not None
+            and not news_before
+            and entry.last_polled_at != -math.inf
+        ):
+            self._timer(now + self.gather_s, entry)
+        else:
             self._push_live(entry)
 
     def relisted(self, now: float, *, ok: bool) -> None:

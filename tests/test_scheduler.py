@@ -136,3 +136,36 @@ def test_a_quiet_poll_is_forced_past_what_the_list_says() -> None:
     assert s.next_job(3600.0) == Poll(1)
     # The list shows nothing new: the engine must fetch every stream all the same.
     assert s.systems[1].forced
+
+
+def test_relist_interval_lists_often_only_while_the_polls_keep_up() -> None:
+    from enphase_battery.scheduler import relist_interval
+
+    partner_rate = 1_200_000 / (30 * 86_400)  # 80 % of Partner, requests a second
+    # Behind (systems with news still queued): listing sooner finds nothing fetchable.
+    assert relist_interval(10, partner_rate, keeping_up=False) == 1200.0
+    assert relist_interval(1, partner_rate, keeping_up=False) == 900.0
+    assert relist_interval(100, partner_rate, keeping_up=False) == 3600.0
+    # Keeping up: a tenth of the budget's pace, once a minute at most.
+    assert relist_interval(1, partner_rate, keeping_up=True) == 60.0
+    assert 200 < relist_interval(10, partner_rate, keeping_up=True) < 230
+    # The Watt plan's 800 requests a month can't pay for frequent lists.
+    watt_rate = 800 / (30 * 86_400)
+    assert relist_interval(1, watt_rate, keeping_up=True) == 900.0
+    assert relist_interval(1, None, keeping_up=True) == 60.0
+    assert relist_interval(1, 0.0, keeping_up=True) == 900.0
+
+
+def test_news_is_polled_a_gather_time_later_so_the_whole_upload_is_in() -> None:
+    s = make(discover=False, gather_s=120.0)
+    s.add(1, now=0.0)
+    s.listed(1, 100, 0.0)
+    # Never polled: at once, whatever the gather time.
+    assert [j for j in drain(s, 0.0) if isinstance(j, Poll)] == [Poll(1)]
+    s.listed(1, 1000, 500.0)
+    assert drain(s, 500.0) == []
+    assert s.next_job(500.0) == 620.0  # the gather timer is what wakes the workers
+    assert [j for j in drain(s, 619.0) if isinstance(j, Poll)] == []
+    # A later list within the gather time doesn't push the poll further out.
+    s.listed(1, 1100, 600.0)
+    assert [j for j in drain(s, 620.0) if isinstance(j, Poll)] == [Poll(1)]
