@@ -177,9 +177,12 @@ async def _run_fleet(systems: int, days: float, speed: float, setup: Setup) -> d
             cpu = time.process_time() - cpu
             wall = time.monotonic() - wall
         elapsed = sim.clock.timestamp() - started
+        first_month = int(calendar_month(started)[0])
+        month_requests = sim.limiter.past_months.get(first_month, sim.limiter.month_used)
         return {
             "started": started,
             "requests": sim.request_count,
+            "month_requests": month_requests,
             "minute_429": sim.limiter.refused["minute"],
             "delivered": delivered,
             "elapsed_s": elapsed,
@@ -267,10 +270,15 @@ def _report(
         if whole_month
         else ("/ quota_share of the month (pro rata)")
     )
+    if whole_month:
+        # The server's count for the month itself (not what ran over into the next).
+        spent_figure, budget = fleet["month_requests"], quota * SHARE
+    else:
+        spent_figure = fleet["requests"]
     rows = [
         Row(
             f"{label}: requests spent {spent}",
-            fleet["requests"],
+            spent_figure,
             "requests",
             baseline=budget,
             goal_op="<=",

@@ -763,6 +763,11 @@ async def test_monthly_quota_answers_429_until_the_month_rolls(
         for _ in range(3):
             assert (await api.get("/systems"))[0] == 200
         assert sim.limiter.month_used == 3
+        # A month that ended keeps its count (benchmarks check a month's spend by it).
+        sim.clock.advance(timedelta(days=31))
+        assert (await api.get("/systems"))[0] == 200
+        assert sim.limiter.month_used == 1
+        assert sim.limiter.past_months == {epoch(datetime(2026, 6, 1, tzinfo=UTC)): 3}
 
 
 # -- faults ----------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ class PlanLimiter:
         self._month_start = 0
         self._month_count = 0
         self._month_exhausted = False
+        #: Requests counted in each simulated month that has ended, by its start (epoch).
+        self.past_months: dict[int, int] = {}
 
     @property
     def plan_title(self) -> str:
@@ -89,6 +91,8 @@ class PlanLimiter:
     def _roll_month(self) -> tuple[int, int]:
         start, end = _month_bounds(self._clock.now())
         if start != self._month_start:
+            if self._month_count:
+                self.past_months[self._month_start] = self._month_count
             self._month_start, self._month_count = start, 0
             self._month_exhausted = False
         return start, end
