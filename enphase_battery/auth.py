@@ -20,6 +20,8 @@ import asyncio
 import collections
 import contextvars
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import TracebackType
@@ -118,7 +120,8 @@ class TokenManager:
         self._session = session
         self._owns_session = False
         self._on_refresh = on_refresh
-        self.refresh_skew = refresh_skew
+        self._lifetime: timedelta | None = None
+        self.refresh_skew = refresh_skew  # sets the freshness deadline too
         self._endpoint = TokenEndpoint(
             token_url=validation.http_url("token_url", token_url),
             client_id=client_id,
@@ -128,7 +131,6 @@ class TokenManager:
             max_retry_time=max_retry_time,
         )
         self._lock = asyncio.Lock()
-        self._lifetime: timedelta | None = None
         self._refresher = BackgroundRefresher(
             current=lambda: self._token, skew=self._effective_skew, refresh=self.refresh
         )
@@ -185,6 +187,16 @@ class TokenManager:
             await self._adopt(token)
         return token
 
+    @property
+    def refresh_skew(self) -> timedelta:
+        """How long before its expiry a token counts as stale (and is refreshed)."""
+        return self._refresh_skew
+
+    @refresh_skew.setter
+    def refresh_skew(self, value: timedelta) -> None:
+        self._refresh_skew = value
+        self._set_fresh_until()
+
     def current_access_token(self) -> str | None:
         """The access token if it stays valid for the skew, else ``None``; sends nothing."""
         pending = _REFRESHING.get()
@@ -192,12 +204,9 @@ class TokenManager:
             return pending[1].access_token
         token = self._token
         # While a refresh holds the lock, the new token may be in its on_refresh hook:
-        # nothing may use it before the hook has run.
-        if (
-            token is not None
-            and not self._lock.locked()
-            and not token.expires_within(self._effective_skew())
-        ):
+        # nothing may use it before the hook has run.  Every API call asks: one float
+        # comparison instead of datetime arithmetic.
+        if token is not None and time.time() < self._fresh_until and not self._lock.locked():
             return token.access_token
         return None
 
@@ -266,12 +275,21 @@ class TokenManager:
 
     # -- internals --------------------------------------------------------------------
 
+    def _set_fresh_until(self) -> None:
+        # The epoch until which the token needs no refresh (``expires_within`` the skew).
+        token = self._token
+        self._fresh_until = (
+            token.expires_at.timestamp() - self._effective_skew().total_seconds()
+            if token is not None
+            else -math.inf
+        )
+
     def _effective_skew(self) -> timedelta:
         # A token that lives less than twice the skew (simulators, tests) would otherwise
         # be refreshed on every call.
         if self._lifetime is not None:
-            return min(self.refresh_skew, self._lifetime / 2)
-        return self.refresh_skew
+            return min(self._refresh_skew, self._lifetime / 2)
+        return self._refresh_skew
 
     async def _refresh_locked(self, stale_access_token: str | None = None) -> OAuth2Token:
         """Refresh (the in-process lock held); through the store's lock when there is one.
@@ -336,6 +354,7 @@ class TokenManager:
         self._token = token
         if requested or self._lifetime is None:
             self._lifetime = token.expires_at - utcnow()
+        self._set_fresh_until()
         if requested:
             self.refresh_count += 1
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .exceptions import EnphaseConnectionError, EnphaseError, InvalidRequestError
 from .governor import Admission, Outcome, QuotaGovernor
@@ -34,6 +36,8 @@ _LOGGER = logging.getLogger("enphase_battery.client")
 #: The largest answer read; a longer one is a ResponseFormatError, never held in memory.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _CHUNK = 256 * 1024
+#: Request URLs kept built (per path: a client of a fleet sees a few per system).
+_URLS_MAX = 4096
 
 
 class FinalError(Exception):
@@ -61,6 +65,10 @@ class Answer(NamedTuple):
         """The server's clock (epoch seconds) from ``date``; parsed only when asked for
         (429 handling), as parsing costs more than the rest of a small call's bookkeeping."""
         return _server_time(self.date)
+
+
+#: An answer without the Python frame of the named tuple's ``__new__`` (one per request).
+_new_answer = tuple.__new__
 
 
 class SendOnce(aiohttp.BytesPayload):
@@ -109,11 +117,15 @@ class Sender:
         self._max_retry_time = max_retry_time
         self._redact = redact
         # What every request sends, built once: the common case (no query of its own, the
-        # whole timeout left, the same token as the last request) allocates nothing.
-        # aiohttp copies both into its own structures and never changes them.
+        # whole timeout left, the same token as the last request) allocates nothing and
+        # spares aiohttp parsing the URL, adding the query and converting the headers.
+        # aiohttp copies all of them into its own structures and never changes them.
         self._key_query: Mapping[str, str] = {"key": api_key}
         self._full_timeout = aiohttp.ClientTimeout(total=timeout)
-        self._headers: tuple[str, Mapping[str, str]] = ("", {})
+        self._token = ""
+        self._headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        #: path -> (its URL, its URL with the key= query)
+        self._urls: dict[str, tuple[URL, URL]] = {}
         self.requests_sent = 0
 
     def get_session(self) -> aiohttp.ClientSession:
@@ -165,20 +177,23 @@ class Sender:
         else:
             timeout_s = left
             timeout = aiohttp.ClientTimeout(total=left)
-        session = self.get_session()
-        query = {"key": self._api_key, **params} if params else self._key_query
-        headers = self._headers_for(token)
+        session = self._session or self.get_session()
+        headers = self._headers if token is self._token else self._headers_for(token)
         data = SendOnce(body) if body is not None else None
         self.requests_sent += 1
+        try:
+            urls = self._urls.get(path) or self._urls_for(path)
+        except ValueError:
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            raise FinalError(InvalidRequestError(f"invalid API URL {self.base_url!r}")) from None
+        if params:
+            url, query = urls[0], {"key": self._api_key, **params}
+        else:
+            url, query = urls[1], None
         started = time.perf_counter()
         try:
             async with session.request(
-                route.method,
-                self.base_url + path,
-                params=query,
-                data=data,
-                headers=headers,
-                timeout=timeout,
+                route.method, url, params=query, data=data, headers=headers, timeout=timeout
             ) as response:
                 status = response.status
                 # Only an error needs the server's clock.
@@ -214,14 +229,22 @@ class Sender:
             _LOGGER.debug("%s %s -> %s in %.1f ms", route.method, path, status, elapsed_ms)
         if status == 429:
             await self.rate_limited(admission, raw)
-        return Answer(status, raw, date, token)
+        return _new_answer(Answer, (status, raw, date, token))
 
-    def _headers_for(self, token: str) -> Mapping[str, str]:
-        last_token, headers = self._headers
-        if token != last_token:
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            self._headers = (token, headers)
-        return headers
+    def _headers_for(self, token: str) -> CIMultiDictProxy[str]:
+        if token != self._token:
+            self._headers = CIMultiDictProxy(
+                CIMultiDict({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+            )
+        self._token = token
+        return self._headers
+
+    def _urls_for(self, path: str) -> tuple[URL, URL]:
+        if len(self._urls) >= _URLS_MAX:
+            self._urls.clear()
+        url = URL(self.base_url + path)
+        urls = self._urls[path] = (url, url.extend_query(self._key_query))
+        return urls
 
     async def open_stream(
         self,

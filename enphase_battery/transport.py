@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import attrs
 
+from ._json import loads
 from .auth import AccessTokenProvider, TokenManager
 from .exceptions import (
     EnphaseConnectionError,
@@ -25,7 +27,7 @@ from .exceptions import (
     InvalidRequestError,
     ResponseFormatError,
 )
-from .governor import Outcome, QuotaGovernor
+from .governor import Admission, Outcome, QuotaGovernor
 from .http_errors import api_key_refused, decode, describe_structure_error, truncate
 from .limits import RateLimits
 from .models import converter
@@ -78,6 +80,11 @@ class Transport:
             redact=self.redact,
         )
         self.closed = False
+        # The converter's hook per model, looked up once (cattrs dispatches on every call).
+        self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
+        if token_manager is not None and session is not None:
+            # One connection pool for the API and the token endpoint.
+            token_manager.lend_session(session)
 
     async def close(self) -> None:
         """Close the HTTP session if this transport created it; a caller's session stays open."""
@@ -121,9 +128,38 @@ class Transport:
         call: CallState,
         full_state: bool,
     ) -> _T:
+        # The common case (admitted at once, a fresh token, a 2xx) runs in this one frame
+        # and the sender's: each function on the way costs far more inside the event loop
+        # (its code and data fetched again after aiohttp's) than a micro-benchmark shows.
+        governor = self.governor
+        manager = self.token_manager
         while True:
             try:
-                return await self._attempt(route, path, params, body, parse, call)
+                # Counted when admitted (after the wait for its slot), in the same atomic
+                # step that checks the month: concurrent callers cannot overshoot it.
+                admission = await governor.admit()
+                if call.deadline is None:
+                    # The budget runs from the first admission: waiting for the governor
+                    # paces a call, it does not fail it.
+                    call.deadline = time.monotonic() + call.budget_s
+                token = manager.current_access_token() if manager is not None else None
+                if token is None:
+                    token = await self._admitted_token(admission, call, None)
+                answer = await self._sender.send(route, path, params, body, token, call, admission)
+                if answer.status == 401 and not api_key_refused(answer.raw):
+                    # A token can be refused just after passing the freshness check (clock
+                    # skew, revocation): refresh once, retry once; a second 401 is final.
+                    _LOGGER.debug(
+                        "%s %s -> 401; refreshing the access token once", route.method, path
+                    )
+                    answer = await self._send_refreshed(route, path, params, body, call, answer)
+                if not (route.writes and 200 <= answer.status < 300):
+                    return self._structure(route, path, answer, parse)
+                try:
+                    return self._structure(route, path, answer, parse)
+                except ResponseFormatError as unreadable:
+                    # The server took the write: sending it again could apply it twice.
+                    return await self._read_back(route, path, parse, call, unreadable)
             except FinalError as final:
                 raise final.error from None
             except EnphaseError as err:
@@ -135,41 +171,23 @@ class Transport:
                 log_retry(err, call, wait)
                 await asyncio.sleep(wait)
 
-    async def _attempt(
-        self,
-        route: Route,
-        path: str,
-        params: Mapping[str, Any],
-        body: Any,
-        parse: type[_T],
-        call: CallState,
-    ) -> _T:
-        answer = await self._admitted_send(route, path, params, body, call, None)
-        if answer.status == 401 and not api_key_refused(answer.raw):
-            # A token can be refused just after passing the freshness check (clock skew,
-            # revocation): refresh once, retry once; a second 401 is final.
-            _LOGGER.debug("%s %s -> 401; refreshing the access token once", route.method, path)
-            answer = await self._admitted_send(route, path, params, body, call, answer)
-        if not (route.writes and 200 <= answer.status < 300):
-            return self._structure(route, path, answer, parse)
-        try:
-            return self._structure(route, path, answer, parse)
-        except ResponseFormatError as unreadable:
-            # The server took the write: sending it again could apply it twice.
-            return await self._read_back(route, path, parse, call, unreadable)
-
     def _structure(self, route: Route, path: str, answer: Answer, parse: type[_T]) -> _T:
-        payload = decode(
-            route,
-            path,
-            answer.status,
-            answer.raw,
-            redact=self.redact,
+        status, raw = answer.status, answer.raw
+        if 200 <= status < 300 and raw is not None:
+            try:
+                payload = loads(raw)
+            except ValueError:
+                payload = decode(route, path, status, raw, redact=self.redact)  # it raises
+        else:
             # Only an error needs the server's clock.
-            server_time=None if 200 <= answer.status < 300 else answer.server_time,
-        )
+            server_time = None if 200 <= status < 300 else answer.server_time
+            payload = decode(route, path, status, raw, redact=self.redact, server_time=server_time)
+        hook = self._hooks.get(parse)
+        if hook is None:
+            hook = self._hooks[parse] = converter.get_structure_hook(parse)
         try:
-            return converter.structure(payload, parse)
+            result: _T = hook(payload, parse)
+            return result
         except Exception as err:
             raise ResponseFormatError(
                 f"response does not match {parse.__name__}: {describe_structure_error(err)}",
@@ -213,46 +231,33 @@ class Transport:
                 )
             ) from None
 
-    async def _admitted_send(
+    async def _send_refreshed(
         self,
         route: Route,
         path: str,
         params: Mapping[str, Any],
         body: Any,
         call: CallState,
-        refused: Answer | None,
+        refused: Answer,
     ) -> Answer:
-        """Admission by the governor, a fresh token, then the send.
-
-        ``refused``: the 401 answer of the first send, whose token is to be refreshed; it
-        is returned as it stands when the refresh brings no new token.
-        """
-        # Counted when admitted (after the wait for its slot), in the same atomic step
-        # that checks the month: concurrent callers cannot overshoot the quota.
+        """The request again after a 401, admitted again, with a refreshed token; the
+        refused answer as it stands when the refresh brings no new token."""
         admission = await self.governor.admit()
-        # The budget runs from here: waiting for the governor paces a call, it does not
-        # fail it.
-        call.start_clock()
+        token = await self._admitted_token(admission, call, refused.token)
+        if token == refused.token:
+            await self.governor.settle(admission, Outcome.NOT_SENT)
+            return refused
+        return await self._sender.send(route, path, params, body, token, call, admission)
+
+    async def _admitted_token(
+        self, admission: Admission, call: CallState, refused: str | None
+    ) -> str:
+        """:meth:`_fresh_token` for an admitted request, which is refunded if none comes."""
         try:
-            if refused is None:
-                token = self._cached_token() or await self._fresh_token(call)
-            else:
-                token = await self._fresh_token(call, refused=refused.token)
-                if token == refused.token:
-                    await self.governor.settle(admission, Outcome.NOT_SENT)
-                    return refused
+            return await self._fresh_token(call, refused)
         except BaseException:
             await self.governor.settle(admission, Outcome.NOT_SENT)
             raise
-        return await self._sender.send(route, path, params, body, token, call, admission)
-
-    def _cached_token(self) -> str | None:
-        """The manager's access token while it is fresh (no await); else ``None``."""
-        manager = self.token_manager
-        if manager is None:
-            return None
-        manager.lend_session(self.get_session())
-        return manager.current_access_token()
 
     async def _fresh_token(self, call: CallState, refused: str | None = None) -> str:
         """A valid access token (a new one when ``refused`` was refused by the API)."""

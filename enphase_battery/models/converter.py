@@ -99,10 +99,14 @@ def _structure_devices(value: Any, _type: Any) -> DeviceGroups:
 
 
 # Readings are immutable and repeat a lot (zero energy at night, SoC 0..100), so they are
-# shared.  Bounded: cleared whole when full, which costs only a few re-creations.
-_ENERGY: dict[tuple[Any, Any], EnergyReading] = {}
-_SOC: dict[tuple[Any, Any], SocReading] = {}
+# shared: looked up by devices_reporting, then by the value (two lookups cost less than
+# building and hashing a key tuple per reading).  Bounded: a table is cleared whole when
+# full, which costs only a few re-creations.
+_ENERGY: dict[Any, dict[Any, EnergyReading]] = {}
+_SOC: dict[Any, dict[Any, SocReading]] = {}
 _READINGS_MAX = 65_536
+_COUNTS_MAX = 64
+_NONE: dict[Any, Any] = {}
 
 
 def _intervals_hook(cls: type[Any]) -> Any:
@@ -129,8 +133,9 @@ def _intervals_hook(cls: type[Any]) -> Any:
             return build(value, False)
 
     def build(value: Any, strict: bool) -> tuple[Any, ...]:
-        energy = _ENERGY
-        socs = _SOC
+        energy_get = _ENERGY.get
+        soc_get = _SOC.get
+        none = _NONE
         fromtimestamp = datetime.fromtimestamp
         result: list[Any] = []
         append = result.append
@@ -148,26 +153,49 @@ def _intervals_hook(cls: type[Any]) -> Any:
                 prev_ts, prev_dt = end_at, end_dt
             else:
                 end_dt = _structure_datetime(end_at, datetime)
+            interval = new(cls)
+            set_end_at(interval, end_dt)
             if strict:
                 # Subscripts are cheaper than .get(); a missing key raises KeyError.
                 charge = item["charge"]
                 discharge = item["discharge"]
                 soc = item["soc"]
-                key_c = (charge["enwh"], charge["devices_reporting"])
-                key_d = (discharge["enwh"], discharge["devices_reporting"])
-                key_s = (soc["percent"], soc["devices_reporting"])
+                set_charge(
+                    interval,
+                    (energy_get(charge["devices_reporting"]) or none).get(charge["enwh"])
+                    or _new_energy(charge),
+                )
+                set_discharge(
+                    interval,
+                    (energy_get(discharge["devices_reporting"]) or none).get(discharge["enwh"])
+                    or _new_energy(discharge),
+                )
+                set_soc(
+                    interval,
+                    (soc_get(soc["devices_reporting"]) or none).get(soc["percent"])
+                    or _new_soc(soc),
+                )
             else:
-                charge = item.get("charge") or _EMPTY
-                discharge = item.get("discharge") or _EMPTY
-                soc = item.get("soc") or _EMPTY
-                key_c = (charge.get("enwh"), charge.get("devices_reporting"))
-                key_d = (discharge.get("enwh"), discharge.get("devices_reporting"))
-                key_s = (soc.get("percent"), soc.get("devices_reporting"))
-            interval = new(cls)
-            set_end_at(interval, end_dt)
-            set_charge(interval, energy.get(key_c) or _new_energy(key_c))
-            set_discharge(interval, energy.get(key_d) or _new_energy(key_d))
-            set_soc(interval, socs.get(key_s) or _new_soc(key_s))
+                charge = item.get("charge") or none
+                discharge = item.get("discharge") or none
+                soc = item.get("soc") or none
+                set_charge(
+                    interval,
+                    (energy_get(charge.get("devices_reporting")) or none).get(charge.get("enwh"))
+                    or _new_energy(charge),
+                )
+                set_discharge(
+                    interval,
+                    (energy_get(discharge.get("devices_reporting")) or none).get(
+                        discharge.get("enwh")
+                    )
+                    or _new_energy(discharge),
+                )
+                set_soc(
+                    interval,
+                    (soc_get(soc.get("devices_reporting")) or none).get(soc.get("percent"))
+                    or _new_soc(soc),
+                )
             append(interval)
         return tuple(result)
 
@@ -176,20 +204,29 @@ def _intervals_hook(cls: type[Any]) -> Any:
 
 _INTERVAL_S = 900
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EMPTY: dict[str, Any] = {}
 
 
-def _new_energy(key: tuple[Any, Any]) -> EnergyReading:
-    if len(_ENERGY) >= _READINGS_MAX:
-        _ENERGY.clear()
-    reading = _ENERGY[key] = EnergyReading(_int_or_zero(key[0]), _opt_int(key[1]))
+def _table(tables: dict[Any, dict[Any, Any]], count: Any) -> dict[Any, Any]:
+    """The readings table for ``count`` devices reporting, a fresh one when full."""
+    table = tables.get(count)
+    if table is None or len(table) >= _READINGS_MAX:
+        if len(tables) >= _COUNTS_MAX:
+            tables.clear()
+        table = tables[count] = {}
+    return table
+
+
+def _new_energy(raw: dict[str, Any]) -> EnergyReading:
+    value, count = raw.get("enwh"), raw.get("devices_reporting")
+    reading = EnergyReading(_int_or_zero(value), _opt_int(count))
+    _table(_ENERGY, count)[value] = reading
     return reading
 
 
-def _new_soc(key: tuple[Any, Any]) -> SocReading:
-    if len(_SOC) >= _READINGS_MAX:
-        _SOC.clear()
-    reading = _SOC[key] = SocReading(_opt_int(key[0]), _opt_int(key[1]))
+def _new_soc(raw: dict[str, Any]) -> SocReading:
+    value, count = raw.get("percent"), raw.get("devices_reporting")
+    reading = SocReading(_opt_int(value), _opt_int(count))
+    _table(_SOC, count)[value] = reading
     return reading
 
 
@@ -277,50 +314,79 @@ def _optional_hook(conv: cattrs.Converter) -> Any:
 _WORDS: set[Any] = {Flag, BatteryMode, GridState, LoadControlMode}
 _WORDS_MAX = 256
 _MISSING: Any = object()
+_FACTORY: type[Any] = type(attrs.Factory(list))
 
 
 def _flat_hook(conv: cattrs.Converter, cls: type[Any]) -> Any:
-    # A configuration answer is a handful of flat fields, read on every call: one loop
-    # over them with the converter's own field hooks, an int taken as it is and a word
-    # parsed once (the answers repeat the same few).  Anything unusual (a missing
-    # required field, a value a hook refuses, not a dict) goes to the generated hook,
+    # A configuration answer is a handful of flat fields, read on every call: a function
+    # generated for the model reads each field with the converter's own field hook, an
+    # int taken as it is and a word parsed once (the answers repeat the same few), and
+    # fills the instance through its slot descriptors.  Anything unusual (a missing
+    # required field, a value a hook refuses, not a dict) goes to cattrs' generated hook,
     # which gives the same result or the same error.
     generated = make_dict_structure_fn(cls, conv)
     attrs.resolve_types(cls)
-    fields = []
-    for field in attrs.fields(cls):
+    fields = attrs.fields(cls)
+    # Filling the slots skips __init__: only sound while it would run nothing else.
+    assert not hasattr(cls, "__attrs_post_init__")
+    assert all(f.init and not f.kw_only and f.validator is None for f in fields)
+    assert all(f.converter is None and not isinstance(f.default, _FACTORY) for f in fields)
+    namespace: dict[str, Any] = {
+        "M": _MISSING,
+        "new": object.__new__,
+        "cls": cls,
+        "generated": generated,
+        "dict": dict,
+        "int": int,
+        "str": str,
+    }
+    lines = [
+        "def structure(value, type_):",
+        "    if type(value) is dict:",
+        "        get = value.get",
+        "        try:",
+    ]
+    for n, field in enumerate(fields):
         type_ = field.type
         inner = _inner(type_)
-        words: dict[str, Any] | None = {} if inner in _WORDS else None
-        fields.append((field.name, conv.get_structure_hook(type_), type_, inner is int, words))
+        namespace[f"hook{n}"] = conv.get_structure_hook(type_)
+        namespace[f"type{n}"] = type_
+        namespace[f"default{n}"] = field.default
+        namespace[f"set{n}"] = cls.__dict__[field.name].__set__
+        lines.append(f"            raw = get({field.name!r}, M)")
+        if field.default is attrs.NOTHING:
+            lines.append("            if raw is M: raise KeyError")
+        else:
+            lines.append(f"            if raw is M: f{n} = default{n}")
+        if inner is int:
+            lines.append(f"            elif type(raw) is int: f{n} = raw")
+        elif inner in _WORDS:
+            words: dict[str, Any] = {}
+            namespace[f"words{n}"] = words
+            namespace[f"word{n}"] = _word_parser(words, namespace[f"hook{n}"], type_)
+            lines.append("            elif type(raw) is str:")
+            lines.append(f"                f{n} = words{n}.get(raw, M)")
+            lines.append(f"                if f{n} is M: f{n} = word{n}(raw)")
+        lines.append(f"            else: f{n} = hook{n}(raw, type{n})")
+    lines.append("            obj = new(cls)")
+    lines.extend(f"            set{n}(obj, f{n})" for n in range(len(fields)))
+    lines += ["            return obj", "        except Exception:", "            pass"]
+    lines.append("    return generated(value, type_)")
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<flat structure {cls.__name__}>", "exec"), namespace)
+    return namespace["structure"]
 
-    def structure(value: Any, type_: Any) -> Any:
-        if type(value) is dict:
-            kwargs = {}
-            try:
-                for name, hook, field_type, is_int, words in fields:
-                    raw = value.get(name, _MISSING)
-                    if raw is _MISSING:
-                        continue
-                    if is_int and type(raw) is int:
-                        kwargs[name] = raw
-                    elif words is not None and type(raw) is str:
-                        parsed = words.get(raw, _MISSING)
-                        if parsed is _MISSING:
-                            parsed = hook(raw, field_type)
-                            if parsed is not None:  # unknown words are logged every time
-                                if len(words) >= _WORDS_MAX:
-                                    words.clear()
-                                words[raw] = parsed
-                        kwargs[name] = parsed
-                    else:
-                        kwargs[name] = hook(raw, field_type)
-                return cls(**kwargs)
-            except Exception:
-                pass
-        return generated(value, type_)
 
-    return structure
+def _word_parser(words: dict[str, Any], hook: Any, type_: Any) -> Any:
+    def parse(raw: str) -> Any:
+        parsed = hook(raw, type_)
+        if parsed is not None:  # unknown words are logged every time
+            if len(words) >= _WORDS_MAX:
+                words.clear()
+            words[raw] = parsed
+        return parsed
+
+    return parse
 
 
 def _inner(type_: Any) -> Any:
