@@ -181,6 +181,30 @@ async def test_expired_token_is_refreshed_before_the_call(
     assert rec.bearer == f"{ACCESS_PREFIX}0002"
 
 
+async def test_a_token_about_to_expire_is_refreshed_before_the_call(
+    fake: FakeEnphase, make_client: MakeClient, make_manager: MakeManager
+) -> None:
+    # Valid for another 2 minutes: inside the default 5-minute skew, so it is stale.
+    client = make_client(auth=make_manager(expires_in=120))
+    await client.get_system_grid_status(SYSTEM_ID)
+    assert fake.grants == ["refresh_token"]
+    assert fake.requests[-1].bearer == f"{ACCESS_PREFIX}0002"
+
+
+async def test_changing_refresh_skew_applies_to_the_current_token(
+    fake: FakeEnphase, make_client: MakeClient, make_manager: MakeManager
+) -> None:
+    manager = make_manager(expires_in=600)
+    client = make_client(auth=manager)
+    await client.get_system_grid_status(SYSTEM_ID)
+    assert fake.grants == []  # 10 minutes left, 5 minutes of skew: fresh
+    manager.refresh_skew = timedelta(minutes=15)
+    await client.get_system_grid_status(SYSTEM_ID)
+    assert fake.grants == ["refresh_token"]
+    assert fake.requests[-1].bearer == f"{ACCESS_PREFIX}0002"
+    assert manager.refresh_skew == timedelta(minutes=15)
+
+
 async def test_50_concurrent_calls_refresh_once(
     fake: FakeEnphase, make_client: MakeClient, make_manager: MakeManager
 ) -> None:
