@@ -25,12 +25,12 @@ from .endpoints import (
 from .exceptions import InvalidRequestError
 from .governor import QuotaGovernor
 from .limits import RateLimits
-from .live.budget import LiveBudget, LiveLedger
-from .live.session import LiveSession
 from .retry import RetryPolicy
 from .transport import Transport
 
 if TYPE_CHECKING:
+    from .live.budget import LiveBudget, LiveLedger
+    from .live.session import LiveSession
     from .reconcile import Reconciliation
 
 __all__ = ["DEFAULT_BASE_URL", "EnphaseClient"]
@@ -211,6 +211,8 @@ class EnphaseClient(
         :class:`~enphase_battery.live.LiveSession` (``duration_s``, ``fallback``,
         ``fallback_interval_s``, ``cool_down_s``, ``idle_timeout_s``).
         """
+        # Loaded with the first live session: start-up does not pay for it.
+        from .live.session import LiveSession
 
         return LiveSession(
             self, validation.system_id(system_id), budget=budget, ledger=ledger, **options

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import backoff
 
 from .exceptions import (
     ApiError,
@@ -81,6 +80,10 @@ class TokenEndpoint:
         All tries together end within ``max_retry_time``: each try's timeout is cut to
         what is left.  An endpoint that cannot be connected to is tried twice at most.
         """
+        # Loaded with the first token request: a client whose token stays fresh never
+        # pays for the import.
+        import backoff
+
         deadline = time.monotonic() + self._max_retry_time
         last: list[_TransientTokenError] = []
         connect_failures = 0

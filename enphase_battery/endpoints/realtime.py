@@ -11,14 +11,12 @@ import aiohttp
 
 from .. import validation
 from ..exceptions import InvalidRequestError
-from ..live.connect import open_live_stream as connect_live_stream
-from ..live.errors import LiveDataError, live_error
-from ..live.frames import frame_from_event
-from ..live.session import MAX_DURATION_S, MIN_DURATION_S
 from ..models.live import LiveFrame
 from ..models.now import LatestTelemetry, StorageMeterReadings, SystemSummary
-from ..sse import aiter_sse
 from .base import EndpointBase
+
+# The live_data machinery (``enphase_battery.live``, the SSE decoder) loads with the first
+# stream: a client that never opens one does not pay its import at start-up.
 
 __all__ = ["RealtimeEndpoints"]
 
@@ -68,6 +66,9 @@ class RealtimeEndpoints(EndpointBase):
         billed connection (Kilowatt plan and up).
         """
 
+        from ..live.connect import open_live_stream as connect_live_stream
+        from ..live.session import MAX_DURATION_S, MIN_DURATION_S
+
         system_id = validation.system_id(system_id)
         if isinstance(duration_s, bool) or not isinstance(duration_s, int):
             raise InvalidRequestError("duration_s must be an int")
@@ -89,6 +90,10 @@ class RealtimeEndpoints(EndpointBase):
         One billed connection; no reconnect, no budget, error events raised as
         :class:`LiveDataError`.  :meth:`live` is the managed version.
         """
+
+        from ..live.errors import LiveDataError, live_error
+        from ..live.frames import frame_from_event
+        from ..sse import aiter_sse
 
         async with self.open_live_stream(system_id, duration_s=duration_s) as response:
             async for event in aiter_sse(response.content.iter_any()):
