@@ -4,8 +4,9 @@
 :class:`~enphase_battery.TelemetryInterval` s of every system the token can see (or of the
 ids given) with the same exactly-once, late and partial semantics as
 :class:`~enphase_battery.TelemetryPoller`: the same per-stream logic
-(:mod:`.streams`), the same request-for-a-stream logic (:mod:`.window`) and the same
-delivery front and commit rule (:mod:`.delivery`).  What it adds:
+(:mod:`.streams`), the same request-for-a-stream logic (:mod:`.window`), the same
+delivery front and commit rule (:mod:`.delivery`) and the same engine (:mod:`.engine`,
+of which the one-system poller is the one-system case).  What it adds:
 
 * every request goes through the client's :class:`~enphase_battery.QuotaGovernor` as
   background work, so the fleet spends at most ``quota_share`` of the month, evenly;
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from . import validation
 from .checkpoint import CheckpointStore
 from .clock import Clock
+from .engine import PollEngine, StreamOutcome
 from .exceptions import (
     AuthenticationError,
     EnphaseError,
@@ -35,12 +37,9 @@ from .exceptions import (
     QuotaExceededError,
 )
 from .fleet_system import FollowedSystem
-from .fleet_views import FleetProgress, SystemProblem, SystemProgress
-from .fleet_workers import WorkerPool
-from .front import PollerFront
-from .scheduler import Discover, FleetScheduler, Job, Poll, Relist, relist_interval
-from .streams import BATTERY, StreamLog
-from .window import fetch_window
+from .fleet_views import FleetProgress, SystemProblem, SystemProgress, fleet_progress
+from .scheduler import Discover, FleetScheduler, Poll, relist_interval
+from .streams import BATTERY
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
@@ -52,7 +51,7 @@ _LOGGER = logging.getLogger(__name__)
 _LIVE_WINDOWS = 1
 
 
-class FleetPoller(PollerFront):
+class FleetPoller(PollEngine):
     """Async iterator over new intervals of many systems, exactly once, under one quota.
 
     Args:
@@ -100,15 +99,12 @@ class FleetPoller(PollerFront):
         max_pending: int = 20_000,
         gather: timedelta = timedelta(minutes=2),
     ) -> None:
-        self.client = client
-        self.clock: Clock = clock or client.governor.clock
         self._explicit = None if systems is None else [validation.system_id(s) for s in systems]
         self._priority = {validation.system_id(s) for s in priority}
         # Unfollowed by the caller: a relist (systems=None) doesn't bring them back.
         self._excluded: set[int] = set()
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
-        self.start_at = start_at
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError("concurrency must be an int >= 1")
         first_wait, max_wait = backoff
@@ -117,39 +113,29 @@ class FleetPoller(PollerFront):
         self._backoff = (float(first_wait), float(max_wait))
         if not isinstance(gather, timedelta) or gather < timedelta(0):
             raise InvalidRequestError("gather must be a non-negative timedelta")
-        super().__init__(checkpoint, settle=settle, late_horizon=late_horizon)
         self._fixed_relist = relist_every.total_seconds() if relist_every else None
-        self.scheduler = FleetScheduler(
-            relist_every_s=self._fixed_relist or 900.0,
-            rediscover_every_s=rediscover_every.total_seconds(),
-            max_quiet_s=max_quiet.total_seconds(),
-            discover=encharges,
-            gather_s=gather.total_seconds(),
-        )
-        self._systems: dict[int, FollowedSystem] = {}
-        self._workers = WorkerPool(
+        super().__init__(
+            client,
+            checkpoint=checkpoint,
+            start_at=start_at,
+            clock=clock,
+            settle=settle,
+            late_horizon=late_horizon,
+            scheduler=FleetScheduler(
+                relist_every_s=self._fixed_relist or 900.0,
+                rediscover_every_s=rediscover_every.total_seconds(),
+                max_quiet_s=max_quiet.total_seconds(),
+                discover=encharges,
+                gather_s=gather.total_seconds(),
+            ),
             concurrency=concurrency,
-            clock=self.clock,
-            next_job=self.scheduler.next_job,
-            run=self._run,
-            pending=lambda: self._delivery.pending,
             max_pending=max_pending,
         )
-        self.requests = 0
-        self._requests_day: tuple[int, int] = (0, 0)
         #: When the systems were listed in the last hour, and ``requests`` then.
         self._relist_marks: collections.deque[tuple[float, int]] = collections.deque()
 
     def __repr__(self) -> str:
         return f"FleetPoller(systems={len(self._systems)}, requests={self.requests})"
-
-    # -- the engine's part of the front (:class:`~enphase_battery.front.PollerFront`) --
-
-    async def _stop(self) -> None:
-        await self._workers.stop()
-
-    def _streams_now(self) -> list[StreamLog]:
-        return [log for system in self._systems.values() for log in system.streams.values()]
 
     # -- following ----------------------------------------------------------------
 
@@ -182,14 +168,6 @@ class FleetPoller(PollerFront):
         """The systems followed now."""
         return tuple(self._systems)
 
-    def _add(self, system_id: int, *, priority: bool) -> None:
-        if system_id in self._systems:
-            if priority:
-                self.scheduler.add(system_id, priority=True, now=self.clock.time())
-            return
-        entry = self.scheduler.add(system_id, priority=priority, now=self.clock.time())
-        self._systems[system_id] = FollowedSystem(entry)
-
     # -- views --------------------------------------------------------------------
 
     @property
@@ -204,90 +182,46 @@ class FleetPoller(PollerFront):
     @property
     def progress(self) -> FleetProgress:
         """The fleet's progress in total (see :meth:`progress_of` for one system)."""
-        per = [self.progress_of(sid) for sid in self._systems]
-        usage = self.client.governor.usage_now()
-        newest = [p.newest_delivered for p in per if p.newest_delivered is not None]
-        lags = [p.lag_s for p in per if p.lag_s is not None]
         day, today = self._requests_day
-        return FleetProgress(
-            systems=len(per),
-            streams=sum(p.streams for p in per),
+        return fleet_progress(
+            [self.progress_of(sid) for sid in self._systems],
+            self.client.governor.usage_now(),
             intervals_delivered=self._delivery.handed_out,
             requests=self.requests,
             requests_today=today if day == int(self.clock.time() // 86_400) else 0,
-            requests_this_month=usage.used,
-            forecast_this_month=usage.forecast,
-            monthly_quota=usage.monthly_quota,
-            background_budget=usage.background_budget,
-            systems_in_backoff=sum(p.in_backoff for p in per),
-            systems_with_backlog=sum(p.backlog for p in per),
             systems_waiting=self.scheduler.waiting_live(),
-            newest_delivered=max(newest) if newest else None,
-            max_lag_s=max(lags) if lags else None,
         )
 
-    @property
-    def idle(self) -> bool:
-        """Whether nothing is due and everything fetched has been handed out."""
-        return self._workers.idle
-
-    async def wait_idle(self) -> None:
-        """Return once every worker waits for something to become due, nothing pending."""
-        await self._workers.wait_idle()
-
-    # -- the engine ---------------------------------------------------------------
+    # -- the fleet's choices in the engine (:class:`~enphase_battery.engine.PollEngine`) --
 
     async def _begin(self) -> None:
         if self._explicit is not None:
             for system_id in self._explicit:
                 self._add(system_id, priority=system_id in self._priority)
-        self._workers.start()
-
-    async def _fill(self) -> None:
-        """Wait until the workers have offered something (or one failed for good)."""
-        await self._start()
-        await self._workers.wait_progress()
-
-    def _count_request(self, system: FollowedSystem | None) -> None:
-        self.requests += 1
-        day = int(self.clock.time() // 86_400)
-        seen_day, count = self._requests_day
-        self._requests_day = (day, count + 1 if seen_day == day else 1)
-        if system is not None:
-            system.entry.requests += 1
-
-    async def _run(self, job: Job) -> None:
-        if isinstance(job, Relist):
-            await self._relist()
-            return
-        system = self._systems.get(job.system_id)
-        if system is None:
-            self.scheduler.finished(job, self.clock.time(), ok=True)
-            return
-        try:
-            if isinstance(job, Discover):
-                await self._discover(system)
-                backlog = system.entry.backlog
-            else:
-                self.scheduler.started(job, self.clock.time())
-                backlog = await self._poll(system, backfill=job.backfill)
-                if not job.backfill:
-                    system.entry.forced = False
-        except (AuthenticationError, QuotaExceededError):
-            self.scheduler.finished(job, self.clock.time(), ok=False)
-            raise
-        except EnphaseError as err:
-            self._failed(system, job, err)
-            return
-        if system.problem is not None:
-            _LOGGER.info("system %s recovered from %s", job.system_id, system.problem.error)
-            system.problem = None
-        self.scheduler.finished(job, self.clock.time(), ok=True, backlog=backlog)
+        await super()._begin()
 
     def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
+        # Isolated: reported and backed off, never raised (the others go on).
         now = self.clock.time()
         wait = system.failed(err, self._backoff, now)
         self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
+
+    def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
+        if system.problem is not None:
+            _LOGGER.info("system %s recovered from %s", job.system_id, system.problem.error)
+            system.problem = None
+
+    def _encharges_denied(self, system: FollowedSystem, err: PermissionDeniedError) -> None:
+        # Per-Encharge telemetry needs the Kilowatt plan (or a grant): follow the
+        # system's battery stream alone.
+        _LOGGER.warning(
+            "system %s: no access to Encharge telemetry (plan or grant);"
+            " following its battery stream only",
+            system.entry.system_id,
+        )
+        system.encharges_denied = True
+        for source in [s for s in system.streams if s != BATTERY]:
+            self._delivery.forget(system.streams.pop(source))
 
     async def _relist(self) -> None:
         # The fleet keeps up with the news when it spent clearly less than the budget's
@@ -358,40 +292,17 @@ class FleetPoller(PollerFront):
         left = max(1.0, usage.month_end.timestamp() - self.clock.time())
         return max(0.0, usage.background_budget - usage.used_background) / left
 
-    async def _discover(self, system: FollowedSystem) -> None:
-        self._count_request(system)
-        devices = await self.client.get_system_devices(system.entry.system_id)
-        current = set() if system.encharges_denied else set(devices.encharge_serials)
-        for serial in sorted(current):
-            if serial not in system.streams:
-                await self._stream(system, serial)
-                # A new stream has history to fetch: poll the system soon.
-                system.entry.seen_report_at = None
-        for source, log in list(system.streams.items()):
-            if source != BATTERY and source not in current:
-                _LOGGER.info("Encharge %s is no longer listed; not following it", source)
-                del system.streams[source]
-                self._delivery.forget(log)
-
-    async def _stream(self, system: FollowedSystem, source: str) -> StreamLog:
-        log = system.streams.get(source)
-        if log is not None:
-            return log
-        start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
-        key = (system.entry.system_id, source)
-        log = await self._load_stream(key, start_at, system.streams.get(BATTERY))
-        system.streams[source] = log
-        await self._delivery.save(log)
-        return log
-
-    async def _poll(self, system: FollowedSystem, *, backfill: bool) -> bool:
+    async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
         """One visit of a system's streams; returns whether history is left."""
+        backfill = job.backfill
         await self._stream(system, BATTERY)
         system.last_reports.clear()
         # Encharges first: their last report times can spare the battery stream a request.
         logs = sorted(system.streams.values(), key=lambda log: log.source == BATTERY)
         backlog = False
         for log in logs:
+            if system.streams.get(log.source) is not log:
+                continue  # dropped meanwhile (no access to Encharge telemetry)
             if log.cursor is not None and not backfill:
                 backlog = True  # this stream's history is fetched by backfill visits
                 continue
@@ -409,43 +320,9 @@ class FleetPoller(PollerFront):
                 continue  # this stream has shown everything the system has reported
             if not backfill:
                 log.cursor = log.watermark
-            for _ in range(_LIVE_WINDOWS):
-                self._count_request(system)
-                try:
-                    result = await fetch_window(
-                        self.client,
-                        log,
-                        settle_s=self._settle_s,
-                        late_horizon_s=self._late_horizon_s,
-                        last_reports=system.last_reports,
-                    )
-                except PermissionDeniedError:
-                    if log.source == BATTERY:
-                        raise
-                    # Per-Encharge telemetry needs the Kilowatt plan (or a grant): follow
-                    # the system's battery stream alone.
-                    _LOGGER.warning(
-                        "system %s: no access to Encharge telemetry (plan or grant);"
-                        " following its battery stream only",
-                        system.entry.system_id,
-                    )
-                    system.encharges_denied = True
-                    for source in [s for s in system.streams if s != BATTERY]:
-                        self._delivery.forget(system.streams.pop(source))
-                    break
-                if self._systems.get(system.entry.system_id) is not system:
-                    return False  # unfollowed meanwhile: deliver nothing more of it
-                if result.gone:
-                    system.streams.pop(log.source, None)
-                    self._delivery.forget(log)
-                    break
-                self._delivery.offer(log, result.ready)
-                if result.ready:
-                    self._workers.offered()
-                await self._delivery.save(log)
-                if result.done:
-                    log.cursor = None
-                    break
-            else:
+            outcome = await self._fetch_stream(system, log, windows=_LIVE_WINDOWS)
+            if outcome is StreamOutcome.STOP:
+                return False
+            if outcome is StreamOutcome.MORE:
                 backlog = True  # the window came back full: more history to fetch
         return backlog

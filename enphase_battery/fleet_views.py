@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
-__all__ = ["FleetProgress", "SystemProblem", "SystemProgress"]
+if TYPE_CHECKING:
+    from .governor_state import QuotaUsage
+
+__all__ = ["FleetProgress", "SystemProblem", "SystemProgress", "fleet_progress"]
 
 
 @attrs.frozen
@@ -90,3 +95,33 @@ class FleetProgress:
     systems_waiting: int
     newest_delivered: datetime | None
     max_lag_s: float | None
+
+
+def fleet_progress(
+    per: Sequence[SystemProgress],
+    usage: QuotaUsage,
+    *,
+    intervals_delivered: int,
+    requests: int,
+    requests_today: int,
+    systems_waiting: int,
+) -> FleetProgress:
+    """The fleet's total from each system's progress and the governor's month."""
+    newest = [p.newest_delivered for p in per if p.newest_delivered is not None]
+    lags = [p.lag_s for p in per if p.lag_s is not None]
+    return FleetProgress(
+        systems=len(per),
+        streams=sum(p.streams for p in per),
+        intervals_delivered=intervals_delivered,
+        requests=requests,
+        requests_today=requests_today,
+        requests_this_month=usage.used,
+        forecast_this_month=usage.forecast,
+        monthly_quota=usage.monthly_quota,
+        background_budget=usage.background_budget,
+        systems_in_backoff=sum(p.in_backoff for p in per),
+        systems_with_backlog=sum(p.backlog for p in per),
+        systems_waiting=systems_waiting,
+        newest_delivered=max(newest) if newest else None,
+        max_lag_s=max(lags) if lags else None,
+    )

@@ -27,6 +27,8 @@ class WorkerPool:
         run: what a job does.
         pending: how many fetched intervals wait for the consumer.
         max_pending: above this, the workers fetch (and pay for) nothing more.
+        on_demand: fetch only while the consumer waits for more with nothing ready (a
+            request is spent only when the consumer needs it; ``max_pending`` unused).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class WorkerPool:
         run: Callable[[Job], Awaitable[None]],
         pending: Callable[[], int],
         max_pending: int,
+        on_demand: bool = False,
     ) -> None:
         self._concurrency = concurrency
         self._clock = clock
@@ -45,6 +48,10 @@ class WorkerPool:
         self._run = run
         self._pending = pending
         self._max_pending = max_pending
+        self._on_demand = on_demand
+        # Consumers waiting in wait_progress(), and the event that tells workers so.
+        self._wanting = 0
+        self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._progressed = asyncio.Event()
         self._wake = asyncio.Event()
@@ -69,6 +76,7 @@ class WorkerPool:
 
     def wake(self) -> None:
         """Have sleeping workers ask the scheduler again (something new to do)."""
+        self._idle.clear()  # at once: a wait_idle() right after waits for what was asked
         self._wake.set()
 
     def offered(self) -> None:
@@ -80,9 +88,28 @@ class WorkerPool:
         if self._fatal is not None:
             raise self._fatal
         self._progressed.clear()
-        await self._progressed.wait()
+        self._wanting += 1
+        self._room.set()
+        try:
+            await self._progressed.wait()
+        finally:
+            self._wanting -= 1
         if self._fatal is not None:
             raise self._fatal
+
+    def _has_room(self) -> bool:
+        if self._on_demand:
+            return self._wanting > 0 and self._pending() == 0
+        return self._pending() <= self._max_pending
+
+    async def room(self) -> None:
+        """Wait until the consumer may be given more: it waits for more with nothing
+        ready (``on_demand``), or no more than ``max_pending`` intervals wait for it."""
+        while not self._has_room():
+            # Lets a waiting batch see that nothing more is coming now.
+            self._progressed.set()
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def idle(self) -> bool:
@@ -101,10 +128,8 @@ class WorkerPool:
     async def _work(self) -> None:
         try:
             while not self._stopped:
-                while self._pending() > self._max_pending:
-                    # The consumer is behind: don't fetch (and pay for) more yet.
-                    self._progressed.set()
-                    await asyncio.sleep(0.05)
+                # The consumer is behind: don't fetch (and pay for) more yet.
+                await self.room()
                 job = self._next_job(self._clock.time())
                 if job is None or isinstance(job, float):
                     await self._sleep_until(job)

@@ -106,6 +106,8 @@ class SystemEntry:
     requests: int = 0
     #: Polled because it stayed quiet too long: fetch every stream, whatever the list says.
     forced: bool = False
+    #: When it is to be polled whatever the list says (:meth:`FleetScheduler.poll_at`).
+    poll_due_at: float | None = None
 
     @property
     def has_news(self) -> bool:
@@ -204,6 +206,15 @@ class FleetScheduler:
             entry.listed_report_at = None
             self._timer(max(0.0, entry.last_polled_at) + poll_every_s, entry)
 
+    def poll_at(self, system_id: int, when: float) -> None:
+        """Poll ``system_id`` at ``when`` whatever the list says (a paced poll, or one
+        asked for now); a poll in flight or a backoff comes first."""
+        entry = self.systems.get(system_id)
+        if entry is None:
+            return
+        entry.poll_due_at = when
+        self._timer(when, entry)
+
     def relist_soon(self) -> None:
         """Relist at the next pick (after :meth:`add` of systems not listed yet)."""
         if self.relist_every_s is not None:
@@ -299,12 +310,14 @@ class FleetScheduler:
                 continue
             if self._wants_secondary(entry, now):
                 self._push_secondary(entry)
-            if entry.has_news or now - entry.last_polled_at >= self.max_quiet_s:
+            due = entry.poll_due_at is not None and entry.poll_due_at <= now
+            if entry.has_news or due or now - entry.last_polled_at >= self.max_quiet_s:
                 if not entry.has_news:
-                    entry.seen_report_at = None  # quiet too long: poll it anyway
+                    entry.seen_report_at = None  # quiet too long (or due): poll it anyway
                     entry.forced = True
+                entry.poll_due_at = None
                 self._push_live(entry)
-            elif not entry.queued_live:
+            elif not entry.queued_live and math.isfinite(self.max_quiet_s):
                 self._timer(entry.last_polled_at + self.max_quiet_s, entry)
 
     # -- results ----------------------------------------------------------------------
@@ -331,7 +344,7 @@ class FleetScheduler:
         entry.in_flight = False
         if not ok:
             entry.failures += 1
-            entry.backoff_until = now + (retry_after_s or 60.0)
+            entry.backoff_until = now + (60.0 if retry_after_s is None else retry_after_s)
             if isinstance(job, Poll) and not job.backfill:
                 entry.seen_report_at = None  # poll again once the backoff ends
             self._timer(entry.backoff_until, entry)
@@ -345,7 +358,8 @@ class FleetScheduler:
             if not job.backfill:
                 entry.last_polled_at = now
             entry.backlog = backlog
-            self._timer(now + self.max_quiet_s, entry)
+            if math.isfinite(self.max_quiet_s):
+                self._timer(now + self.max_quiet_s, entry)
         if self._wants_secondary(entry, now):
             self._push_secondary(entry)
         if entry.has_news:
