@@ -23,6 +23,7 @@ from typing import Any, Self
 from .checkpoint import CheckpointStore, StreamState, TransactionalCheckpointStore
 from .exceptions import InvalidRequestError
 from .streams import StreamLog, TelemetryInterval
+from .write_turn import WriteTurn
 
 __all__ = ["Batch", "BatchIterator", "Delivery"]
 
@@ -54,11 +55,15 @@ class Delivery:
         self._poll_over = poll_over
         self._late_horizon_s = late_horizon_s
         self._ready: collections.deque[_Item] = collections.deque()
+        # The batch being gathered: taken from _ready, not handed out yet.  Kept here, not
+        # in a local, so pending counts it (wait_idle must not fire while it waits for
+        # max_wait) and forget() reaches it (a stream given up must not go out in it).
+        self._gathering: list[_Item] = []
         self._in_hand: _Item | None = None
         self._batch: Batch | None = None
         # Every write to the store goes through it: a state is computed and written as
         # one step, so an older state never lands after a newer one.
-        self._write_turn = _Turn()
+        self._write_turn = WriteTurn()
         self._prefetch: asyncio.Future[None] | None = None
         self._defer = False
         self._deferred: dict[str, StreamLog] = {}
@@ -69,16 +74,26 @@ class Delivery:
 
     @property
     def pending(self) -> int:
-        """Intervals ready and not yet handed out."""
-        return len(self._ready)
+        """Intervals ready and not yet handed out (a batch being gathered included)."""
+        return len(self._ready) + len(self._gathering)
 
     def offer(self, stream: StreamLog, intervals: Iterable[TelemetryInterval]) -> None:
         """Queue ``intervals`` of ``stream`` (from :meth:`StreamLog.accept`) for delivery."""
         self._ready.extend((stream, iv) for iv in intervals)
 
     def forget(self, stream: StreamLog) -> None:
-        """Drop what is queued of a stream no longer followed."""
+        """Drop what is queued of a stream no longer followed, and its deferred save.
+
+        Its intervals go out in no later batch, not even the one being gathered, and
+        nothing more is written for it: a stream handed over to another worker must not
+        be written by this one (a fenced store refuses it, failing a whole commit).  What
+        it had was the engine's own bookkeeping (a gap given up, its start); whoever
+        follows it next works that out again from its last commit.
+        """
         self._ready = collections.deque(item for item in self._ready if item[0] is not stream)
+        self._gathering[:] = [item for item in self._gathering if item[0] is not stream]
+        if self._deferred.get(stream.store_key) is stream:
+            del self._deferred[stream.store_key]
 
     # -- one by one ---------------------------------------------------------------
 
@@ -187,9 +202,24 @@ class Delivery:
             self._ready.extendleft(reversed(failed.items))
             self.handed_out -= len(failed.items)
         await self.commit()
-        await self._await_prefetch()
         self._defer = True
-        items: list[_Item] = []
+        items = self._gathering
+        try:
+            await self._gather(items, max_size, max_wait)
+        except BaseException:
+            # Cancelled (or failed) before it went out: put it back, in order, so the
+            # next batch hands it out rather than this poller never seeing it again.
+            self._ready.extendleft(reversed(items))
+            raise
+        finally:
+            self._gathering = []
+        batch = Batch(self, tuple(items))
+        self._batch = batch
+        self.handed_out += len(items)
+        return batch
+
+    async def _gather(self, items: list[_Item], max_size: int, max_wait: float) -> None:
+        """Fill ``items`` (the batch being gathered) from what the engine offers."""
         deadline: float | None = None
         while len(items) < max_size:
             take = min(max_size - len(items), len(self._ready))
@@ -201,24 +231,27 @@ class Delivery:
                 break
             if items and deadline is None:
                 deadline = time.monotonic() + max_wait
-            if deadline is None:
-                await self._fill()
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
+            left: float | None = None
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
             # Fetch on while the batch waits; when time is up the fetch goes on in the
             # background for the next batch instead of being cut (its request is paid).
-            task = asyncio.ensure_future(self._fill())
-            done, _ = await asyncio.wait({task}, timeout=left)
+            # A fetch left from before is that one: never two at once, and what is ready
+            # already is taken above without waiting for it.
+            task, self._prefetch = self._prefetch, None
+            if task is None:
+                task = asyncio.ensure_future(self._fill())
+            try:
+                done, _ = await asyncio.wait({task}, timeout=left)
+            except BaseException:
+                self._prefetch = task  # cancelled: it goes on for the next batch
+                raise
             if task not in done or (task.exception() is not None and items):
                 self._prefetch = task  # a failure is raised at the next batch
                 break
             task.result()
-        batch = Batch(self, tuple(items))
-        self._batch = batch
-        self.handed_out += len(items)
-        return batch
 
     async def _await_prefetch(self) -> None:
         task, self._prefetch = self._prefetch, None
@@ -299,36 +332,6 @@ class Delivery:
             stream.queued.add(int(interval.end_at.timestamp()))
         # Still in hand: commit(conn) may be tried again; the next batch hands it again.
         batch._failed = True
-
-
-class _Turn:
-    """One store write at a time (a state computed and written as one step, so an older
-    state never lands after a newer one), without a coroutine when nobody waits."""
-
-    __slots__ = ("_waiters", "busy")
-
-    def __init__(self) -> None:
-        self.busy = False
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def acquire(self) -> None:
-        while self.busy:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.busy = True
-
-    def release(self) -> None:
-        self.busy = False
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
 
 
 class Batch:

@@ -113,8 +113,8 @@ class WorkerPool:
 
     @property
     def idle(self) -> bool:
-        """Whether every worker waits for a job to become due."""
-        return self._idle.is_set()
+        """Whether every worker waits for a job to become due, nothing pending."""
+        return self._idle.is_set() and self._pending() == 0
 
     async def wait_idle(self) -> None:
         """Return once every worker waits for a job to become due, nothing pending."""

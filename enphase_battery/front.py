@@ -97,7 +97,8 @@ class PollerFront:
         """Stop the engine's own tasks (before the last save)."""
 
     def _handed(self) -> None:
-        """Called after each interval handed out one by one (cheap: the hot path)."""
+        """Called after each interval handed out one by one (cheap: the hot path), and
+        after each batch."""
 
     # -- async iterator / context manager ----------------------------------------
 
@@ -232,7 +233,9 @@ class _StartingBatches(BatchIterator):
             raise StopAsyncIteration
         if not poller._started:
             await poller._start()
-        return await self._inner.__anext__()
+        batch = await self._inner.__anext__()
+        poller._handed()  # as after an interval handed out alone ("caught up" signals)
+        return batch
 
 
 async def collect(poller: PollerFront, limit: int) -> list[TelemetryInterval]:

@@ -57,6 +57,32 @@ async def consume(poller: FleetPoller, sink: list[TelemetryInterval], real_secon
                     sink.append(interval)
 
 
+async def consume_until_idle(
+    poller: FleetPoller, sink: list[TelemetryInterval], deadline_s: float = 120.0
+) -> None:
+    """Store every interval in ``sink`` until the poller has nothing due and nothing
+    pending (``wait_idle``), then stop: a run to the end of what is there, however long
+    a loaded machine takes (``deadline_s`` only guards against a hang)."""
+
+    async def take() -> None:
+        async for interval in poller:
+            sink.append(interval)
+
+    async with poller:
+        consumer = asyncio.ensure_future(take())
+        idle = asyncio.ensure_future(poller.wait_idle())
+        try:
+            async with asyncio.timeout(deadline_s):
+                done, _ = await asyncio.wait({consumer, idle}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer in done:
+                consumer.result()  # the poller's error fails the test here
+                raise AssertionError("the poller stopped before it was idle")
+        finally:
+            for task in (consumer, idle):
+                task.cancel()
+            await asyncio.gather(consumer, idle, return_exceptions=True)
+
+
 def streams_of(sim: EnphaseSimulator, system_ids: Iterable[int]) -> list[Key]:
     keys: list[Key] = []
     for system_id in system_ids:
