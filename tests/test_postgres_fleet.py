@@ -201,27 +201,35 @@ async def test_a_worker_joining_takes_its_share_without_anything_twice(
                     assert await fleet.commit(batch)
 
         first = asyncio.create_task(run_worker("first"))
-        # The second joins while the first works on systems it will hand over (the
-        # highest ids go in a rebalance).
-        handed_over = set(sorted(sim.system_ids)[10:])
-        while not (sink and sink[-1].system_id in handed_over):
-            await asyncio.sleep(0.01)
-        second = asyncio.create_task(run_worker("second"))
+        second: asyncio.Task[None] | None = None
         shares: list[int] = []
         try:
-            for _ in range(200):
-                await asyncio.sleep(0.1)
-                behind = await pool.fetchval(
-                    f'SELECT count(*) FROM "{pg_schema}".stream_checkpoint WHERE watermark < $1',
-                    sim.clock.epoch() - 3600,
-                )
-                shares = [len(f.worker.held) for f in fleets]
-                if behind == 0 and shares == [10, 10]:
-                    break
+            # Conditions, not durations: a loaded machine only takes longer.
+            async with asyncio.timeout(180):
+                # The second joins while the first works on systems it will hand over
+                # (the highest ids go in a rebalance).
+                handed_over = set(sorted(sim.system_ids)[10:])
+                while not (sink and sink[-1].system_id in handed_over):
+                    _raise_if_failed(first)
+                    await asyncio.sleep(0.01)
+                second = asyncio.create_task(run_worker("second"))
+                while True:
+                    await asyncio.sleep(0.1)
+                    _raise_if_failed(first, second)
+                    # Every stream saved within the last hour of data: the day is done.
+                    caught_up = await pool.fetchval(
+                        f'SELECT count(*) FROM "{pg_schema}".stream_checkpoint'
+                        " WHERE watermark >= $1",
+                        sim.clock.epoch() - 3600,
+                    )
+                    shares = [len(f.worker.held) for f in fleets]
+                    if caught_up == 20 and shares == [10, 10]:
+                        break
         finally:
-            for task in (first, second):
+            tasks = [t for t in (first, second) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(first, second, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         # The second worker got its share, handed over between batches: nothing lost,
         # nothing twice, no poller restarted for a lost lease.
         assert shares == [10, 10]
@@ -231,3 +239,11 @@ async def test_a_worker_joining_takes_its_share_without_anything_twice(
             sim, PostgresCheckpoint(pool, schema=pg_schema), sink, keys, start
         )
         assert checked > 0.95 * 20 * 96
+
+
+def _raise_if_failed(*tasks: asyncio.Task[None]) -> None:
+    """A worker that ended (a failed commit, an error) fails the test with its error."""
+    for task in tasks:
+        if task.done():
+            task.result()
+            raise AssertionError("a worker stopped on its own")
