@@ -206,7 +206,10 @@ class QuotaGovernor:
     def _admit(
         self, stored: GovernorState | None, now: float, background: bool
     ) -> tuple[GovernorState, Admission | _Wait | QuotaExceededError]:
-        state = self._current(stored, now)
+        if stored is not None and stored.plan == self.plan and now < stored.month_end:
+            state = stored  # this month's (every admission: _current without its call)
+        else:
+            state = self._current(stored, now)
         if state.exhausted_until is not None:
             if now < state.exhausted_until:
                 if background:

@@ -106,16 +106,24 @@ def _copier(cls: type[_S], *changed: str) -> Callable[..., _S]:
     """A function ``(state, **changed) -> a copy of state with those fields replaced``.
 
     Generated from ``attrs.fields(cls)``, so a field added to the class is carried over
-    (never reset to its default); it calls the constructor with positional arguments,
-    which costs half of the same call by keyword and 40 % of ``attrs.evolve``.
+    (never reset to its default).  It fills a new instance through the slot descriptors,
+    skipping the frozen ``__init__`` (a third of ``attrs.evolve``'s cost and less than
+    half of a positional constructor call); that is sound only while the fields have no
+    validators or converters, which it checks.
     """
     fields = attrs.fields(cls)
     names = [field.name for field in fields]
     assert set(changed) <= set(names), set(changed) - set(names)
     assert all(field.init and not field.kw_only for field in fields)
-    arguments = ", ".join(name if name in changed else f"state.{name}" for name in names)
-    source = f"def copy(state, *, {', '.join(changed)}):\n    return cls({arguments})\n"
-    namespace: dict[str, Any] = {"cls": cls}
+    assert all(field.validator is None and field.converter is None for field in fields)
+    assert not hasattr(cls, "__attrs_post_init__")
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    lines = [f"def copy(state, *, {', '.join(changed)}):", "    copied = new(cls)"]
+    for n, name in enumerate(names):
+        namespace[f"set{n}"] = cls.__dict__[name].__set__
+        lines.append(f"    set{n}(copied, {name if name in changed else f'state.{name}'})")
+    lines.append("    return copied")
+    source = "\n".join(lines) + "\n"
     exec(compile(source, f"<{cls.__name__} copier>", "exec"), namespace)
     copy: Callable[..., _S] = namespace["copy"]
     return copy

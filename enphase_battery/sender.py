@@ -162,7 +162,8 @@ class Sender:
         told when the request cannot have reached the server), :class:`FinalError` when
         the budget is spent or the URL is invalid.
         """
-        left = call.remaining()
+        deadline = call.deadline  # set at admission; CallState.remaining() inline
+        left = call.budget_s if deadline is None else deadline - time.monotonic()
         if left <= 0:
             await self.governor.settle(admission, Outcome.NOT_SENT)
             raise FinalError(

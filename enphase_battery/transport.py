@@ -41,6 +41,7 @@ __all__ = ["MAX_RESPONSE_BYTES", "Transport"]
 # The client's logger: the choke point logs as the client users configure.
 _LOGGER = logging.getLogger("enphase_battery.client")
 _T = TypeVar("_T")
+_NO_PARAMS: Mapping[str, Any] = {}
 
 
 class Transport:
@@ -115,8 +116,8 @@ class Transport:
         # caller and the socket is passed through again at each of the request's waits.
         if self.closed:
             raise InvalidRequestError("the client is closed")
-        call = self.retry_policy.new_call()
-        return self._run(route, path, params or {}, body, parse, call, full_state)
+        call = CallState(self.retry_policy.max_retry_time)  # new_call(), one frame fewer
+        return self._run(route, path, params or _NO_PARAMS, body, parse, call, full_state)
 
     async def _run(
         self,

@@ -99,9 +99,9 @@ def _structure_devices(value: Any, _type: Any) -> DeviceGroups:
 
 
 # Readings are immutable and repeat a lot (zero energy at night, SoC 0..100), so they are
-# shared: looked up by devices_reporting, then by the value (two lookups cost less than
-# building and hashing a key tuple per reading).  Bounded: a table is cleared whole when
-# full, which costs only a few re-creations.
+# shared: looked up by devices_reporting, then by the value (two dict subscripts cost less
+# than building and hashing a key tuple per reading).  Bounded: a table is cleared whole
+# when full, which costs only a few re-creations.
 _ENERGY: dict[Any, dict[Any, EnergyReading]] = {}
 _SOC: dict[Any, dict[Any, SocReading]] = {}
 _READINGS_MAX = 65_536
@@ -133,8 +133,8 @@ def _intervals_hook(cls: type[Any]) -> Any:
             return build(value, False)
 
     def build(value: Any, strict: bool) -> tuple[Any, ...]:
-        energy_get = _ENERGY.get
-        soc_get = _SOC.get
+        energy = _ENERGY
+        socs = _SOC
         none = _NONE
         fromtimestamp = datetime.fromtimestamp
         result: list[Any] = []
@@ -156,44 +156,44 @@ def _intervals_hook(cls: type[Any]) -> Any:
             interval = new(cls)
             set_end_at(interval, end_dt)
             if strict:
-                # Subscripts are cheaper than .get(); a missing key raises KeyError.
+                # Subscripts, not .get() (they need no call); a reading that lacks a
+                # field raises KeyError from the _strict function, and the list is redone.
                 charge = item["charge"]
                 discharge = item["discharge"]
                 soc = item["soc"]
-                set_charge(
-                    interval,
-                    (energy_get(charge["devices_reporting"]) or none).get(charge["enwh"])
-                    or _new_energy(charge),
-                )
-                set_discharge(
-                    interval,
-                    (energy_get(discharge["devices_reporting"]) or none).get(discharge["enwh"])
-                    or _new_energy(discharge),
-                )
-                set_soc(
-                    interval,
-                    (soc_get(soc["devices_reporting"]) or none).get(soc["percent"])
-                    or _new_soc(soc),
-                )
+                try:
+                    set_charge(interval, energy[charge["devices_reporting"]][charge["enwh"]])
+                except KeyError:
+                    set_charge(interval, _new_energy_strict(charge))
+                try:
+                    set_discharge(
+                        interval, energy[discharge["devices_reporting"]][discharge["enwh"]]
+                    )
+                except KeyError:
+                    set_discharge(interval, _new_energy_strict(discharge))
+                try:
+                    set_soc(interval, socs[soc["devices_reporting"]][soc["percent"]])
+                except KeyError:
+                    set_soc(interval, _new_soc_strict(soc))
             else:
                 charge = item.get("charge") or none
                 discharge = item.get("discharge") or none
                 soc = item.get("soc") or none
                 set_charge(
                     interval,
-                    (energy_get(charge.get("devices_reporting")) or none).get(charge.get("enwh"))
+                    (energy.get(charge.get("devices_reporting")) or none).get(charge.get("enwh"))
                     or _new_energy(charge),
                 )
                 set_discharge(
                     interval,
-                    (energy_get(discharge.get("devices_reporting")) or none).get(
+                    (energy.get(discharge.get("devices_reporting")) or none).get(
                         discharge.get("enwh")
                     )
                     or _new_energy(discharge),
                 )
                 set_soc(
                     interval,
-                    (soc_get(soc.get("devices_reporting")) or none).get(soc.get("percent"))
+                    (socs.get(soc.get("devices_reporting")) or none).get(soc.get("percent"))
                     or _new_soc(soc),
                 )
             append(interval)
@@ -214,6 +214,18 @@ def _table(tables: dict[Any, dict[Any, Any]], count: Any) -> dict[Any, Any]:
             tables.clear()
         table = tables[count] = {}
     return table
+
+
+def _new_energy_strict(raw: dict[str, Any]) -> EnergyReading:
+    if "enwh" not in raw or "devices_reporting" not in raw:
+        raise KeyError("enwh/devices_reporting")  # the list is redone the lenient way
+    return _new_energy(raw)
+
+
+def _new_soc_strict(raw: dict[str, Any]) -> SocReading:
+    if "percent" not in raw or "devices_reporting" not in raw:
+        raise KeyError("percent/devices_reporting")  # the list is redone the lenient way
+    return _new_soc(raw)
 
 
 def _new_energy(raw: dict[str, Any]) -> EnergyReading:
