@@ -30,7 +30,6 @@ from .exceptions import (
 from .governor import Admission, Outcome, QuotaGovernor
 from .http_errors import api_key_refused, decode, describe_structure_error, truncate
 from .limits import RateLimits
-from .models import converter
 from .redaction import scrub
 from .retry import CallState, RetryPolicy, log_retry
 from .routes import ROUTES, Route
@@ -185,6 +184,9 @@ class Transport:
             payload = decode(route, path, status, raw, redact=self.redact, server_time=server_time)
         hook = self._hooks.get(parse)
         if hook is None:
+            # Imported here: cattrs loads with the first answer, not at start-up.
+            from .models._converter import converter
+
             hook = self._hooks[parse] = converter.get_structure_hook(parse)
         try:
             result: _T = hook(payload, parse)

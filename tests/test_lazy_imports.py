@@ -103,9 +103,9 @@ def test_cli_help_loads_neither_the_simulator_nor_the_web_server() -> None:
     assert not loaded & {"aiohttp.web", "enphase_battery.simulator.server", "sqlite3"}
 
 
-def test_live_data_and_token_retries_load_on_first_use() -> None:
-    # A client that never opens a live_data stream or requests a token does not pay for
-    # the live package, the SSE decoder or backoff at start-up (the live and token tests
-    # exercise the imports where they are used).
+def test_live_data_token_retries_and_cattrs_load_on_first_use() -> None:
+    # Start-up does not pay for the live package, the SSE decoder, backoff or cattrs: they
+    # load with the first live stream, token request or answer (the live, token and client
+    # tests exercise the imports where they are used).
     loaded = _loaded_after("from enphase_battery import EnphaseClient, TelemetryPoller")
-    assert not loaded & {"enphase_battery.live", "enphase_battery.sse", "backoff"}
+    assert not loaded & {"enphase_battery.live", "enphase_battery.sse", "backoff", "cattrs"}

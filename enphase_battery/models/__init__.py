@@ -8,8 +8,9 @@ from JSON and turns request bodies back into JSON.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .config import BatterySettings, GridStatus, LoadCircuit, LoadControl, StormGuard
-from .converter import converter
 from .discovery import Address, Device, DeviceGroups, System, SystemDevices
 from .telemetry import (
     BatteryInterval,
@@ -23,6 +24,9 @@ from .telemetry import (
     SocReading,
 )
 from .vocabulary import BatteryMode, Flag, Granularity, GridState, LoadControlMode, Percent
+
+if TYPE_CHECKING:
+    from ._converter import converter
 
 __all__ = [
     "Address",
@@ -52,3 +56,14 @@ __all__ = [
     "SystemDevices",
     "converter",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The converter (and cattrs with it, a large import) loads when first asked for: the
+    # client structures its first answer with it, ``--help`` and a bare import never do.
+    if name == "converter":
+        from ._converter import converter
+
+        globals()["converter"] = converter  # found directly from now on
+        return converter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

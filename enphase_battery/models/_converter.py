@@ -427,8 +427,10 @@ def _make_converter() -> cattrs.Converter:
     # One live_data event -> a frame: hand-built, thousands a second.
     conv.register_structure_hook(LiveFrame, lambda v, _t: structure_live_frame(v))
     # The small configuration answers, one per call (after the field hooks they use).
-    for flat in (BatterySettings, StormGuard, GridStatus):
-        conv.register_structure_hook(flat, _flat_hook(conv, flat))
+    # Built on first use of each model (cattrs calls the factory once and keeps the hook):
+    # generating them costs a few milliseconds of start-up otherwise.
+    flat_models = (BatterySettings, StormGuard, GridStatus)
+    conv.register_structure_hook_factory(lambda t: t in flat_models, lambda t: _flat_hook(conv, t))
     battery_intervals: Any = tuple[BatteryInterval, ...]
     encharge_intervals: Any = tuple[EnchargeInterval, ...]
     conv.register_structure_hook_func(
