@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -81,6 +81,17 @@ async def consume_until_idle(
             for task in (consumer, idle):
                 task.cancel()
             await asyncio.gather(consumer, idle, return_exceptions=True)
+
+
+async def until(condition: Callable[[], bool], what: str, deadline_s: float = 60.0) -> None:
+    """Wait until ``condition()`` holds (checked every 20 ms); fail naming ``what`` after
+    ``deadline_s``, a guard against a hang rather than a timing expectation."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not condition():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {deadline_s:.0f} s: {what}") from None
 
 
 def streams_of(sim: EnphaseSimulator, system_ids: Iterable[int]) -> list[Key]:

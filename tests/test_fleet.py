@@ -27,6 +27,7 @@ from .fleet_helpers import (
     fleet_client,
     fleet_simulator,
     streams_of,
+    until,
 )
 
 
@@ -147,28 +148,51 @@ async def test_systems_added_and_removed_at_run_time() -> None:
     async with fleet_simulator(systems=3, fleet_mix=None) as sim:
         first, second, third = sim.system_ids
         sink: list[TelemetryInterval] = []
+
+        def listings() -> int:
+            return sim.path_counts["/api/v4/systems"]
+
         async with fleet_client(sim) as client:
             poller = FleetPoller(client, relist_every=timedelta(minutes=15))
-            task = asyncio.ensure_future(consume(poller, sink, 4.0))
-            await asyncio.sleep(1.0)
-            assert set(poller.system_ids) == {first, second, third}
-            added = sim.add_system(encharges=1)
-            sim.remove_system(second)
-            poller.unfollow(third)
-            await asyncio.sleep(1.5)
-            assert set(poller.system_ids) == {first, added}
-            mark = len(sink)
-            poller.follow(third)
-            await task
-        seen = {iv.system_id for iv in sink}
-        assert added in seen
-        assert {iv.source for iv in sink if iv.system_id == added} == {
-            "battery",
-            *sim.encharge_serials(added),
-        }
-        # Nothing of the removed system once it left the list; the re-followed one resumes.
+            async with poller:
+                task = asyncio.ensure_future(_take(poller, sink))
+                try:
+                    await until(
+                        lambda: set(poller.system_ids) == {first, second, third},
+                        "the three systems listed",
+                    )
+                    added = sim.add_system(encharges=1)
+                    sim.remove_system(second)
+                    poller.unfollow(third)
+                    await until(
+                        lambda: set(poller.system_ids) == {first, added},
+                        "the added system followed, the removed and the unfollowed not",
+                    )
+                    # A later listing does not bring the unfollowed one back either.
+                    seen = listings()
+                    await until(lambda: listings() >= seen + 2, "two more listings")
+                    assert set(poller.system_ids) == {first, added}
+                    mark = len(sink)
+                    poller.follow(third)
+                    encharges = set(sim.encharge_serials(added))
+                    await until(
+                        lambda: (
+                            {iv.source for iv in sink if iv.system_id == added}
+                            == {"battery", *encharges}
+                            and any(iv.system_id == third for iv in sink[mark:])
+                        ),
+                        "the added system's streams delivered, the re-followed one resumed",
+                    )
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        # Nothing of the removed system once it left the list.
         assert not [iv for iv in sink[mark:] if iv.system_id == second]
-        assert [iv for iv in sink[mark:] if iv.system_id == third]
+
+
+async def _take(poller: FleetPoller, sink: list[TelemetryInterval]) -> None:
+    async for interval in poller:
+        sink.append(interval)
 
 
 async def test_the_fleet_keeps_to_its_share_of_a_small_plan_evenly() -> None:
