@@ -145,7 +145,12 @@ def test_piped_progress_lines_are_true(
 
 
 def test_interrupted_stream_prints_a_final_count_and_loses_nothing(
-    env: dict[str, str], sim: EnphaseSimulator, cli: Run, tmp_path: Path, system_id: int
+    env: dict[str, str],
+    simulator: SimulatorThread,
+    sim: EnphaseSimulator,
+    cli: Run,
+    tmp_path: Path,
+    system_id: int,
 ) -> None:
     """SIGINT at random moments of a backfill (mid-fetch, mid-write, while waiting): the
     last line is the true count, and the resumed output has every interval once."""
@@ -158,12 +163,21 @@ def test_interrupted_stream_prints_a_final_count_and_loses_nothing(
     rng = random.Random(16)
     for _ in range(4):
         before = len(read_jsonl(out)) if out.exists() else 0
+        seen = requests_seen(simulator)
         process = subprocess.Popen(
             argv, env=subprocess_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
         try:
-            time.sleep(rng.uniform(0.5, 2.5))
+            # The random moment counts from the stream's first request (its devices
+            # list, once it has remembered --since), not from the spawn: on a loaded
+            # machine the interpreter alone can take seconds to start, and a signal
+            # then lands before the backfill (or before Python's handler exists).
+            deadline = time.monotonic() + 60
+            while requests_seen(simulator) == seen and process.poll() is None:
+                assert time.monotonic() < deadline, "the stream made no request in 60 s"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 2.0))
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=20)
         finally:
