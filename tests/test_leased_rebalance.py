@@ -100,3 +100,61 @@ async def test_a_worker_joining_while_a_batch_is_gathered_restarts_nothing(
             sim, PostgresCheckpoint(pool, schema=pg_schema), sink, keys, start
         )
         assert checked > 0.95 * SYSTEMS * 96
+
+
+async def test_caught_up_waits_for_systems_given_up_to_a_worker_that_left(
+    pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    from enphase_battery.postgres import LeaseWorker
+
+    plan = RateLimits(60_000, 60.0, 10_000_000)
+    async with EnphaseSimulator(
+        seed=8, systems=4, encharges=1, plan=plan, history=timedelta(hours=8)
+    ) as sim:
+        start = sim.clock.epoch() - 6 * 3600
+        start -= start % 900
+        sink: list[TelemetryInterval] = []
+        async with (
+            sim.make_client(max_retry_time=30.0) as client,
+            LeasedFleet(
+                client,
+                pool,
+                schema=pg_schema,
+                ttl=3.0,
+                worker_id="stays",
+                start_at=datetime.fromtimestamp(start, UTC),
+                encharges=False,
+            ) as fleet,
+        ):
+            assert len(fleet.worker.held) == 4
+            # A second run joins (the stayer gives up half at its next heartbeat) and
+            # stops before its own heartbeat took them: two systems nobody holds.
+            brief = LeaseWorker(pool, schema=pg_schema, worker_id="brief", ttl=3.0)
+            await brief.heartbeat()
+            async with asyncio.timeout(30):
+                while len(fleet.worker.held) != 2:
+                    await asyncio.sleep(0.05)
+            await brief.leave()
+            # As `stream --until-caught-up` does: batches until caught up.
+            batches = aiter(fleet.batches(max_size=200, max_wait=0.0))
+            async with asyncio.timeout(60):
+                while True:
+                    fetch = asyncio.ensure_future(anext(batches))
+                    caught_up = asyncio.ensure_future(fleet.wait_caught_up())
+                    await asyncio.wait({fetch, caught_up}, return_when=asyncio.FIRST_COMPLETED)
+                    caught_up.cancel()
+                    if not fetch.done():
+                        fetch.cancel()
+                        await asyncio.gather(fetch, return_exceptions=True)
+                        break
+                    batch = fetch.result()
+                    sink.extend(batch)
+                    assert await fleet.commit(batch)
+            # Caught up means every system, the two left behind included.
+            assert len(fleet.worker.held) == 4
+        assert {iv.system_id for iv in sink} == set(sim.system_ids)
+        keys = [k for k in streams_of(sim, sim.system_ids) if k[1] == "battery"]
+        checked = await check_exactly_once(
+            sim, PostgresCheckpoint(pool, schema=pg_schema), sink, keys, start
+        )
+        assert checked > 0.9 * 4 * 24

@@ -89,10 +89,10 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
             max_wait = 0.0 if args.until_caught_up else 1.0
             batches = aiter(fleet.batches(max_size=size, max_wait=max_wait))
             while args.max_intervals is None or progress.written < args.max_intervals:
+                # Caught up: this run idle and no system left without a holder (one
+                # given up to a run that has stopped already is taken here first).
                 idle = (
-                    asyncio.ensure_future(fleet.poller.wait_idle())
-                    if args.until_caught_up
-                    else None
+                    asyncio.ensure_future(fleet.wait_caught_up()) if args.until_caught_up else None
                 )
                 batch = await _next_batch(batches, idle)
                 if batch is None:

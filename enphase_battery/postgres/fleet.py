@@ -197,6 +197,23 @@ class LeasedFleet:
             return False
         return True
 
+    async def wait_caught_up(self) -> None:
+        """Return once this worker has nothing due and nothing pending, and every
+        registered system has a live holder.
+
+        This worker's poller being idle is not enough: systems it gave up to a worker
+        that joined, or that a worker left behind, are free until a heartbeat takes them,
+        and until then nobody fetches them.  While any is free a heartbeat is asked for
+        now (this worker may be the one to take them) and the wait goes on.  What
+        ``enphase-battery stream --until-caught-up`` stops on.
+        """
+        while True:
+            await self.poller.wait_idle()
+            if not self._to_release and await self.worker.unowned() == 0:
+                return
+            self.worker.beat_soon()
+            await asyncio.sleep(min(0.5, self.worker.heartbeat_s))
+
     # -- internals ------------------------------------------------------------------
 
     def _new_poller(self) -> FleetPoller:

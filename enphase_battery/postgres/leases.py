@@ -122,6 +122,7 @@ class LeaseWorker:
         self._schema_ready = False
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._beat_now = asyncio.Event()
         #: Live workers and registered systems seen at the latest heartbeat.
         self.workers_seen = 0
         self.systems_seen = 0
@@ -324,6 +325,22 @@ class LeaseWorker:
 
         await self._db.run(op, what="leaving")
 
+    async def unowned(self) -> int:
+        """Registered systems no live worker holds now (free, released, or expired)."""
+
+        async def op(conn: Connection) -> int:
+            await self._ready(conn)
+            count = await conn.fetchval(
+                f"SELECT count(*) FROM {self._s}.lease WHERE owner IS NULL OR expires_at < now()"
+            )
+            return int(count)
+
+        return await self._db.run(op, what="counting free leases")
+
+    def beat_soon(self) -> None:
+        """Have the background heartbeat run now rather than at its next period."""
+        self._beat_now.set()
+
     async def wait_changed(self) -> None:
         """Return after the next heartbeat that changed what this worker holds."""
         self._changed.clear()
@@ -344,7 +361,10 @@ class LeaseWorker:
                 # The database calls wait out outages; anything else is logged and the
                 # next beat tries again (an expired lease is then fenced, never misused).
                 _LOGGER.exception("lease heartbeat of %s failed", self._id)
-            await asyncio.sleep(self.heartbeat_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.heartbeat_s):
+                    await self._beat_now.wait()
+            self._beat_now.clear()
 
     async def start(self) -> None:
         """Join now (one heartbeat) and keep beating in the background."""
