@@ -244,13 +244,17 @@ async def test_server_restart_is_waited_out(
     # Every save returned, in order, none raised.
     assert saved == other_saved == list(range(1, 400))
     assert await PostgresCheckpoint(pool, schema=pg_schema).load(KEY) == StreamState(399 * 900)
-    # One outage, said once for the pool, not once per store or per call.
-    assert store.database.outages == other.database.outages == outages + 1
+    # Each outage said once for the pool (its start and its end), not once per store or
+    # per call.  Usually the restart is one outage; on a loaded machine the server's
+    # shutdown can drop one connection while another still answers a save, which ends
+    # that outage for real, and the shutdown proper is a second one.
+    seen = store.database.outages - outages
+    assert other.database.outages == store.database.outages
     ours = [r.getMessage() for r in caplog.records if r.name == "enphase_battery.postgres"]
     paused = [m for m in ours if m.startswith("PostgreSQL unreachable")]
     back = [m for m in ours if m.startswith("PostgreSQL is back")]
-    assert len(paused) == 1, ours
-    assert len(back) == 1, ours
+    assert 1 <= seen <= 2, ours
+    assert len(paused) == len(back) == seen, ours
 
 
 async def test_a_dsn_as_checkpoint_argument_is_the_postgres_store(
