@@ -128,7 +128,6 @@ class StreamLog:
         "delivered",
         "dirty",
         "held",
-        "key",
         "newest",
         "queued",
         "source",
@@ -138,7 +137,6 @@ class StreamLog:
     )
 
     def __init__(self, key: StreamKey, state: StreamState | None) -> None:
-        self.key = key
         self.system_id, self.source = key
         self.store_key = checkpoint_key(key)
         self.watermark: int | None = state.watermark if state else None
@@ -154,6 +152,11 @@ class StreamLog:
 
     def __repr__(self) -> str:
         return f"StreamLog({self.store_key!r}, watermark={self.watermark})"
+
+    @property
+    def key(self) -> StreamKey:
+        """``(system_id, source)``; built when asked (a fleet holds tens of thousands)."""
+        return (self.system_id, self.source)
 
     def state(self) -> StreamState | None:
         """What the checkpoint should hold for this stream now."""
@@ -235,7 +238,12 @@ class StreamLog:
 
     def mark_delivered(self, end: int, late_horizon_s: float) -> None:
         """The consumer has taken the interval ending at ``end``."""
-        self.queued.discard(end)
+        queued = self.queued
+        queued.discard(end)
+        if not queued:
+            # A set keeps the table of its largest size when emptied one by one (a week
+            # of catch-up: 32 KB); clear() gives it back, so a fleet's memory stays flat.
+            queued.clear()
         watermark = self.watermark
         if watermark is not None and end == watermark + INTERVAL_S and not self.delivered:
             # The common case (in order, no gap pending): one step, no walk.
@@ -276,6 +284,8 @@ class StreamLog:
             moved = True
         if moved:
             self.dirty = True
+            if not self.delivered:
+                self.delivered.clear()  # as for ``queued`` in mark_delivered
 
     def jump_to_first(self, target: int) -> bool:
         """The stream's data starts at ``target + 15 min`` (a 422 said so).
