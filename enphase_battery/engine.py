@@ -157,9 +157,10 @@ class PollEngine(PollerFront):
         """An Encharge stream answered 403; by default that is the caller's to see."""
         raise err
 
-    def _offered(self) -> None:
-        """A window brought intervals for the consumer."""
-        self._workers.offered()
+    def _window_done(self, ready: bool) -> None:
+        """A window was fetched and its intervals (``ready``: any) offered."""
+        if ready:
+            self._workers.offered()
 
     # -- the engine -----------------------------------------------------------------
 
@@ -264,8 +265,7 @@ class PollEngine(PollerFront):
                 self._delivery.forget(log)
                 return StreamOutcome.DONE
             self._delivery.offer(log, result.ready)
-            if result.ready:
-                self._offered()
+            self._window_done(bool(result.ready))
             await self._delivery.save(log)
             if result.done:
                 log.cursor = None

@@ -2,10 +2,11 @@
 the checkpoint's lock and the streams' start.
 
 :class:`~enphase_battery.TelemetryPoller` (one system) and
-:class:`~enphase_battery.FleetPoller` (many) are engines on this one front: an engine
-decides what to fetch and when, offers what it fetched to the :class:`Delivery` and
-makes progress in ``_fill``; the front hands the intervals out under the commit rule
-(:mod:`.delivery`), holds the checkpoint for the poller's life and saves it on any exit.
+:class:`~enphase_battery.FleetPoller` (many) run on one engine (:mod:`.engine`) under this
+one front: the engine decides what to fetch and when, offers what it fetched to the
+:class:`Delivery` and makes progress in ``_fill``; the front hands the intervals out under
+the commit rule (:mod:`.delivery`), holds the checkpoint for the poller's life and saves
+it on any exit.
 """
 
 from __future__ import annotations

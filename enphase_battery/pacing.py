@@ -1,16 +1,13 @@
-"""When the one-system poller polls: steady-state pacing against the plan's monthly quota,
-and how long it waits before retrying a poll that failed for a transient reason.
+"""How often the one-system poller polls (steady-state pacing against the plan's monthly
+quota), and how long it waits before retrying a poll that failed for a transient reason.
 
-Kept apart from the stream logic and the delivery front so that a multi-system engine can
-put a quota governor (shared by every caller of one API key) in its place.
+The waiting itself is the engine's (:mod:`.engine`: the scheduler's timers on the
+governor's clock); this is only the arithmetic.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
-import time
 from typing import TYPE_CHECKING
 
 from .exceptions import (
@@ -24,14 +21,16 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
+    from .governor_state import QuotaUsage
 
 __all__ = [
     "MIN_POLL_INTERVAL_S",
     "MONTH_S",
-    "PollPacer",
+    "check_month",
     "is_transient",
     "poll_interval_for",
     "retry_wait",
+    "share_spent",
 ]
 
 #: Intervals arrive every 15 minutes: polling faster cannot bring more.
@@ -60,70 +59,6 @@ def poll_interval_for(
     return max(floor, MONTH_S * streams / budget)
 
 
-class PollPacer:
-    """Waits for the next poll: ``interval_s`` after the previous one began, or at once
-    after :meth:`poll_now`.
-
-    ``idle`` is set while it waits (and everything due is delivered: the caller only
-    waits once its queue is empty).  ``polls_started`` counts polls that began, so a
-    caller can wait for one it requested.
-    """
-
-    def __init__(self) -> None:
-        self._next_poll_at: float | None = None
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._polled = asyncio.Event()
-        #: Seconds waited before the latest poll (``None``: none yet).
-        self.last_wait_s: float | None = None
-        #: Polls begun so far.
-        self.polls_started = 0
-        #: Set by :meth:`poll_now` until the poll it asked for has begun.
-        self.requested = False
-
-    @property
-    def idle(self) -> bool:
-        """Whether it is waiting for the next poll."""
-        return self._idle.is_set()
-
-    async def wait_idle(self) -> None:
-        """Return once it waits for a poll that nobody asked to start now."""
-        while True:
-            await self._idle.wait()
-            if not self.requested:
-                return
-            # poll_now() was called: the requested poll must run (and drain) first.
-            self._polled.clear()
-            await self._polled.wait()
-
-    def poll_now(self) -> None:
-        """Start the next poll now."""
-        self._next_poll_at = None
-        self.requested = True
-        self._wake.set()
-
-    async def wait_turn(self) -> None:
-        """Wait until the next poll is due (or :meth:`poll_now`)."""
-        if self._next_poll_at is not None:
-            delay = self._next_poll_at - time.monotonic()
-            self.last_wait_s = max(0.0, delay)
-            if delay > 0 and not self.requested:
-                self._idle.set()
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), delay)
-                finally:
-                    self._idle.clear()
-        self._wake.clear()
-
-    def begin(self, interval_s: float) -> None:
-        """A poll begins now; the next is due ``interval_s`` later."""
-        self.polls_started += 1
-        self.requested = False
-        self._next_poll_at = time.monotonic() + interval_s
-        self._polled.set()
-
-
 def is_transient(err: Exception) -> bool:
     """Whether the one-system poller retries after ``err`` (the client's own retries of
     the request gave up): a 429 within the month, a 5xx, the network, an unreadable
@@ -145,3 +80,23 @@ def retry_wait(err: Exception, failures: int, wait_s: tuple[float, float]) -> fl
     if isinstance(err, RateLimitError) and err.retry_after is not None:
         wait = max(wait, min(err.retry_after, max_wait))
     return float(wait)
+
+
+def check_month(usage: QuotaUsage) -> None:
+    """Raise :class:`~enphase_battery.QuotaExceededError` when the month's quota is spent
+    (by the governor's count, or by the API's word), before any request is sent."""
+    quota = usage.monthly_quota
+    if usage.exhausted_until is not None or (quota is not None and usage.used >= quota):
+        raise QuotaExceededError(
+            f"the {usage.plan} plan's monthly quota is spent ({usage.used} of {quota}"
+            f" requests, kept {usage.where}); the poller sent no request",
+            status=None,
+            period="month",
+            limit=quota,
+        )
+
+
+def share_spent(usage: QuotaUsage) -> bool:
+    """Whether background work has spent its share of the month (it waits for the next)."""
+    budget = usage.background_budget
+    return budget is not None and usage.used_background >= budget

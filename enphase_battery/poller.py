@@ -7,8 +7,7 @@ How it stays correct against the real service:
   (:mod:`enphase_battery.streams`).  Each poll asks for the week after the watermark (the
   widest window, 672 intervals, one request) and keeps going window by window while the
   API answers with full windows, so catch-up after downtime costs one request per stream
-  per week of history.  The local clock only paces the polls
-  (:mod:`enphase_battery.pacing`).
+  per week of history.  The clock only paces the polls (:mod:`enphase_battery.pacing`).
 * **Delivery** (:mod:`enphase_battery.delivery`): an interval counts as delivered when
   the consumer asks for the next one or calls :meth:`TelemetryPoller.commit`; the
   checkpoint is saved before the next interval is handed out.  An exception or a
@@ -16,10 +15,13 @@ How it stays correct against the real service:
   a crash) at most that one interval comes again.
 * **Quota**: polls are paced so that, in steady state, the poller spends at most
   ``quota_share`` (80 %) of the plan's monthly quota, leaving the rest for the user's
-  other calls.
+  other calls; its requests are background work of the client's governor, so the user's
+  own calls never queue behind them.
 
-This module is the one-system engine on the common front (:mod:`.front`): discovery,
-what to fetch next, pacing and retries.
+The poller is the one-system case of the engine the fleet runs on (:mod:`.engine`): one
+system, no systems list, a poll every pacing interval that fetches every stream and
+catches up within the poll, one request at a time and only when the consumer wants more,
+and errors raised to the consumer instead of isolated.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import os
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,25 +39,25 @@ import attrs
 
 from .checkpoint import CheckpointStore
 from .delivery import Batch
+from .engine import PollEngine
 from .exceptions import (
-    ApiError,
-    EnphaseConnectionError,
+    EnphaseError,
     InvalidRequestError,
-    RateLimitError,
     ResponseFormatError,
 )
-from .front import MAX_BACKFILL, PollerFront, check_start_at, collect
-from .models import Granularity
+from .fleet_system import FollowedSystem
+from .front import MAX_BACKFILL, check_start_at, collect
 from .pacing import (
     MIN_POLL_INTERVAL_S,
     MONTH_S,
-    PollPacer,
+    check_month,
     is_transient,
     poll_interval_for,
     retry_wait,
+    share_spent,
 )
-from .streams import BATTERY, StreamKey, StreamLog, TelemetryInterval
-from .window import fetch_window
+from .scheduler import Discover, FleetScheduler, Poll
+from .streams import BATTERY, StreamLog, TelemetryInterval
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
@@ -75,8 +77,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-WEEK_S = Granularity.WEEK.span_s
-
 
 @attrs.frozen
 class PollerProgress:
@@ -94,7 +94,7 @@ class PollerProgress:
 FORMAT_RETRIES = 3
 
 
-class TelemetryPoller(PollerFront):
+class TelemetryPoller(PollEngine):
     """Async iterator over new battery and Encharge intervals of one system, exactly once.
 
     Args:
@@ -114,7 +114,7 @@ class TelemetryPoller(PollerFront):
         settle: how long a partial interval is held back, relative to the newest data.
         late_horizon: how long a missing interval is waited for, relative to the newest
             data; must stay under a week so one request still covers it.
-        quota_share: the part of the monthly quota the poller may spend.
+        quota_share: the part of the monthly quota the poller's pacing plans for.
         rediscover_every: how often ``encharges=None`` looks for new Encharges.
         retry_wait_s: first and longest wait (seconds, doubling, jittered) of the
             poller's own retries, after the client's retries of a request gave up.  A
@@ -126,6 +126,19 @@ class TelemetryPoller(PollerFront):
     the loop (``break``, an exception, a cancellation) without ``commit()`` leaves the
     last interval to come again after a restart.  :meth:`batches` hands out
     :class:`~enphase_battery.delivery.Batch` es instead.
+
+    Time and quota: the poller paces itself on the clock of the client's
+    :class:`~enphase_battery.QuotaGovernor` (real time unless the governor has another,
+    such as a simulator's), and its requests are *background work* of that governor: they
+    count in ``client.governor.usage_now().used_background``, never take more than the
+    governor's ``quota_share`` of the month, and your own calls through the client go
+    first.  The default pacing plans for that share, so steady polling is held back
+    little if at all (in a 31-day month its last days are stretched a little).  A
+    poller that wants more (a short ``poll_interval``, frequent :meth:`poll_now`, a long
+    catch-up on a small plan) goes at full speed for the governor's ``burst_s`` (6 h) of
+    budget, then along the month's budget line: on Watt about 6 requests at once, then
+    one every ~55 minutes.  Once that share is spent it waits for next month (logged
+    once); when the whole month is spent it raises :class:`~enphase_battery.QuotaExceededError`.
 
     Raises out of the iterator: :class:`~enphase_battery.AuthenticationError` (the user
     must sign in again), :class:`~enphase_battery.NotFoundError` (the system is gone),
@@ -152,7 +165,6 @@ class TelemetryPoller(PollerFront):
     ) -> None:
         from . import validation
 
-        self.client = client
         self.system_id = validation.system_id(system_id)
         self._explicit_encharges = (
             None if encharges is None else tuple(validation.serial_number(s) for s in encharges)
@@ -161,7 +173,6 @@ class TelemetryPoller(PollerFront):
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
             check_start_at(start_at)
-        self.start_at = start_at
         if not 0 < quota_share <= 1:
             raise InvalidRequestError("quota_share must be in (0, 1]")
         if isinstance(poll_interval, timedelta):
@@ -174,48 +185,63 @@ class TelemetryPoller(PollerFront):
         self._retry_wait_s = (float(first_wait), float(max_wait))
         if not include_battery and self._explicit_encharges == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
-        super().__init__(
-            checkpoint, settle=settle, late_horizon=late_horizon, poll_over=lambda: not self._plan
-        )
         self._poll_interval = poll_interval
         self._quota_share = quota_share
         self._rediscover_s = rediscover_every.total_seconds()
-        self._streams: dict[StreamKey, StreamLog] = {}
-        self._plan: collections.deque[StreamLog] = collections.deque()
-        self._pacer = PollPacer()
-        # Latest report time of each Encharge seen in the current poll (epoch seconds).
-        self._last_reports: dict[str, int] = {}
-        self._discovered_at: float | None = None
+        # The streams still to visit in the current poll (None: between polls); a retry
+        # after a failure goes on from the stream that failed, at its cursor.
+        self._plan: collections.deque[StreamLog] | None = None
+        super().__init__(
+            client,
+            checkpoint=checkpoint,
+            start_at=start_at,
+            clock=None,
+            settle=settle,
+            late_horizon=late_horizon,
+            # One system: no systems list, no change detection, discovery inside the
+            # poll; polls come when paced (poll_at), never "when quiet".
+            scheduler=FleetScheduler(
+                relist_every_s=None,
+                rediscover_every_s=self._rediscover_s,
+                max_quiet_s=math.inf,
+                discover=False,
+            ),
+            concurrency=1,
+            max_pending=0,
+            on_demand=True,
+            poll_over=lambda: self._plan is None,
+        )
+        self._system: FollowedSystem = self._add(self.system_id, priority=False)
+        self._poll_began = 0.0
+        self._poll_interval_s = 0.0
+        self._poll_requested = False
         self._caught_up = False
         self._poll_complete = False
         self._drained = asyncio.Event()
         self._failures = 0
         self._format_failures = 0
-        self.requests = 0
+        self._warned_share = False
         #: Retries of the poller's own, after the client gave up on a request.
         self.retries = 0
+        #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
+        self.last_poll_wait_s: float | None = None
 
     def __repr__(self) -> str:
-        return f"TelemetryPoller(system_id={self.system_id}, streams={list(self._streams)})"
+        streams = [(self.system_id, source) for source in self._system.streams]
+        return f"TelemetryPoller(system_id={self.system_id}, streams={streams})"
 
     # -- views and controls ---------------------------------------------------------
-
-    def _handed(self) -> None:
-        if self._poll_complete and self._delivery.pending == 0:
-            self._signal_drained()
-
-    def _streams_now(self) -> Iterable[StreamLog]:
-        return self._streams.values()
 
     @property
     def sources(self) -> tuple[str, ...]:
         """The streams followed so far."""
-        return tuple(s.source for s in self._streams.values())
+        return tuple(self._system.streams)
 
     @property
     def progress(self) -> PollerProgress:
         """How far the poller has come."""
-        newest = [s.newest for s in self._streams.values() if s.newest is not None]
+        logs = self._system.streams.values()
+        newest = [s.newest for s in logs if s.newest is not None]
         return PollerProgress(
             intervals_emitted=self.intervals_emitted,
             requests=self.requests,
@@ -226,22 +252,9 @@ class TelemetryPoller(PollerFront):
                 s.source: datetime.fromtimestamp(s.watermark, UTC)
                 if s.watermark is not None
                 else None
-                for s in self._streams.values()
+                for s in logs
             },
         )
-
-    @property
-    def idle(self) -> bool:
-        """Whether the poller is waiting for its next poll, with everything delivered."""
-        return self._pacer.idle
-
-    async def wait_idle(self) -> None:
-        """Return once the poller is waiting for its next poll with nothing left to deliver.
-
-        For another task than the consumer's: a health check, a "caught up" signal, or a
-        test that moves a simulator's clock between polls.
-        """
-        await self._pacer.wait_idle()
 
     async def wait_caught_up(self) -> None:
         """Return once a poll has reached the end of what the API shows and everything it
@@ -256,15 +269,13 @@ class TelemetryPoller(PollerFront):
         """Start the next poll now instead of waiting for the pacing interval.
 
         For a "refresh" command of a bot or a dashboard; every poll costs one request per
-        stream, so calling this often spends the quota faster than the pacing would.
+        stream, so calling this often spends the quota faster than the pacing would (the
+        governor then slows the poller down to its share of the month).
         """
         self._caught_up = False
-        self._pacer.poll_now()
-
-    @property
-    def last_poll_wait_s(self) -> float | None:
-        """Seconds the poller chose to wait before its latest poll (``None``: none yet)."""
-        return self._pacer.last_wait_s
+        self._poll_requested = True
+        self.scheduler.poll_at(self.system_id, self.clock.time())
+        self._workers.wake()
 
     def current_poll_interval(self) -> float:
         """Seconds between polls in steady state."""
@@ -273,84 +284,108 @@ class TelemetryPoller(PollerFront):
         discovery = MONTH_S / self._rediscover_s if self._explicit_encharges is None else 0.0
         return poll_interval_for(
             self.client,
-            max(1, len(self._streams)),
+            max(1, len(self._system.streams)),
             quota_share=self._quota_share,
             extra_calls=discovery,
         )
 
-    # -- internals ----------------------------------------------------------------
+    # -- the one-system choices in the engine (:class:`~enphase_battery.engine.PollEngine`) --
+
+    def _handed(self) -> None:
+        if self._poll_complete and self._delivery.pending == 0:
+            self._signal_drained()
 
     async def _begin(self) -> None:
         if self.include_battery:
-            await self._add_stream(BATTERY)
-        if self._explicit_encharges is not None:
-            for serial in self._explicit_encharges:
-                await self._add_stream(serial)
+            await self._stream(self._system, BATTERY)
+        for serial in self._explicit_encharges or ():
+            await self._stream(self._system, serial)
+        await super()._begin()
 
-    async def _add_stream(self, source: str) -> None:
-        key = (self.system_id, source)
-        if key in self._streams:
-            return
-        start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
-        battery = self._streams.get((self.system_id, BATTERY))
-        stream = await self._load_stream(key, start_at, battery)
-        self._streams[key] = stream
-        await self._delivery.save(stream)
+    async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
+        if self._plan is None:
+            await self._begin_poll(system)
+        plan = self._plan
+        assert plan is not None
+        while plan:
+            log = plan[0]
+            if system.streams.get(log.source) is log:
+                await self._fetch_stream(system, log, windows=None)
+            plan.popleft()
+        self._plan = None
+        return False
 
-    async def _discover(self) -> None:
-        self.requests += 1
-        devices = await self.client.get_system_devices(self.system_id)
-        self._discovered_at = time.monotonic()
-        current = set(devices.encharge_serials)
-        for serial in sorted(current):
-            await self._add_stream(serial)
-        for key, stream in list(self._streams.items()):
-            if stream.source != BATTERY and stream.source not in current:
-                _LOGGER.info("Encharge %s is no longer listed; not following it", stream.source)
-                del self._streams[key]
-                self._delivery.forget(stream)
+    async def _begin_poll(self, system: FollowedSystem) -> None:
+        self._poll_requested = False
+        self._caught_up = False
+        self._poll_complete = False
+        system.last_reports.clear()
+        entry = system.entry
+        if self._explicit_encharges is None and (
+            entry.discovered_at is None
+            or self.clock.time() - entry.discovered_at >= self._rediscover_s
+        ):
+            # Discovery too: a transient failure of it is retried like any other.
+            await self._discover(system)
+            entry.discovered_at = self.clock.time()
+            entry.seen_report_at = 0  # new Encharges are fetched by this very poll
+        self._poll_began = self.clock.time()
+        self._poll_interval_s = self.current_poll_interval()
+        for log in system.streams.values():
+            log.cursor = log.watermark
+        # Encharges first: their last report times can spare the battery stream the request
+        # that would only find the end of the data.
+        self._plan = collections.deque(
+            sorted(system.streams.values(), key=lambda s: s.source == BATTERY)
+        )
 
-    async def _fill(self) -> None:
-        """Fetch the next window of the current poll, or wait for the next poll."""
-        stream: StreamLog | None = None
-        try:
-            if not self._plan:
-                # Discovery too: a transient failure of it is retried like any other.
-                await self._begin_poll()
-                if not self._plan:
-                    return  # nothing to follow yet; the next poll may discover Encharges
-            stream = self._plan[0]
-            done = await self._fetch_window(stream)
-        except (RateLimitError, EnphaseConnectionError, ResponseFormatError, ApiError) as err:
-            if not is_transient(err):
-                raise
-            self._failures += 1
-            if isinstance(err, ResponseFormatError):
-                self._format_failures += 1
-                if self._format_failures > FORMAT_RETRIES:
-                    # The same answer, unreadable every time: not a glitch.  Say so
-                    # rather than retry (and warn) forever.
-                    raise
-            self.retries += 1
-            wait = retry_wait(err, self._failures, self._retry_wait_s)
+    def _count_request(self, system: FollowedSystem | None) -> None:
+        usage = self.client.governor.usage_now()
+        # Background work would wait for next month; one poller says so instead.
+        check_month(usage)
+        if share_spent(usage) and not self._warned_share:
+            self._warned_share = True
             _LOGGER.warning(
-                "poll of %s failed (%s: %s); retrying in %.0f s",
-                stream.store_key if stream is not None else f"{self.system_id}/devices",
-                type(err).__name__,
-                err,
-                wait,
+                "system %s: background work has spent its %s requests of the month;"
+                " the poller waits for next month (your own calls keep the rest)",
+                self.system_id,
+                usage.background_budget,
             )
-            await asyncio.sleep(wait)
-            return
+        super()._count_request(system)
+
+    def _window_done(self, ready: bool) -> None:
         self._failures = 0
         self._format_failures = 0
-        if done:
-            self._plan.popleft()
-            if not self._plan:
-                self._caught_up = True
-                self._poll_complete = True
-                self._signal_drained()
-        await self._delivery.save(stream)
+        if ready:
+            self._drained.clear()  # new intervals: not caught up until they are out
+        super()._window_done(ready)
+
+    def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
+        if not is_transient(err):
+            raise err
+        self._failures += 1
+        if isinstance(err, ResponseFormatError):
+            self._format_failures += 1
+            if self._format_failures > FORMAT_RETRIES:
+                # The same answer, unreadable every time: not a glitch.  Say so rather
+                # than retry (and warn) forever.
+                raise err
+        self.retries += 1
+        wait = retry_wait(err, self._failures, self._retry_wait_s)
+        where = self._plan[0].store_key if self._plan else f"{self.system_id}/devices"
+        _LOGGER.warning(
+            "poll of %s failed (%s: %s); retrying in %.0f s", where, type(err).__name__, err, wait
+        )
+        self.scheduler.finished(job, self.clock.time(), ok=False, retry_after_s=wait)
+
+    def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
+        now = self.clock.time()
+        self._caught_up = True
+        self._poll_complete = True
+        self._signal_drained()
+        due = now if self._poll_requested else self._poll_began + self._poll_interval_s
+        self.last_poll_wait_s = max(0.0, due - now)
+        self.scheduler.poll_at(self.system_id, due)
 
     def _signal_drained(self) -> None:
         """A poll has come to the end of what the API shows, and all of it is out.
@@ -360,41 +395,3 @@ class TelemetryPoller(PollerFront):
         """
         if self._poll_complete and self._delivery.pending == 0:
             self._drained.set()
-
-    async def _begin_poll(self) -> None:
-        await self._pacer.wait_turn()
-        self._caught_up = False
-        self._poll_complete = False
-        self._last_reports.clear()
-        if self._explicit_encharges is None and (
-            self._discovered_at is None
-            or time.monotonic() - self._discovered_at >= self._rediscover_s
-        ):
-            await self._discover()
-        self._pacer.begin(self.current_poll_interval())
-        for stream in self._streams.values():
-            stream.cursor = stream.watermark
-        # Encharges first: their last report times can spare the battery stream the request
-        # that would only find the end of the data.
-        self._plan = collections.deque(
-            sorted(self._streams.values(), key=lambda s: s.source == BATTERY)
-        )
-
-    async def _fetch_window(self, stream: StreamLog) -> bool:
-        """One request for ``stream``; returns True when it reached the newest data."""
-        self.requests += 1
-        result = await fetch_window(
-            self.client,
-            stream,
-            settle_s=self._settle_s,
-            late_horizon_s=self._late_horizon_s,
-            last_reports=self._last_reports,
-        )
-        if result.gone:
-            self._streams.pop(stream.key, None)
-            self._delivery.forget(stream)
-            return True
-        if result.ready:
-            self._delivery.offer(stream, result.ready)
-            self._drained.clear()  # new intervals: not caught up until they are out
-        return result.done

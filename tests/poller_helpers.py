@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from enphase_battery import EnphaseClient, RateLimits, TokenManager
+from enphase_battery import EnphaseClient, QuotaGovernor, RateLimits, TokenManager
 from enphase_battery.checkpoint import LockingCheckpointStore
 from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
@@ -70,9 +70,11 @@ async def open_env(
     *,
     rate_limits: RateLimits = FAST,
     max_retries: int = 4,
+    governor_options: dict[str, Any] | None = None,
     **sim_options: Any,
 ) -> AsyncIterator[Env]:
-    """``EnphaseSimulator(**sim_options)`` (one system, two Encharges by default)."""
+    """``EnphaseSimulator(**sim_options)`` (one system, two Encharges by default);
+    ``governor_options`` go to the client's :class:`QuotaGovernor` (real time)."""
     options: dict[str, Any] = {"seed": 1, "systems": 1, "encharges": 2}
     options.update(sim_options)
     async with EnphaseSimulator(**options) as sim:
@@ -89,6 +91,7 @@ async def open_env(
             auth=auth,
             base_url=sim.base_url,
             rate_limits=rate_limits,
+            governor=QuotaGovernor(rate_limits, **governor_options) if governor_options else None,
             timeout=10.0,
             max_retries=max_retries,
             max_retry_time=5.0,

@@ -69,10 +69,10 @@ async def _cmd_usage(ctx: _Context) -> int:
         ("month", f"{usage.month_start:%Y-%m-%d} .. {usage.month_end:%Y-%m-%d} (UTC)"),
         ("used", f"{usage.used} of {usage.monthly_quota or 'unlimited'}"),
     ]
-    # Only work marked as background (a FleetPoller's) counts here; `stream` is not, so a
-    # row saying "0" after a stream would read as if its requests went uncounted.
+    # Only work marked as background (the pollers') counts here; a row saying "0" before
+    # any poller ran would read as if requests went uncounted.
     if usage.used_background:
-        rows.append(("background", f"{usage.used_background} (fleet pollers)"))
+        rows.append(("background", f"{usage.used_background} (pollers)"))
     rows += [
         ("by month end", f"{usage.forecast} at this pace"),
         ("kept in", usage_path(ctx)),
