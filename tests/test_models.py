@@ -271,3 +271,70 @@ def test_intervals_are_frozen_and_hashable() -> None:
         interval
         == converter.structure(load_fixture("telemetry_battery"), BatteryTelemetry).intervals[0]
     )
+
+
+def _week(start: int = 1_716_415_200, count: int = 96) -> list[dict[str, object]]:
+    return [
+        {
+            "end_at": start + (i + 1) * 900,
+            "charge": {"enwh": (i * 37) % 700, "devices_reporting": 2},
+            "discharge": {"enwh": (i * 11) % 300, "devices_reporting": 1 + i % 2},
+            "soc": {"percent": 10 + i % 90, "devices_reporting": 2},
+        }
+        for i in range(count)
+    ]
+
+
+def _expected(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    rows = []
+    for item in items:
+        charge, discharge, soc = item["charge"], item["discharge"], item["soc"]
+        assert isinstance(charge, dict)
+        assert isinstance(discharge, dict)
+        assert isinstance(soc, dict)
+        rows.append(
+            (
+                datetime.fromtimestamp(item["end_at"], UTC),  # type: ignore[arg-type]
+                charge.get("enwh") or 0,
+                charge.get("devices_reporting"),
+                discharge.get("enwh") or 0,
+                discharge.get("devices_reporting"),
+                soc.get("percent"),
+                soc.get("devices_reporting"),
+            )
+        )
+    return rows
+
+
+def _rows(telemetry: BatteryTelemetry) -> list[tuple[object, ...]]:
+    return [
+        (
+            i.end_at,
+            i.charge.enwh,
+            i.charge.devices_reporting,
+            i.discharge.enwh,
+            i.discharge.devices_reporting,
+            i.soc.percent,
+            i.soc.devices_reporting,
+        )
+        for i in telemetry.intervals
+    ]
+
+
+@pytest.mark.parametrize("shape", ["consecutive", "gap", "missing count", "null reading"])
+def test_intervals_read_the_same_on_every_call(shape: str) -> None:
+    # The first answer meets new readings, the next ones find them shared (a faster path
+    # for the common shape): every call must give the same intervals, whatever the shape.
+    items = _week()
+    if shape == "gap":
+        del items[40]
+    elif shape == "missing count":
+        del items[7]["charge"]["devices_reporting"]  # type: ignore[attr-defined]
+    elif shape == "null reading":
+        items[9]["soc"] = None
+    body = {"system_id": 1, "intervals": items}
+    first = converter.structure(body, BatteryTelemetry)
+    again = converter.structure(body, BatteryTelemetry)
+    assert first == again
+    expected = _expected([{**item, "soc": item["soc"] or {}} for item in items])
+    assert _rows(first) == _rows(again) == expected
