@@ -77,6 +77,11 @@ class Delivery:
         """Intervals ready and not yet handed out (a batch being gathered included)."""
         return len(self._ready) + len(self._gathering)
 
+    @property
+    def ready(self) -> int:
+        """Intervals ready to be taken (a batch being gathered not included)."""
+        return len(self._ready)
+
     def offer(self, stream: StreamLog, intervals: Iterable[TelemetryInterval]) -> None:
         """Queue ``intervals`` of ``stream`` (from :meth:`StreamLog.accept`) for delivery."""
         self._ready.extend((stream, iv) for iv in intervals)

@@ -106,6 +106,7 @@ class PollEngine(PollerFront):
             pending=lambda: self._delivery.pending,
             max_pending=max_pending,
             on_demand=on_demand,
+            ready=lambda: self._delivery.ready,
         )
         #: Requests this poller spent (polls, discovery, listing).
         self.requests = 0

@@ -27,8 +27,10 @@ class WorkerPool:
         run: what a job does.
         pending: how many fetched intervals wait for the consumer.
         max_pending: above this, the workers fetch (and pay for) nothing more.
-        on_demand: fetch only while the consumer waits for more with nothing ready (a
-            request is spent only when the consumer needs it; ``max_pending`` unused).
+        on_demand: fetch only while the consumer waits for more with nothing ``ready``
+            to take (a request is spent only when the consumer needs it; a batch being
+            gathered waits for more; ``max_pending`` unused).
+        ready: how many fetched intervals the consumer can take now (for ``on_demand``).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class WorkerPool:
         pending: Callable[[], int],
         max_pending: int,
         on_demand: bool = False,
+        ready: Callable[[], int] | None = None,
     ) -> None:
         self._concurrency = concurrency
         self._clock = clock
@@ -49,6 +52,7 @@ class WorkerPool:
         self._pending = pending
         self._max_pending = max_pending
         self._on_demand = on_demand
+        self._ready = ready or pending
         # Consumers waiting in wait_progress(), and the event that tells workers so.
         self._wanting = 0
         self._room = asyncio.Event()
@@ -99,7 +103,7 @@ class WorkerPool:
 
     def _has_room(self) -> bool:
         if self._on_demand:
-            return self._wanting > 0 and self._pending() == 0
+            return self._wanting > 0 and self._ready() == 0
         return self._pending() <= self._max_pending
 
     async def room(self) -> None:
