@@ -47,6 +47,7 @@ from .governor_state import (
     Outcome,
     QuotaUsage,
     _admitted,
+    _usage_of,
     background_work,
     calendar_month,
     is_background,
@@ -368,27 +369,8 @@ class QuotaGovernor:
         return self._usage(self._current(self._last, now), now)
 
     def _usage(self, state: GovernorState, now: float) -> QuotaUsage:
-        elapsed = max(1.0, now - state.month_start)
-        left = max(0.0, state.month_end - now)
-        # Forecast from the month's pace so far; the bucket keeps background work on its
-        # budget line, so the pace is what the month will come to.
-        forecast = int(state.used + state.used / elapsed * left)
-        return QuotaUsage(
-            plan=self.plan,
-            month_start=datetime.fromtimestamp(state.month_start, UTC),
-            month_end=datetime.fromtimestamp(state.month_end, UTC),
-            used=state.used,
-            used_background=state.used_background,
-            monthly_quota=self.limits.monthly_quota,
-            background_budget=self.background_budget,
-            forecast=forecast,
-            exhausted_until=(
-                datetime.fromtimestamp(state.exhausted_until, UTC)
-                if state.exhausted_until is not None and now < state.exhausted_until
-                else None
-            ),
-            where=self.backend.describe(),
-        )
+        quota, where = self.limits.monthly_quota, self.backend.describe()
+        return _usage_of(state, now, self.plan, quota, self.background_budget, where)
 
     async def reset(self) -> None:
         """Forget this plan's count (``enphase-battery usage --reset``)."""

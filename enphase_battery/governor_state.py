@@ -239,3 +239,35 @@ class QuotaUsage:
         if self.monthly_quota is None:
             return None
         return max(0, self.monthly_quota - self.used)
+
+
+def _usage_of(
+    state: GovernorState,
+    now: float,
+    plan: str,
+    monthly_quota: int | None,
+    budget: int | None,
+    where: str,
+) -> QuotaUsage:
+    """The :class:`QuotaUsage` snapshot of ``state`` at ``now`` (the governor's views)."""
+    elapsed = max(1.0, now - state.month_start)
+    left = max(0.0, state.month_end - now)
+    # Forecast from the month's pace so far; the bucket keeps background work on its
+    # budget line, so the pace is what the month will come to.
+    forecast = int(state.used + state.used / elapsed * left)
+    return QuotaUsage(
+        plan=plan,
+        month_start=datetime.fromtimestamp(state.month_start, UTC),
+        month_end=datetime.fromtimestamp(state.month_end, UTC),
+        used=state.used,
+        used_background=state.used_background,
+        monthly_quota=monthly_quota,
+        background_budget=budget,
+        forecast=forecast,
+        exhausted_until=(
+            datetime.fromtimestamp(state.exhausted_until, UTC)
+            if state.exhausted_until is not None and now < state.exhausted_until
+            else None
+        ),
+        where=where,
+    )
