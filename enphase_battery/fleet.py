@@ -233,7 +233,7 @@ class FleetPoller(PollEngine):
         while len(marks) > 1 and now - marks[1][0] >= 3600:
             marks.popleft()
         since, requests_then = marks[0]
-        rate = self._budget_rate()
+        rate = self.client.governor.background_rate(now)
         keeping_up = (
             now - since >= 1800 and (self.requests - requests_then) / (now - since) < 0.8 * rate
         )
@@ -282,15 +282,6 @@ class FleetPoller(PollEngine):
             return
         self.scheduler.relist_every_s = relist_interval(pages, rate, keeping_up=keeping_up)
         self.scheduler.relisted(self.clock.time(), ok=True)
-
-    def _budget_rate(self) -> float:
-        """Requests a second background work may spend from now to the month's end."""
-        governor = self.client.governor
-        usage = governor.usage_now()
-        if usage.background_budget is None:
-            return governor.limits.max_rate / governor.limits.time_period
-        left = max(1.0, usage.month_end.timestamp() - self.clock.time())
-        return max(0.0, usage.background_budget - usage.used_background) / left
 
     async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
         """One visit of a system's streams; returns whether history is left."""

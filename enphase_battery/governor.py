@@ -47,6 +47,7 @@ from .governor_state import (
     Outcome,
     QuotaUsage,
     _admitted,
+    _background_pace,
     _usage_of,
     background_work,
     calendar_month,
@@ -146,6 +147,20 @@ class QuotaGovernor:
         quota = self.limits.monthly_quota
         return None if quota is None else int(quota * self.quota_share)
 
+    def background_rate(self, now: float | None = None) -> float:
+        """Requests a second background work may spend from ``now`` (default: the
+        clock's time) to the month's end: the budget line its admissions follow.
+
+        From the latest state this governor has seen (no I/O, like :meth:`usage_now`);
+        0 once the share is spent; a plan without a monthly quota: the plan's own rate.
+        """
+        budget = self.background_budget
+        if budget is None:
+            return self.limits.max_rate / self.limits.time_period
+        now = self.clock.time() if now is None else now
+        state = self._current(self._last, now)
+        return _background_pace(budget, state.used_background, state.month_end, now)
+
     def _fresh(self, now: float) -> GovernorState:
         start, end = calendar_month(now)
         return GovernorState(self.plan, start, end, used=self._seed_used)
@@ -233,7 +248,7 @@ class QuotaGovernor:
             if budget is not None:
                 if state.used_background >= budget:
                     return state, _Wait(state.month_end)
-                rate = (budget - state.used_background) / max(1.0, state.month_end - now)
+                rate = _background_pace(budget, state.used_background, state.month_end, now)
                 cap = max(1.0, rate * self.burst_s)
                 if tokens is None:
                     tokens = cap

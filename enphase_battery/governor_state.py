@@ -64,6 +64,17 @@ def calendar_month(epoch: float) -> tuple[float, float]:
     return start.timestamp(), datetime(year, month, 1, tzinfo=UTC).timestamp()
 
 
+def _background_pace(budget: int, used_background: int, month_end: float, now: float) -> float:
+    """Requests a second background work may spend at ``now``: the budget it has left,
+    spread evenly over the time left in the month (at least one second of it).
+
+    The one formula of the background budget line: the governor's admission refills its
+    bucket at this rate, and :meth:`QuotaGovernor.background_rate
+    <enphase_battery.governor.QuotaGovernor.background_rate>` reports it.
+    """
+    return max(0, budget - used_background) / max(1.0, month_end - now)
+
+
 @attrs.frozen
 class GovernorState:
     """What a backend keeps for one API key and plan (all times are epochs)."""
