@@ -216,7 +216,8 @@ class PollEngine(PollerFront):
         current = set() if system.encharges_denied else set(devices.encharge_serials)
         for serial in sorted(current):
             if serial not in system.streams:
-                await self._stream(system, serial)
+                if await self._stream(system, serial) is None:
+                    return  # unfollowed while its checkpoint loaded
                 # A new stream has history to fetch: poll the system soon.
                 system.entry.seen_report_at = None
         for source, log in list(system.streams.items()):
@@ -225,14 +226,19 @@ class PollEngine(PollerFront):
                 del system.streams[source]
                 self._delivery.forget(log)
 
-    async def _stream(self, system: FollowedSystem, source: str) -> StreamLog:
-        """The stream ``source`` of ``system``, followed from its checkpoint on."""
+    async def _stream(self, system: FollowedSystem, source: str) -> StreamLog | None:
+        """The stream ``source`` of ``system``, followed from its checkpoint on
+        (``None``: the system was unfollowed while the checkpoint loaded)."""
         log = system.streams.get(source)
         if log is not None:
             return log
         start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
-        key = (system.entry.system_id, source)
-        log = await self._load_stream(key, start_at, system.streams.get(BATTERY))
+        system_id = system.entry.system_id
+        log = await self._load_stream((system_id, source), start_at, system.streams.get(BATTERY))
+        if self._systems.get(system_id) is not system:
+            # Dropped meanwhile (unfollowed, no longer listed, handed to another worker):
+            # saving its new stream would write for a system this poller no longer holds.
+            return None
         system.streams[source] = log
         await self._delivery.save(log)
         return log

@@ -286,7 +286,8 @@ class FleetPoller(PollEngine):
     async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
         """One visit of a system's streams; returns whether history is left."""
         backfill = job.backfill
-        await self._stream(system, BATTERY)
+        if await self._stream(system, BATTERY) is None:
+            return False  # unfollowed while its checkpoint loaded
         system.last_reports.clear()
         # Encharges first: their last report times can spare the battery stream a request.
         logs = sorted(system.streams.values(), key=lambda log: log.source == BATTERY)
