@@ -162,13 +162,18 @@ def _load_config(path: Path, named_by: str | None = None) -> dict[str, Any]:
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically with mode 0600 (it may hold secrets)."""
+    _write_private_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def _write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600: a reader (or a run cut short
+    by Ctrl-C) sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -19,7 +19,7 @@ from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _cell, _plural, _StatusLine, _warn
 from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
-from .settings import _Context
+from .settings import _Context, _write_private_text
 from .telemetry import _RECORD_FIELDS, _interval_record
 
 
@@ -161,9 +161,11 @@ def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
     The poller saves a stream's position once it has delivered from it; a stream that a
     short first run never reached has no saved position yet, and must start from the
     same ``--since`` when a later run is given none, or the intervals in between would
-    be skipped.  Once the checkpoint has a position, a different ``--since`` does not
-    replace the remembered one (streams it has not seen start from the first), and the
-    run says so on stderr rather than ignoring it silently.
+    be skipped.  The caller calls this as soon as ``--since`` is known valid, before any
+    request: a run stopped (Ctrl-C) or failing before its first delivery keeps it too.
+    Once the checkpoint has a position, a different ``--since`` does not replace the
+    remembered one (streams it has not seen start from the first), and the run says so
+    on stderr rather than ignoring it silently.  Written atomically, mode 0600.
     """
     sidecar = checkpoint.with_name(checkpoint.name + ".since")
     remembered = _read_since(sidecar)
@@ -182,8 +184,7 @@ def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
             )
             return remembered
     if remembered != since:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        sidecar.write_text(since.isoformat() + "\n", encoding="utf-8")
+        _write_private_text(sidecar, since.isoformat() + "\n")
     return since
 
 
@@ -198,6 +199,9 @@ def _open_output(path: str | None) -> tuple[TextIO, bool, bool]:
 
 async def _cmd_stream(ctx: _Context) -> int:
     args = ctx.args
+    if args.since is not None:
+        # Before any request, and before it is remembered, on every path.
+        check_start_at(args.since)
     systems = getattr(args, "systems", None) or []
     if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
@@ -211,9 +215,11 @@ async def _cmd_stream(ctx: _Context) -> int:
     if systems:
         args.system = systems[0]
     system_id = ctx.system_id()
-    if args.since is not None:
-        check_start_at(args.since)  # before any request, and before it is remembered
+    encharges = _stream_encharges(ctx)
     checkpoint = _checkpoint_path(ctx, system_id)
+    # The arguments are valid: remember --since now, not once the poller is built, so
+    # that a Ctrl-C or a failure in between does not leave a rerun starting "today".
+    since = _stream_since(checkpoint, args.since)
     out_handle, owns_handle, header = _open_output(args.out)
     writer = _IntervalWriter(out_handle, args.format, header=header)
     progress = _ProgressLine(sys.stderr)
@@ -224,9 +230,9 @@ async def _cmd_stream(ctx: _Context) -> int:
             poller = TelemetryPoller(
                 client,
                 system_id,
-                encharges=await _known_encharges(client, system_id, _stream_encharges(ctx)),
+                encharges=await _known_encharges(client, system_id, encharges),
                 include_battery=not args.no_battery,
-                start_at=_stream_since(checkpoint, args.since),
+                start_at=since,
                 checkpoint=checkpoint,
                 poll_interval=args.poll_interval,
             )
