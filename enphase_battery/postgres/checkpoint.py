@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -26,7 +26,9 @@ from asyncpg.pool import PoolConnectionProxy
 from ..checkpoint import StreamState
 from ..exceptions import InvalidRequestError
 from ._db import Connection, Database, quote_ident
-from .errors import CheckpointConflictError, LeaseLostError
+from .checkpoint_rows import compare_and_set, revisions, stored_rows, stored_states
+from .errors import CheckpointConflictError
+from .fence import Fence, check_fence, system_of
 from .schema import ensure_schema
 
 if TYPE_CHECKING:
@@ -44,29 +46,6 @@ _STAGED: contextvars.ContextVar[dict[str, StreamState] | None] = contextvars.Con
 RowWriter = Callable[[Connection], Awaitable[object]]
 #: The consumer's part of :meth:`PostgresCheckpoint.commit_batch`.
 BatchWriter = Callable[[Connection, "tuple[TelemetryInterval, ...]"], Awaitable[object]]
-
-
-@runtime_checkable
-class Fence(Protocol):
-    """Who may write which system's streams (a :class:`~.leases.LeaseWorker` is one)."""
-
-    @property
-    def owner(self) -> str:
-        """The writer's id as the lease table knows it."""
-        ...
-
-    def token_for(self, system_id: int) -> int | None:
-        """The fencing token held for ``system_id``, or ``None`` when not held."""
-        ...
-
-
-def _system_of(key: str) -> int:
-    head, _, _ = key.partition("/")
-    return int(head)
-
-
-def _array_literal(values: tuple[int, ...]) -> str:
-    return "{" + ",".join(str(v) for v in values) + "}"
 
 
 class PostgresCheckpoint:
@@ -201,24 +180,18 @@ class PostgresCheckpoint:
         """
         await self._ready(conn)
         if self._fence is not None:
-            await self._check_fence(conn, {_system_of(k) for k in states})
+            await check_fence(conn, self._s, self._fence, {system_of(k) for k in states})
         expected: dict[str, int | None] = {k: self._known_revision(k) for k in states}
         unknown = [k for k, rev in expected.items() if rev is None]
         if unknown:
             # Never loaded here (a store used without load()): take the row as it is.
-            rows = await conn.fetch(
-                f"SELECT stream, revision FROM {self._s}.stream_checkpoint"
-                " WHERE stream = ANY($1::text[])",
-                unknown,
-            )
             for key in unknown:
                 expected[key] = 0
-            for row in rows:
-                expected[row["stream"]] = int(row["revision"])
+            expected.update(await revisions(conn, self._s, unknown))
         already: set[str] = set()
         todo = dict(states)
         for _attempt in range(3):
-            applied = await self._compare_and_set(conn, todo, expected)
+            applied = await compare_and_set(conn, self._s, todo, expected)
             for key in applied:
                 self._pending[key] = (applied[key], todo.pop(key))
             if not todo:
@@ -312,15 +285,7 @@ class PostgresCheckpoint:
         await self._db.run(op, what=f"committing a batch of {len(batch)}")
 
     async def _landed(self, conn: Connection, staged: Mapping[str, StreamState]) -> bool:
-        rows = await conn.fetch(
-            f"SELECT stream, watermark, delivered FROM {self._s}.stream_checkpoint"
-            " WHERE stream = ANY($1::text[])",
-            list(staged),
-        )
-        found = {
-            r["stream"]: StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"]))
-            for r in rows
-        }
+        found = await stored_states(conn, self._s, list(staged))
         return all(found.get(key) == state for key, state in staged.items())
 
     # -- internals ----------------------------------------------------------------
@@ -328,72 +293,6 @@ class PostgresCheckpoint:
     def _known_revision(self, key: str) -> int | None:
         confirmed = self._confirmed.get(key)
         return confirmed[0] if confirmed is not None else None
-
-    async def _check_fence(self, conn: Connection, systems: set[int]) -> None:
-        assert self._fence is not None
-        ids: list[int] = []
-        tokens: list[int] = []
-        for system_id in sorted(systems):
-            token = self._fence.token_for(system_id)
-            if token is None:
-                raise LeaseLostError(system_id)
-            ids.append(system_id)
-            tokens.append(token)
-        # FOR SHARE: a takeover (which updates the row) waits for this transaction, and
-        # one that committed first has moved the token, so the row no longer matches.
-        held = await conn.fetch(
-            f"SELECT l.system_id FROM {self._s}.lease l"
-            " JOIN unnest($1::bigint[], $2::bigint[]) AS h(system_id, token)"
-            " ON l.system_id = h.system_id AND l.token = h.token"
-            " WHERE l.owner = $3 ORDER BY l.system_id FOR SHARE OF l",
-            ids,
-            tokens,
-            self._fence.owner,
-        )
-        held_ids = {int(r["system_id"]) for r in held}
-        for system_id in ids:
-            if system_id not in held_ids:
-                raise LeaseLostError(system_id)
-
-    async def _compare_and_set(
-        self,
-        conn: Connection,
-        states: Mapping[str, StreamState],
-        expected: Mapping[str, int | None],
-    ) -> dict[str, int]:
-        """Write each state whose row is still at the expected revision; returns the new
-        revision of each key written."""
-        updates = [k for k in states if expected.get(k)]
-        inserts = [k for k in states if not expected.get(k)]
-        written: dict[str, int] = {}
-        if updates:
-            rows = await conn.fetch(
-                f"UPDATE {self._s}.stream_checkpoint AS c SET watermark = u.watermark,"
-                " delivered = u.delivered::bigint[], revision = c.revision + 1,"
-                " updated_at = now()"
-                " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])"
-                " AS u(stream, watermark, delivered, revision)"
-                " WHERE c.stream = u.stream AND c.revision = u.revision"
-                " RETURNING c.stream, c.revision",
-                updates,
-                [states[k].watermark for k in updates],
-                [_array_literal(states[k].delivered) for k in updates],
-                [expected[k] for k in updates],
-            )
-            written.update((r["stream"], int(r["revision"])) for r in rows)
-        if inserts:
-            rows = await conn.fetch(
-                f"INSERT INTO {self._s}.stream_checkpoint (stream, watermark, delivered)"
-                " SELECT u.stream, u.watermark, u.delivered::bigint[]"
-                " FROM unnest($1::text[], $2::bigint[], $3::text[])"
-                " AS u(stream, watermark, delivered)"
-                " ON CONFLICT (stream) DO NOTHING RETURNING stream, revision",
-                inserts,
-                [states[k].watermark for k in inserts],
-                [_array_literal(states[k].delivered) for k in inserts],
-            )
-            written.update((r["stream"], int(r["revision"])) for r in rows)
-        return written
 
     async def _explain_misses(
         self,
@@ -408,18 +307,7 @@ class PostgresCheckpoint:
         or it rolled back; retry from there.  Anything else is another writer
         (:class:`CheckpointConflictError`).  Returns the keys to retry.
         """
-        rows = await conn.fetch(
-            f"SELECT stream, watermark, delivered, revision FROM {self._s}.stream_checkpoint"
-            " WHERE stream = ANY($1::text[])",
-            list(missed),
-        )
-        found = {
-            r["stream"]: (
-                int(r["revision"]),
-                StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"])),
-            )
-            for r in rows
-        }
+        found = await stored_rows(conn, self._s, list(missed))
         retry: set[str] = set()
         for key, state in missed.items():
             current = found.get(key)

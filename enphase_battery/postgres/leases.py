@@ -93,7 +93,7 @@ class LeaseWorker:
 
     ``async with LeaseWorker(...) as worker`` joins, runs the heartbeat in the background,
     and on exit gives every lease back so the others take over at once.  It is the
-    :class:`~.checkpoint.Fence` for :meth:`PostgresCheckpoint.fenced`.
+    :class:`~.fence.Fence` for :meth:`PostgresCheckpoint.fenced`.
     """
 
     def __init__(

@@ -1,0 +1,102 @@
+"""The ``stream_checkpoint`` table's statements for
+:class:`~enphase_battery.postgres.PostgresCheckpoint`: the compare-and-set write of many
+streams at once, and the reads that tell what a missed write found.
+
+Each function runs on the caller's connection (inside its transaction); ``s`` is the
+quoted schema.  The rules (which revision a write expects, what a miss means) are the
+store's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..checkpoint import StreamState
+from ._db import Connection
+
+__all__ = ["compare_and_set", "revisions", "stored_rows", "stored_states"]
+
+
+def _array_literal(values: tuple[int, ...]) -> str:
+    return "{" + ",".join(str(v) for v in values) + "}"
+
+
+async def compare_and_set(
+    conn: Connection,
+    s: str,
+    states: Mapping[str, StreamState],
+    expected: Mapping[str, int | None],
+) -> dict[str, int]:
+    """Write each state whose row is still at the expected revision (``0`` or ``None``:
+    no row yet); returns the new revision of each key written."""
+    updates = [k for k in states if expected.get(k)]
+    inserts = [k for k in states if not expected.get(k)]
+    written: dict[str, int] = {}
+    if updates:
+        rows = await conn.fetch(
+            f"UPDATE {s}.stream_checkpoint AS c SET watermark = u.watermark,"
+            " delivered = u.delivered::bigint[], revision = c.revision + 1,"
+            " updated_at = now()"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])"
+            " AS u(stream, watermark, delivered, revision)"
+            " WHERE c.stream = u.stream AND c.revision = u.revision"
+            " RETURNING c.stream, c.revision",
+            updates,
+            [states[k].watermark for k in updates],
+            [_array_literal(states[k].delivered) for k in updates],
+            [expected[k] for k in updates],
+        )
+        written.update((r["stream"], int(r["revision"])) for r in rows)
+    if inserts:
+        rows = await conn.fetch(
+            f"INSERT INTO {s}.stream_checkpoint (stream, watermark, delivered)"
+            " SELECT u.stream, u.watermark, u.delivered::bigint[]"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[])"
+            " AS u(stream, watermark, delivered)"
+            " ON CONFLICT (stream) DO NOTHING RETURNING stream, revision",
+            inserts,
+            [states[k].watermark for k in inserts],
+            [_array_literal(states[k].delivered) for k in inserts],
+        )
+        written.update((r["stream"], int(r["revision"])) for r in rows)
+    return written
+
+
+async def revisions(conn: Connection, s: str, keys: list[str]) -> dict[str, int]:
+    """The stored revision of each of ``keys`` that has a row."""
+    rows = await conn.fetch(
+        f"SELECT stream, revision FROM {s}.stream_checkpoint WHERE stream = ANY($1::text[])",
+        keys,
+    )
+    return {row["stream"]: int(row["revision"]) for row in rows}
+
+
+async def stored_rows(
+    conn: Connection, s: str, keys: list[str]
+) -> dict[str, tuple[int, StreamState]]:
+    """The stored (revision, state) of each of ``keys`` that has a row."""
+    rows = await conn.fetch(
+        f"SELECT stream, watermark, delivered, revision FROM {s}.stream_checkpoint"
+        " WHERE stream = ANY($1::text[])",
+        keys,
+    )
+    return {
+        r["stream"]: (
+            int(r["revision"]),
+            StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"])),
+        )
+        for r in rows
+    }
+
+
+async def stored_states(conn: Connection, s: str, keys: list[str]) -> dict[str, StreamState]:
+    """The stored state of each of ``keys`` that has a row."""
+    rows = await conn.fetch(
+        f"SELECT stream, watermark, delivered FROM {s}.stream_checkpoint"
+        " WHERE stream = ANY($1::text[])",
+        keys,
+    )
+    return {
+        r["stream"]: StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"]))
+        for r in rows
+    }
