@@ -159,6 +159,8 @@ class QuotaGovernor:
             return self.limits.max_rate / self.limits.time_period
         now = self.clock.time() if now is None else now
         state = self._current(self._last, now)
+        if state.used_background >= budget:
+            return 0.0
         return _background_pace(budget, state.used_background, state.month_end, now)
 
     def _fresh(self, now: float) -> GovernorState:
