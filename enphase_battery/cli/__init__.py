@@ -22,22 +22,11 @@ month's request count per API key, so the quota shown survives between runs) and
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import logging
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..exceptions import (
-    AuthenticationError,
-    EnphaseConnectionError,
-    EnphaseError,
-    InvalidRequestError,
-    RateLimitError,
-)
+# Nothing heavy at the top: a Ctrl-C that lands while this module loads, before ``main``
+# has taken SIGINT, would be a traceback; asyncio, the SDK and aiohttp load in main().
 from .errors import (
     EXIT_API_ERROR,
     EXIT_AUTH,
@@ -46,12 +35,14 @@ from .errors import (
     EXIT_RATE_LIMIT,
     EXIT_USAGE,
     PROG,
-    CliError,
     _Interrupted,
 )
-from .output import _one_line
+from .interrupts import HOLD, StopSignal
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from .settings import _Context
 
 __all__ = [
@@ -73,94 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
     return build()
 
 
-#: The app's own credentials: when refused, signing in again cannot help.
-_APP_CREDENTIALS = {"api_key": ("api_key",), "client_secret": ("client_id", "client_secret")}
-
-
-def _exit_code_for(err: BaseException) -> int:
-    if isinstance(err, CliError):
-        return err.exit_code
-    if isinstance(err, InvalidRequestError):
-        return EXIT_USAGE
-    if isinstance(err, AuthenticationError):
-        # A wrong API key or client secret is a setting to fix, not a sign-in to redo.
-        return EXIT_USAGE if err.credential in _APP_CREDENTIALS else EXIT_AUTH
-    if isinstance(err, RateLimitError):
-        return EXIT_RATE_LIMIT
-    return EXIT_API_ERROR
-
-
-def _message_for(err: BaseException, ctx: _Context | None = None) -> str:
-    if isinstance(err, AuthenticationError) and err.credential in _APP_CREDENTIALS:
-        names = _APP_CREDENTIALS[err.credential]
-        sources = ctx.sources if ctx is not None else {}
-        origins = [
-            f"the {name.replace('_', ' ')} came from {sources[name]}"
-            for name in names
-            if name in sources
-        ]
-        return f"{err}" + (f"; {' and '.join(origins)}" if origins else "")
-    if isinstance(err, AuthenticationError) and "auth login" not in str(err):
-        return f"{err}; if this persists, sign in again with `{PROG} auth login`"
-    if isinstance(err, EnphaseConnectionError):
-        return f"cannot reach the API: {err}"
-    if isinstance(err, OSError):
-        where = f": {err.filename}" if err.filename else ""
-        return f"{err.strerror or err}{where}"
-    return str(err) or type(err).__name__
-
-
-async def _run(handler: Callable[[_Context], Coroutine[Any, Any, int]], ctx: _Context) -> int:
-    """Run ``handler``; SIGINT/SIGTERM cancel it so that ``async with`` blocks clean up."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    received: list[int] = []
-
-    def stop(signum: int) -> None:
-        if not received:
-            received.append(signum)
-            task.cancel()
-
-    installed: list[int] = []
-    for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
-        # Only possible in the main thread; elsewhere Ctrl-C falls back to asyncio.run's.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop, signum)
-            installed.append(signum)
-    try:
-        return await handler(ctx)
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        task.uncancel()
-        raise _Interrupted(received[0]) from None
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``enphase-battery`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    ctx: _Context | None = None
-    try:
-        # The commands (and with them the SDK and aiohttp) load here, inside the try: a
-        # Ctrl-C in the first half second is then "interrupted", not a traceback.
-        from .settings import _make_context
+    """Run ``enphase-battery`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
-        args = build_parser().parse_args(argv)
-        if getattr(args, "verbose", False):
-            # The SDK's requests at debug level; other libraries' debug chatter (asyncio's
-            # "Using selector") would bury them, so those stay at warnings.
-            logging.basicConfig(
-                level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s"
-            )
-            logging.getLogger("enphase_battery").setLevel(logging.DEBUG)
-        if getattr(args, "sync_handler", None) is not None:
-            code: int = args.sync_handler(args)
-            return code
-        ctx = _make_context(args)
-        return asyncio.run(_run(args.handler, ctx))
+    From its first line to its last, SIGINT ends the run with 130 and one line on stderr
+    (``stream`` first saves its checkpoint), never a traceback: see :mod:`.interrupts`.
+    """
+    stops: StopSignal | None = None
+    contexts: list[_Context] = []
+    try:
+        stops = StopSignal()
+        stops.install()
+        try:
+            code = _run_main(argv, stops, contexts)
+        finally:
+            # A plain assignment, first: from here on a Ctrl-C is held, not raised, so
+            # nothing can cut the lines below short with a traceback.
+            stops.mode = HOLD
+        if stops.received is not None:
+            # Arrived as the command finished (held): the run still says it was stopped.
+            raise _Interrupted(stops.received)
+        return code
     except SystemExit as exit_:
         # --help and --version.
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
@@ -171,8 +95,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Only what was interrupted can say what it kept (stream prints its own count).
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 128 + stop.signum
-    except (CliError, EnphaseError, OSError) as err:
+    except Exception as err:
+        from .report import REPORTED, _exit_code_for, _message_for
+
+        if not isinstance(err, REPORTED):
+            raise  # a bug: its traceback is what a report needs
+        from .output import _one_line
+
+        ctx = contexts[0] if contexts else None
         sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err, ctx))}\n")
         return _exit_code_for(err)
     finally:
         sys.stderr.flush()
+        if stops is not None:
+            stops.restore()
+
+
+def _run_main(argv: Sequence[str] | None, stops: StopSignal, contexts: list[_Context]) -> int:
+    """Parse ``argv`` and run its command; every failure is raised for ``main`` to report."""
+    # Loaded here, under ``stops``: a Ctrl-C while they load (the first half second of a
+    # run) is "interrupted", not a traceback.
+    import asyncio
+    import logging
+
+    from .interrupts import run_command
+    from .settings import _make_context
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        # The SDK's requests at debug level; other libraries' debug chatter (asyncio's
+        # "Using selector") would bury them, so those stay at warnings.
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s"
+        )
+        logging.getLogger("enphase_battery").setLevel(logging.DEBUG)
+    if getattr(args, "sync_handler", None) is not None:
+        # `simulate` runs its own loop and stops on Ctrl-C: SIGINT is its own, as before.
+        stops.restore()
+        code: int = args.sync_handler(args)
+        return code
+    ctx = _make_context(args)
+    contexts.append(ctx)
+    # Held from here until run_command takes it: asyncio.run cut while it builds the loop
+    # would leave a coroutine never awaited (a warning on stderr).
+    stops.mode = HOLD
+    return asyncio.run(run_command(args.handler, ctx, stops))
