@@ -176,3 +176,36 @@ def test_ctrl_c_a_random_moment_after_the_cli_starts_loading_exits_130_and_loses
             assert "saved" not in err
     # The same command again (the first runs may have stopped before reading --since).
     assert_resumes(cli, tmp_path, system_id, out, since, rerun_since=since)
+
+
+def test_a_sigint_ignored_at_start_stays_ignored_and_sigterm_still_stops_the_stream(
+    env: dict[str, str], tmp_path: Path, system_id: int
+) -> None:
+    """A background job of a non-interactive shell starts with SIGINT ignored: the CLI
+    leaves it so (as Python does), and SIGTERM still stops the stream gracefully."""
+    out = tmp_path / "out.jsonl"
+    argv = ["stream", "--system", str(system_id), "--out", str(out), "--since",
+            "2026-05-31T12:00:00+00:00", "--poll-interval", "3600"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *argv],
+        env=subprocess_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stderr is not None
+        # The stream is under way (its progress line): SIGTERM now is the command's.
+        line = process.stderr.readline()
+        assert line.startswith(("backfilling: ", "live: ")), line
+        process.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "enphase-battery: interrupted", err
