@@ -52,7 +52,7 @@ def _intervals_hook(cls: type[Any]) -> Any:
     def structure(value: Any, _type: Any) -> tuple[Any, ...]:
         try:
             fast = columns(value)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             fast = None
         if fast is not None:
             return fast
@@ -80,9 +80,22 @@ def _intervals_hook(cls: type[Any]) -> Any:
             return None
         energy = _ENERGY
         socs = _SOC
-        charges = [energy[r["devices_reporting"]][r["enwh"]] for r in map(_CHARGE, value)]
-        discharges = [energy[r["devices_reporting"]][r["enwh"]] for r in map(_DISCHARGE, value)]
-        soc_readings = [socs[r["devices_reporting"]][r["percent"]] for r in map(_SOC_FIELD, value)]
+        if "devices_reporting" in value[0]["charge"]:
+            charges = [energy[r["devices_reporting"]][r["enwh"]] for r in map(_CHARGE, value)]
+            discharges = [energy[r["devices_reporting"]][r["enwh"]] for r in map(_DISCHARGE, value)]
+            soc_readings = [
+                socs[r["devices_reporting"]][r["percent"]] for r in map(_SOC_FIELD, value)
+            ]
+        else:
+            # An Encharge's own readings carry no count: the tables of count None (as
+            # build() files them), still right for a reading that does carry one.
+            charges = [energy[r.get("devices_reporting")][r["enwh"]] for r in map(_CHARGE, value)]
+            discharges = [
+                energy[r.get("devices_reporting")][r["enwh"]] for r in map(_DISCHARGE, value)
+            ]
+            soc_readings = [
+                socs[r.get("devices_reporting")][r["percent"]] for r in map(_SOC_FIELD, value)
+            ]
         # Consecutive intervals are 900 s apart: adding is cheaper than converting.
         end_dts = accumulate(
             repeat(step, count - 1), add, initial=datetime.fromtimestamp(first, UTC)

@@ -49,15 +49,12 @@ class BatteryInterval:
     @property
     def devices_reporting(self) -> int | None:
         """The fewest devices any of the readings covers (``None`` when not reported)."""
-        counts = [
-            c
-            for c in (
-                self.charge.devices_reporting,
-                self.discharge.devices_reporting,
-                self.soc.devices_reporting,
-            )
-            if c is not None
-        ]
+        charge = self.charge.devices_reporting
+        discharge = self.discharge.devices_reporting
+        soc = self.soc.devices_reporting
+        if charge == discharge == soc:
+            return charge  # the usual answer: one count for all three (or none at all)
+        counts = [c for c in (charge, discharge, soc) if c is not None]
         return min(counts) if counts else None
 
 
