@@ -203,16 +203,26 @@ class SqliteCheckpoint:
 
     async def save(self, key: str, state: StreamState) -> None:
         """Replace the state of stream ``key`` (one transaction, durable on return)."""
+        if not self.save_nowait(key, state):
+            await asyncio.to_thread(self._save_waiting, key, state.to_json())
+            self._saved()
+
+    def save_nowait(self, key: str, state: StreamState) -> bool:
+        """Replace the state of stream ``key`` unless another connection holds the lock
+        (``False``: nothing written; :meth:`save` waits for it in a worker thread)."""
         conn = self._connect()
-        text = state.to_json()
         try:
-            conn.execute(_UPSERT, (key, text))
+            conn.execute(_UPSERT, (key, state.to_json()))
         except sqlite3.OperationalError as err:
             if "locked" not in str(err) and "busy" not in str(err):
                 raise self._error(f"cannot save ({err})") from None
-            await asyncio.to_thread(self._save_waiting, key, text)
+            return False
         except sqlite3.DatabaseError as err:
             raise self._error(f"cannot save ({err})") from None
+        self._saved()
+        return True
+
+    def _saved(self) -> None:
         self._saves += 1
         if self._saves % CHECKPOINT_EVERY == 0 and (
             self._wal_task is None or self._wal_task.done()
