@@ -15,19 +15,24 @@ coroutine that makes progress (one request, or a wait for the next poll).
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
-from .checkpoint import CheckpointStore, StreamState, TransactionalCheckpointStore
+from .batch import Batch, BatchIterator
+from .checkpoint import (
+    CheckpointStore,
+    StreamState,
+    TransactionalCheckpointStore,
+    make_state,
+    nowait_saver,
+)
 from .exceptions import InvalidRequestError
+from .ready_queue import ReadyQueue, Run
 from .streams import StreamLog, TelemetryInterval
 from .write_turn import WriteTurn
 
 __all__ = ["Batch", "BatchIterator", "Delivery"]
-
-_Item = tuple[StreamLog, TelemetryInterval]
 
 
 class Delivery:
@@ -40,6 +45,8 @@ class Delivery:
         poll_over: whether the engine's current poll has fetched all it will (the next
             ``fill`` would wait for the next poll): a batch then goes out at once rather
             than wait ``max_wait`` for data that cannot come yet.
+        emptied: called when handing out an interval or a batch has left nothing
+            pending (the engine's "all of it is out" signals).
     """
 
     def __init__(
@@ -49,17 +56,22 @@ class Delivery:
         late_horizon_s: float,
         *,
         poll_over: Callable[[], bool] | None = None,
+        emptied: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self._emptied = emptied
+        self._save_nowait = nowait_saver(store)
         self._fill = fill
         self._poll_over = poll_over
         self._late_horizon_s = late_horizon_s
-        self._ready: collections.deque[_Item] = collections.deque()
+        self._ready = ReadyQueue()
         # The batch being gathered: taken from _ready, not handed out yet.  Kept here, not
         # in a local, so pending counts it (wait_idle must not fire while it waits for
         # max_wait) and forget() reaches it (a stream given up must not go out in it).
-        self._gathering: list[_Item] = []
-        self._in_hand: _Item | None = None
+        self._gathering: list[Run] = []
+        # The interval in hand (handed out one by one): its stream and end time.
+        self._hand_stream: StreamLog | None = None
+        self._hand_end = 0
         self._batch: Batch | None = None
         # Every write to the store goes through it: a state is computed and written as
         # one step, so an older state never lands after a newer one.
@@ -75,16 +87,18 @@ class Delivery:
     @property
     def pending(self) -> int:
         """Intervals ready and not yet handed out (a batch being gathered included)."""
-        return len(self._ready) + len(self._gathering)
+        gathering = self._gathering
+        return self._ready.count + (sum(map(len, gathering)) if gathering else 0)
 
     @property
     def ready(self) -> int:
         """Intervals ready to be taken (a batch being gathered not included)."""
-        return len(self._ready)
+        return self._ready.count
 
-    def offer(self, stream: StreamLog, intervals: Iterable[TelemetryInterval]) -> None:
-        """Queue ``intervals`` of ``stream`` (from :meth:`StreamLog.accept`) for delivery."""
-        self._ready.extend((stream, iv) for iv in intervals)
+    def offer(self, stream: StreamLog, intervals: list[TelemetryInterval], ends: list[int]) -> None:
+        """Queue ``intervals`` of ``stream`` and their end times (as
+        :meth:`StreamLog.accept` gave them) for delivery."""
+        self._ready.offer(stream, intervals, ends)
 
     def forget(self, stream: StreamLog) -> None:
         """Drop what is queued of a stream no longer followed, and its deferred save.
@@ -95,8 +109,8 @@ class Delivery:
         it had was the engine's own bookkeeping (a gap given up, its start); whoever
         follows it next works that out again from its last commit.
         """
-        self._ready = collections.deque(item for item in self._ready if item[0] is not stream)
-        self._gathering[:] = [item for item in self._gathering if item[0] is not stream]
+        self._ready.forget(stream)
+        self._gathering[:] = [run for run in self._gathering if run.stream is not stream]
         if self._deferred.get(stream.store_key) is stream:
             del self._deferred[stream.store_key]
 
@@ -104,31 +118,68 @@ class Delivery:
 
     async def next(self) -> TelemetryInterval:
         """Commit the interval in hand, then hand out the next one."""
-        # The hot path (once per interval): no coroutine where there is nothing to do.
-        if self._in_hand is not None or self._batch is not None:
+        # The hot path (once per interval): no call or coroutine that is not needed.
+        stream = self._hand_stream
+        if stream is not None and self._batch is None and not self._defer:
+            # Marked before the save: once the consumer has said "done", a save cut
+            # short (cancellation) is finished by close().
+            self._hand_stream = None
+            stream.mark_delivered(self._hand_end, self._late_horizon_s)
+            if stream.dirty:
+                save_nowait = self._save_nowait
+                if save_nowait is None or self._write_turn.busy:
+                    await self._write(stream)
+                else:
+                    watermark = stream.watermark
+                    state = (
+                        make_state(watermark, ())
+                        if watermark is not None and not stream.delivered
+                        else stream.state()
+                    )
+                    stream.dirty = False
+                    if state is not None:
+                        try:
+                            saved = save_nowait(stream.store_key, state)
+                        except BaseException:
+                            stream.dirty = True  # saved again by the next save or close()
+                            raise
+                        if not saved:
+                            stream.dirty = True
+                            await self._write(stream)
+        elif stream is not None or self._batch is not None:
             await self.commit()
         if self._prefetch is not None:
             await self._await_prefetch()
-        while not self._ready:
+        ready = self._ready
+        while not ready.count:
             await self._fill()
-        item = self._ready.popleft()
-        self._in_hand = item
+            ready = self._ready
+        # ready.pop(), without the call.
+        run = ready.runs[0]
+        index = run.start
+        run.start = index + 1
+        if index + 1 == len(run.intervals):
+            ready.runs.popleft()
+        ready.count -= 1
+        self._hand_stream = run.stream
+        self._hand_end = run.ends[index]
         self.handed_out += 1
-        return item[1]
+        if not ready.count and self._emptied is not None and not self._gathering:
+            self._emptied()
+        return run.intervals[index]
 
     async def commit(self) -> None:
         """Count what the consumer holds (an interval or a batch) as delivered, and save."""
         if self._batch is not None:
             await self.commit_batch(self._batch)
             return
-        item = self._in_hand
-        if item is None:
+        stream = self._hand_stream
+        if stream is None:
             return
-        stream, interval = item
         # Marked before the save: once the consumer has said "done", a save cut short
         # (cancellation) is finished by close().
-        self._in_hand = None
-        stream.mark_delivered(int(interval.end_at.timestamp()), self._late_horizon_s)
+        self._hand_stream = None
+        stream.mark_delivered(self._hand_end, self._late_horizon_s)
         if self._defer:
             self._deferred[stream.store_key] = stream
         else:
@@ -180,7 +231,7 @@ class Delivery:
             self._prefetch.cancel()
             await asyncio.wait({self._prefetch})
             self._prefetch = None
-        self._in_hand = None
+        self._hand_stream = None
         self._batch = None
         self._defer = False
         await self.flush((*self._deferred.values(), *streams))
@@ -204,37 +255,40 @@ class Delivery:
             # its own transactions: the poller's own save would record it without its
             # rows.  Moving on does not count it; it comes again.
             self._batch = None
-            self._ready.extendleft(reversed(failed.items))
-            self.handed_out -= len(failed.items)
+            self._ready.put_back(failed.runs)
+            self.handed_out -= len(failed.intervals)
         await self.commit()
         self._defer = True
-        items = self._gathering
+        runs = self._gathering
         try:
-            await self._gather(items, max_size, max_wait)
+            await self._gather(runs, max_size, max_wait)
         except BaseException:
             # Cancelled (or failed) before it went out: put it back, in order, so the
             # next batch hands it out rather than this poller never seeing it again.
-            self._ready.extendleft(reversed(items))
+            self._ready.put_back(runs)
             raise
         finally:
             self._gathering = []
-        batch = Batch(self, tuple(items))
+        batch = Batch(self, tuple(runs))
         self._batch = batch
-        self.handed_out += len(items)
+        self.handed_out += len(batch.intervals)
+        if not self._ready.count and self._emptied is not None:
+            self._emptied()
         return batch
 
-    async def _gather(self, items: list[_Item], max_size: int, max_wait: float) -> None:
-        """Fill ``items`` (the batch being gathered) from what the engine offers."""
+    async def _gather(self, runs: list[Run], max_size: int, max_wait: float) -> None:
+        """Fill ``runs`` (the batch being gathered) from what the engine offers."""
         deadline: float | None = None
-        while len(items) < max_size:
-            take = min(max_size - len(items), len(self._ready))
-            for _ in range(take):
-                items.append(self._ready.popleft())
-            if len(items) >= max_size:
+        size = 0
+        while size < max_size:
+            for run in self._ready.take(max_size - size):
+                runs.append(run)
+                size += len(run)
+            if size >= max_size:
                 break
-            if items and self._poll_over is not None and self._poll_over():
+            if runs and self._poll_over is not None and self._poll_over():
                 break
-            if items and deadline is None:
+            if runs and deadline is None:
                 deadline = time.monotonic() + max_wait
             left: float | None = None
             if deadline is not None:
@@ -253,10 +307,12 @@ class Delivery:
             except BaseException:
                 self._prefetch = task  # cancelled: it goes on for the next batch
                 raise
-            if task not in done or (task.exception() is not None and items):
+            if task not in done or (task.exception() is not None and runs):
                 self._prefetch = task  # a failure is raised at the next batch
                 break
             task.result()
+            # forget() may have dropped runs of a stream given up meanwhile.
+            size = sum(map(len, runs))
 
     async def _await_prefetch(self) -> None:
         task, self._prefetch = self._prefetch, None
@@ -291,7 +347,7 @@ class Delivery:
             )
         await self._write_turn.acquire()
         try:
-            before = {stream.store_key: (stream, stream.state()) for stream, _ in batch.items}
+            before = {run.stream.store_key: (run.stream, run.stream.state()) for run in batch.runs}
             streams = self._apply(batch)
             states: dict[str, StreamState] = {}
             for stream in (*streams, *self._deferred.values()):
@@ -322,9 +378,10 @@ class Delivery:
         """Mark the batch's intervals delivered; the streams it touched."""
         streams: dict[str, StreamLog] = {}
         horizon = self._late_horizon_s
-        for stream, interval in batch.items:
+        for run in batch.runs:
+            stream = run.stream
             streams[stream.store_key] = stream
-            stream.mark_delivered(int(interval.end_at.timestamp()), horizon)
+            stream.mark_delivered_many(run.ends, horizon)
         return list(streams.values())
 
     def _undo(self, batch: Batch, before: dict[str, tuple[StreamLog, StreamState | None]]) -> None:
@@ -333,76 +390,7 @@ class Delivery:
             stream.watermark = state.watermark if state is not None else stream.watermark
             stream.delivered = set(state.delivered) if state is not None else set()
             stream.dirty = True
-        for stream, interval in batch.items:
-            stream.queued.add(int(interval.end_at.timestamp()))
+        for run in batch.runs:
+            run.stream.queued.update(run.ends)
         # Still in hand: commit(conn) may be tried again; the next batch hands it again.
         batch._failed = True
-
-
-class Batch:
-    """Intervals handed out together (ascending per stream): iterate it, or read
-    :attr:`intervals`.
-
-    It counts as delivered when the next batch is asked for, or at one of:
-
-    * ``await batch.commit()``: the poller's checkpoint is saved (after a crash at most
-      this batch comes again);
-    * ``await batch.commit(conn)``: ``conn`` holds your uncommitted rows (a
-      ``sqlite3.Connection`` to a :class:`~enphase_battery.SqliteCheckpoint`'s own
-      file, or an ``asyncpg`` connection inside ``conn.transaction()`` for a
-      ``PostgresCheckpoint``); the checkpoint is written through it and the transaction
-      committed: rows and checkpoint at once, so after a crash nothing is lost and
-      nothing comes twice.
-
-    If ``commit(conn)`` raises, nothing of the batch counts as delivered: try again, or
-    ask for the next batch, which then hands out these intervals again.  Once a consumer
-    has used ``commit(conn)``, asking for the next batch never counts the one in hand
-    (that would save the checkpoint without its rows): it comes again.
-    """
-
-    __slots__ = ("_committed", "_delivery", "_failed", "intervals", "items")
-
-    def __init__(self, delivery: Delivery, items: tuple[_Item, ...]) -> None:
-        self._delivery = delivery
-        self.items = items
-        #: The intervals.
-        self.intervals: tuple[TelemetryInterval, ...] = tuple(iv for _, iv in items)
-        self._committed = False
-        self._failed = False
-
-    def __repr__(self) -> str:
-        return f"Batch({len(self.intervals)} intervals, committed={self._committed})"
-
-    def __len__(self) -> int:
-        return len(self.intervals)
-
-    def __iter__(self) -> Iterator[TelemetryInterval]:
-        return iter(self.intervals)
-
-    @property
-    def committed(self) -> bool:
-        """Whether the batch counts as delivered."""
-        return self._committed
-
-    async def commit(self, conn: Any = None) -> None:
-        """Count the batch as delivered; with ``conn``, inside your transaction (see
-        :class:`Batch`)."""
-        if conn is None:
-            await self._delivery.commit_batch(self)
-        else:
-            await self._delivery.commit_batch_with(self, conn)
-
-
-class BatchIterator:
-    """``async for batch in poller.batches(...)``."""
-
-    def __init__(self, delivery: Delivery, max_size: int, max_wait: float) -> None:
-        self._delivery = delivery
-        self._max_size = max_size
-        self._max_wait = max_wait
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Batch:
-        return await self._delivery.next_batch(self._max_size, self._max_wait)

@@ -271,7 +271,7 @@ class PollEngine(PollerFront):
                 system.streams.pop(log.source, None)
                 self._delivery.forget(log)
                 return StreamOutcome.DONE
-            self._delivery.offer(log, result.ready)
+            self._delivery.offer(log, result.ready, result.ends)
             self._window_done(bool(result.ready))
             await self._delivery.save(log)
             if result.done:

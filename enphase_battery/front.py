@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -50,7 +50,7 @@ class PollerFront:
     An engine implements :meth:`_fill` (one step: a request, or a wait for the next
     poll), :meth:`_begin` (set up on first use), :meth:`_streams_now` (every stream
     followed, saved on close) and, if it needs them, :meth:`_stop` (its own tasks) and
-    :meth:`_handed` (after each interval handed out).
+    :meth:`_emptied` (when nothing is left pending).
     """
 
     def __init__(
@@ -75,7 +75,11 @@ class PollerFront:
         self._settle_s = settle.total_seconds()
         self._late_horizon_s = late_horizon.total_seconds()
         self._delivery = Delivery(
-            self._store, self._fill, self._late_horizon_s, poll_over=poll_over
+            self._store,
+            self._fill,
+            self._late_horizon_s,
+            poll_over=poll_over,
+            emptied=self._emptied,
         )
         self._started = False
         self._held = False
@@ -97,23 +101,25 @@ class PollerFront:
     async def _stop(self) -> None:
         """Stop the engine's own tasks (before the last save)."""
 
-    def _handed(self) -> None:
-        """Called after each interval handed out one by one (cheap: the hot path), and
-        after each batch."""
+    def _emptied(self) -> None:
+        """Called when handing out an interval or a batch has left nothing pending."""
 
     # -- async iterator / context manager ----------------------------------------
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> TelemetryInterval:
+    def __anext__(self) -> Awaitable[TelemetryInterval]:
+        # The hot path (once per interval): the delivery's own coroutine, no other.
+        if self._started and not self._closed:
+            return self._delivery.next()
+        return self._first_next()
+
+    async def _first_next(self) -> TelemetryInterval:
         if self._closed:
             raise StopAsyncIteration
-        if not self._started:
-            await self._start()
-        interval = await self._delivery.next()
-        self._handed()
-        return interval
+        await self._start()
+        return await self._delivery.next()
 
     async def commit(self) -> None:
         """Count the interval (or batch) in hand as delivered, and save the checkpoint.
@@ -234,9 +240,7 @@ class _StartingBatches(BatchIterator):
             raise StopAsyncIteration
         if not poller._started:
             await poller._start()
-        batch = await self._inner.__anext__()
-        poller._handed()  # as after an interval handed out alone ("caught up" signals)
-        return batch
+        return await self._inner.__anext__()
 
 
 async def collect(poller: PollerFront, limit: int) -> list[TelemetryInterval]:

@@ -291,8 +291,8 @@ class TelemetryPoller(PollEngine):
 
     # -- the one-system choices in the engine (:class:`~enphase_battery.engine.PollEngine`) --
 
-    def _handed(self) -> None:
-        if self._poll_complete and self._delivery.pending == 0:
+    def _emptied(self) -> None:
+        if self._poll_complete:
             self._signal_drained()
 
     async def _begin(self) -> None:

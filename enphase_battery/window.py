@@ -51,11 +51,13 @@ class WindowResult:
 
     Attributes:
         ready: intervals to deliver now (sorted), already accepted by the stream's log.
+        ends: their end times (epoch seconds), index for index.
         done: the stream reached the newest data the API has (the poll of it is over).
         gone: the Encharge is no longer known to the API (404): stop following it.
     """
 
     ready: list[TelemetryInterval]
+    ends: list[int]
     done: bool
     gone: bool = False
 
@@ -90,11 +92,11 @@ async def fetch_window(
         if stream.source == BATTERY:
             raise
         _LOGGER.warning("Encharge %s not found; no longer following it", stream.source)
-        return WindowResult([], done=True, gone=True)
+        return WindowResult([], [], done=True, gone=True)
     except ApiError as err:
         if err.status != 422:
             raise
-        return WindowResult([], done=_handle_422(stream, err))
+        return WindowResult([], [], done=_handle_422(stream, err))
 
     if start is None:
         # First poll without a checkpoint: the API chose the window (today, from the
@@ -104,7 +106,7 @@ async def fetch_window(
         elif response.intervals:
             start = int(response.intervals[0].end_at.timestamp()) - INTERVAL_S
         else:
-            return WindowResult([], done=True)
+            return WindowResult([], [], done=True)
         start -= start % INTERVAL_S
         stream.start_at(start)
     intervals = to_intervals(system_id, stream.source, response)
@@ -114,14 +116,14 @@ async def fetch_window(
     # end (the answer's end_at is min(server's now, start + span)).  Anything else (an
     # interval in 2056) is dropped by the log and never moves the watermark.
     latest = start + span if window_end is None else min(start + span, window_end)
-    ready = stream.accept(intervals, settle_s, window=(start, latest + WINDOW_SLACK_S))
+    ready, ends = stream.accept(intervals, settle_s, window=(start, latest + WINDOW_SLACK_S))
     stream.advance(late_horizon_s)
     if window_end is None or window_end < start + span:
-        return WindowResult(ready, done=True)  # the window reached the API's "now"
+        return WindowResult(ready, ends, done=True)  # the window reached the API's "now"
     if _data_ends_by(stream, response, window_end, last_reports):
-        return WindowResult(ready, done=True)
+        return WindowResult(ready, ends, done=True)
     stream.cursor = start + span
-    return WindowResult(ready, done=False)
+    return WindowResult(ready, ends, done=False)
 
 
 def _data_ends_by(

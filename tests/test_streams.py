@@ -57,7 +57,8 @@ def test_intervals_outside_the_window_are_dropped_and_do_not_count_as_newest() -
     log = StreamLog((1, "battery"), StreamState(BASE))
     good = [interval(BASE + INTERVAL_S * i) for i in (1, 2)]
     bogus = [interval(int(datetime(2056, 1, 1, tzinfo=UTC).timestamp())), interval(BASE)]
-    ready = log.accept([*good, *bogus], settle_s=3600, window=(BASE, BASE + 2 * INTERVAL_S))
+    ready, ends = log.accept([*good, *bogus], settle_s=3600, window=(BASE, BASE + 2 * INTERVAL_S))
+    assert ends == [int(iv.end_at.timestamp()) for iv in good]
     assert ready == good
     assert log.newest == BASE + 2 * INTERVAL_S
     for iv in ready:
@@ -68,11 +69,11 @@ def test_intervals_outside_the_window_are_dropped_and_do_not_count_as_newest() -
 def test_a_partial_interval_is_held_until_settled_then_flagged() -> None:
     log = StreamLog((1, "battery"), StreamState(BASE))
     first = BASE + INTERVAL_S
-    assert log.accept([interval(first, devices=1)], settle_s=3600) == []
+    assert log.accept([interval(first, devices=1)], settle_s=3600).intervals == []
     later = [interval(first, devices=1), *(interval(first + INTERVAL_S * i) for i in range(1, 5))]
-    ready = log.accept(later, settle_s=3600)
+    ready = log.accept(later, settle_s=3600).intervals
     assert ready[0].end_at == later[0].end_at
     assert ready[0].partial
     assert not any(iv.partial for iv in ready[1:])
     # It comes out once: the same answer again brings nothing.
-    assert log.accept(later, settle_s=3600) == []
+    assert log.accept(later, settle_s=3600).intervals == []
