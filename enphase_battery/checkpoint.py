@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointStore",
     "ImmediateCheckpointStore",
+    "LiveCheckpointStore",
     "LockingCheckpointStore",
     "MemoryCheckpoint",
     "SqliteCheckpoint",
     "StreamState",
     "TransactionalCheckpointStore",
+    "live_store",
     "make_state",
     "nowait_saver",
     "open_store",
@@ -150,10 +152,44 @@ def nowait_saver(store: CheckpointStore) -> Callable[[str, StreamState], bool] |
     """
     if not isinstance(store, ImmediateCheckpointStore):
         return None
-    mro = type(store).__mro__
-    save_at = next((i for i, cls in enumerate(mro) if "save" in vars(cls)), len(mro))
-    nowait_at = next((i for i, cls in enumerate(mro) if "save_nowait" in vars(cls)), len(mro))
-    return store.save_nowait if nowait_at <= save_at else None
+    return store.save_nowait if _defined_below(type(store), "save_nowait", "save") else None
+
+
+@runtime_checkable
+class LiveCheckpointStore(CheckpointStore, Protocol):
+    """A store in the poller's own process that reads a stream's committed state when it
+    is asked for it, instead of being handed a copy after every interval.
+
+    While a stream is followed, ``state_of()`` is what the store holds for it (what
+    :meth:`load` returns and its own views show); :meth:`unfollow` keeps the state of that
+    moment.  Nothing outside the process can see the store, so it needs no copy until
+    then: the poller's one-by-one hot path then saves nothing at all.
+    """
+
+    def follow(self, key: str, state_of: Callable[[], StreamState | None]) -> None:
+        """Hold ``state_of()`` as the state of stream ``key`` from now on."""
+        ...
+
+    def unfollow(self, key: str) -> None:
+        """Keep the state ``key`` has now, and stop following it."""
+        ...
+
+
+def live_store(store: CheckpointStore) -> LiveCheckpointStore | None:
+    """``store`` if the poller may let it follow streams instead of saving to it (not
+    for a subclass that overrides ``save`` below the class that gave ``follow``)."""
+    if not isinstance(store, LiveCheckpointStore):
+        return None
+    return store if _defined_below(type(store), "follow", "save") else None
+
+
+def _defined_below(cls: type, name: str, other: str) -> bool:
+    """Whether ``cls`` gets ``name`` from a class at or below the one it gets ``other``
+    from: an override of ``other`` further down would be bypassed by ``name``."""
+    mro = cls.__mro__
+    at = next((i for i, c in enumerate(mro) if name in vars(c)), len(mro))
+    other_at = next((i for i, c in enumerate(mro) if other in vars(c)), len(mro))
+    return at <= other_at
 
 
 @runtime_checkable
@@ -177,12 +213,29 @@ class MemoryCheckpoint:
     """Keeps state in memory: restarts of the poller object within one process resume.
 
     One poller at a time: a second one on the same object raises
-    :class:`~enphase_battery.CheckpointInUseError`.
+    :class:`~enphase_battery.CheckpointInUseError`.  A poller's streams are followed
+    (:class:`LiveCheckpointStore`): :attr:`states` and :meth:`load` show what the poller
+    has committed at that moment, and keep it when the poller closes.
     """
 
     def __init__(self) -> None:
-        self.states: dict[str, StreamState] = {}
+        self._states: dict[str, StreamState] = {}
+        self._live: dict[str, Callable[[], StreamState | None]] = {}
         self._held = False
+
+    @property
+    def states(self) -> dict[str, StreamState]:
+        """The state of every stream (those a poller follows as they are now)."""
+        for key, state_of in self._live.items():
+            state = state_of()
+            if state is not None:
+                self._states[key] = state
+        return self._states
+
+    @states.setter
+    def states(self, states: dict[str, StreamState]) -> None:
+        self._live.clear()
+        self._states = states
 
     async def acquire(self) -> None:
         """Take the store for one poller (until :meth:`close`)."""
@@ -198,19 +251,35 @@ class MemoryCheckpoint:
 
     async def load(self, key: str) -> StreamState | None:
         """The saved state of stream ``key``, or ``None``."""
-        return self.states.get(key)
+        state_of = self._live.get(key)
+        state = state_of() if state_of is not None else None
+        return state if state is not None else self._states.get(key)
 
     async def save(self, key: str, state: StreamState) -> None:
         """Replace the state of stream ``key``."""
-        self.states[key] = state
+        self._states[key] = state
 
     def save_nowait(self, key: str, state: StreamState) -> bool:
         """Replace the state of stream ``key`` (always at once)."""
-        self.states[key] = state
+        self._states[key] = state
         return True
+
+    def follow(self, key: str, state_of: Callable[[], StreamState | None]) -> None:
+        """Hold ``state_of()`` as the state of stream ``key`` (see :class:`LiveCheckpointStore`)."""
+        self._live[key] = state_of
+
+    def unfollow(self, key: str) -> None:
+        """Keep the state ``key`` has now, and stop following it."""
+        state_of = self._live.pop(key, None)
+        if state_of is not None:
+            state = state_of()
+            if state is not None:
+                self._states[key] = state
 
     async def close(self) -> None:
         """Release the hold; the states stay for the next poller."""
+        for key in list(self._live):
+            self.unfollow(key)
         self._held = False
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
-from enphase_battery.checkpoint import MemoryCheckpoint, StreamState, nowait_saver
+from enphase_battery.checkpoint import MemoryCheckpoint, StreamState, live_store, nowait_saver
 from enphase_battery.ready_queue import ReadyQueue
 from enphase_battery.streams import INTERVAL_S, StreamLog, TelemetryInterval
 
@@ -92,3 +93,19 @@ def test_a_subclass_that_overrides_save_keeps_its_save_in_use() -> None:
     assert saver("1/battery", StreamState(BASE))
     assert mirror.saved == ["1/battery"]
     assert mirror.states == {"1/battery": StreamState(BASE)}
+
+
+def test_a_memory_checkpoint_shows_what_a_followed_stream_has_committed() -> None:
+    store = MemoryCheckpoint()
+    assert live_store(store) is store
+    log = StreamLog((1, "battery"), None)
+    log.start_at(BASE)
+    store.follow(log.store_key, log.state)
+    assert store.states == {"1/battery": StreamState(BASE)}
+    log.mark_delivered(BASE + INTERVAL_S, 86_400.0)  # the consumer asked for the next one
+    assert asyncio.run(store.load("1/battery")) == StreamState(BASE + INTERVAL_S)
+    store.unfollow(log.store_key)  # the poller closed: the state of that moment stays
+    log.mark_delivered(BASE + 2 * INTERVAL_S, 86_400.0)
+    assert store.states == {"1/battery": StreamState(BASE + INTERVAL_S)}
+    # A subclass whose save does more is saved to, never followed.
+    assert live_store(AlsoWritesElsewhere()) is None
