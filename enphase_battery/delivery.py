@@ -22,7 +22,6 @@ from .batch_handout import BatchHandOut
 from .checkpoint import (
     CheckpointStore,
     live_store,
-    make_state,
     nowait_saver,
 )
 from .ready_queue import ReadyQueue, Run
@@ -150,29 +149,11 @@ class Delivery(BatchHandOut):
             # short (cancellation) is finished by close().
             self._hand_stream = None
             stream.mark_delivered(self._hand_end, self._late_horizon_s)
-            if stream.dirty and stream.store_key in self._followed:
-                stream.dirty = False  # the store reads it when asked
-            elif stream.dirty:
-                save_nowait = self._save_nowait
-                if save_nowait is None or self._write_turn.busy:
+            if stream.dirty:
+                if stream.store_key in self._followed:
+                    stream.dirty = False  # the store reads it when asked
+                elif not self._write_now(stream):
                     await self._write(stream)
-                else:
-                    watermark = stream.watermark
-                    state = (
-                        make_state(watermark, ())
-                        if watermark is not None and not stream.delivered
-                        else stream.state()
-                    )
-                    stream.dirty = False
-                    if state is not None:
-                        try:
-                            saved = save_nowait(stream.store_key, state)
-                        except BaseException:
-                            stream.dirty = True  # saved again by the next save or close()
-                            raise
-                        if not saved:
-                            stream.dirty = True
-                            await self._write(stream)
         elif stream is not None or self._batch is not None:
             await self.commit()
         if self._prefetch is not None:
@@ -181,13 +162,7 @@ class Delivery(BatchHandOut):
         while not ready.count:
             await self._fill()
             ready = self._ready
-        # ready.pop(), without the call.
-        run = ready.runs[0]
-        index = run.start
-        run.start = index + 1
-        if index + 1 == len(run.intervals):
-            ready.runs.popleft()
-        ready.count -= 1
+        run, index = ready.pop()
         self._hand_stream = run.stream
         self._hand_end = run.ends[index]
         self.handed_out += 1
@@ -225,6 +200,23 @@ class Delivery(BatchHandOut):
             self._deferred[stream.store_key] = stream
             return
         await self._write(stream)
+
+    def _write_now(self, stream: StreamLog) -> bool:
+        """Save ``stream``'s state without waiting, if the store can; whether it did."""
+        save_nowait = self._save_nowait
+        if save_nowait is None or self._write_turn.busy:
+            return False
+        state = stream.state()
+        stream.dirty = False
+        if state is None:
+            return True
+        try:
+            saved = save_nowait(stream.store_key, state)
+        except BaseException:
+            stream.dirty = True  # saved again by the next save or close()
+            raise
+        stream.dirty = not saved
+        return saved
 
     async def _write(self, stream: StreamLog) -> None:
         if not stream.dirty:

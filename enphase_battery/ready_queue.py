@@ -38,41 +38,36 @@ class Run:
 
 
 class ReadyQueue:
-    """Runs in the order they were offered; :attr:`count` intervals in all.
+    """Runs in the order they were offered; :attr:`count` intervals in all."""
 
-    :attr:`runs` is open for the delivery's hot path, which takes one interval without a
-    call (as :meth:`pop` does): the head run's ``start`` moves on, an exhausted run is
-    dropped, ``count`` goes down by one.
-    """
-
-    __slots__ = ("count", "runs")
+    __slots__ = ("_runs", "count")
 
     def __init__(self) -> None:
-        #: The runs, oldest first; the head run's next interval is at its ``start``.
-        self.runs: collections.deque[Run] = collections.deque()
+        # Oldest first; the head run's next interval is at its ``start``.
+        self._runs: collections.deque[Run] = collections.deque()
         #: Intervals queued.
         self.count = 0
 
     def offer(self, stream: StreamLog, intervals: list[TelemetryInterval], ends: list[int]) -> None:
         """Queue ``intervals`` of ``stream`` (ends index for index) after the rest."""
         if intervals:
-            self.runs.append(Run(stream, intervals, ends))
+            self._runs.append(Run(stream, intervals, ends))
             self.count += len(intervals)
 
     def pop(self) -> tuple[Run, int]:
         """The next interval: its run and its index there (the queue must not be empty)."""
-        run = self.runs[0]
+        run = self._runs[0]
         index = run.start
         run.start = index + 1
         if index + 1 == len(run.intervals):
-            self.runs.popleft()
+            self._runs.popleft()
         self.count -= 1
         return run, index
 
     def take(self, limit: int) -> list[Run]:
         """Up to ``limit`` intervals from the front, as runs of their own."""
         taken: list[Run] = []
-        runs = self.runs
+        runs = self._runs
         while limit > 0 and runs:
             run = runs[0]
             start = run.start
@@ -92,10 +87,10 @@ class ReadyQueue:
     def put_back(self, runs: Iterable[Run]) -> None:
         """Return ``runs`` (taken before, in order) to the front, in their order."""
         back = list(runs)
-        self.runs.extendleft(reversed(back))
+        self._runs.extendleft(reversed(back))
         self.count += sum(map(len, back))
 
     def forget(self, stream: StreamLog) -> None:
         """Drop everything queued of ``stream``."""
-        self.runs = collections.deque(run for run in self.runs if run.stream is not stream)
-        self.count = sum(map(len, self.runs))
+        self._runs = collections.deque(run for run in self._runs if run.stream is not stream)
+        self.count = sum(map(len, self._runs))
