@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._slots import slot_setters
 from .exceptions import CheckpointInUseError
 
 if TYPE_CHECKING:
@@ -70,13 +71,8 @@ class StreamState:
 
 
 def _state_maker() -> Callable[[int, tuple[int, ...]], StreamState]:
-    fields = attrs.fields(StreamState)
-    # Filling the slots directly is sound only while the fields have nothing to run.
-    assert [f.name for f in fields] == ["watermark", "delivered"]
-    assert all(f.validator is None and f.converter is None for f in fields)
     new = object.__new__
-    set_watermark = StreamState.__dict__["watermark"].__set__
-    set_delivered = StreamState.__dict__["delivered"].__set__
+    set_watermark, set_delivered = slot_setters(StreamState, "watermark", "delivered")
 
     def make(watermark: int, delivered: tuple[int, ...]) -> StreamState:
         state = new(StreamState)

@@ -23,15 +23,15 @@ from __future__ import annotations
 import logging
 import re
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import accumulate, islice, repeat
 from operator import add, attrgetter, ge, itemgetter, lt
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import attrs
 
+from ._slots import consume, slot_setters
 from .checkpoint import StreamState, make_state
 from .models import BatteryInterval, BatteryTelemetry, EnchargeTelemetry
 
@@ -113,15 +113,15 @@ def to_intervals(
     # same instances the frozen __init__ makes, filled through the slot descriptors in
     # C-level maps instead of nine attribute writes per interval in Python.
     built = list(map(_NEW, repeat(TelemetryInterval, count)))
-    _consume(map(_SET_SYSTEM_ID, built, repeat(system_id, count)))
-    _consume(map(_SET_SOURCE, built, repeat(source, count)))
-    _consume(map(_SET_END_AT, built, map(_END_AT, items)))
-    _consume(map(_SET_CHARGE, built, map(_CHARGE_WH, items)))
-    _consume(map(_SET_DISCHARGE, built, map(_DISCHARGE_WH, items)))
-    _consume(map(_SET_SOC, built, map(_SOC_PERCENT, items)))
-    _consume(map(_SET_DEVICES_REPORTING, built, reporting))
-    _consume(map(_SET_TOTAL_DEVICES, built, repeat(total, count)))
-    _consume(map(_SET_PARTIAL, built, repeat(False, count)))
+    consume(map(_SET_SYSTEM_ID, built, repeat(system_id, count)))
+    consume(map(_SET_SOURCE, built, repeat(source, count)))
+    consume(map(_SET_END_AT, built, map(_END_AT, items)))
+    consume(map(_SET_CHARGE, built, map(_CHARGE_WH, items)))
+    consume(map(_SET_DISCHARGE, built, map(_DISCHARGE_WH, items)))
+    consume(map(_SET_SOC, built, map(_SOC_PERCENT, items)))
+    consume(map(_SET_DEVICES_REPORTING, built, reporting))
+    consume(map(_SET_TOTAL_DEVICES, built, repeat(total, count)))
+    consume(map(_SET_PARTIAL, built, repeat(False, count)))
     return built
 
 
@@ -135,24 +135,6 @@ def _reporting(items: Sequence[BatteryInterval]) -> list[int | None]:
     return list(map(_DEVICES_REPORTING, items))
 
 
-def _slot_setters() -> tuple[Callable[[Any, Any], None], ...]:
-    fields = attrs.fields(TelemetryInterval)
-    # Filling the slots directly is sound only while the fields have nothing to run.
-    assert [f.name for f in fields] == [
-        "system_id",
-        "source",
-        "end_at",
-        "charge_wh",
-        "discharge_wh",
-        "soc_percent",
-        "devices_reporting",
-        "total_devices",
-        "partial",
-    ]
-    assert all(f.validator is None and f.converter is None for f in fields)
-    return tuple(TelemetryInterval.__dict__[f.name].__set__ for f in fields)
-
-
 (
     _SET_SYSTEM_ID,
     _SET_SOURCE,
@@ -163,7 +145,18 @@ def _slot_setters() -> tuple[Callable[[Any, Any], None], ...]:
     _SET_DEVICES_REPORTING,
     _SET_TOTAL_DEVICES,
     _SET_PARTIAL,
-) = _slot_setters()
+) = slot_setters(
+    TelemetryInterval,
+    "system_id",
+    "source",
+    "end_at",
+    "charge_wh",
+    "discharge_wh",
+    "soc_percent",
+    "devices_reporting",
+    "total_devices",
+    "partial",
+)
 _NEW = object.__new__
 _END_AT = attrgetter("end_at")
 _CHARGE_WH = attrgetter("charge.enwh")
@@ -177,7 +170,6 @@ _TOTAL_DEVICES = attrgetter("total_devices")
 _TIMESTAMP = datetime.timestamp
 _FIRST = itemgetter(0)
 _STEP = timedelta(seconds=INTERVAL_S)
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def first_interval_hint(text: str) -> int | None:

@@ -3,15 +3,12 @@ every telemetry call), with the readings shared."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, repeat
 from operator import add, itemgetter
 from typing import Any
 
-import attrs
-
+from .._slots import consume, slot_setters
 from ._scalars import _structure_datetime, _structure_int, _structure_percent, _warn_unknown
 from .telemetry import EnergyReading, SocReading
 
@@ -31,21 +28,16 @@ _END_AT = itemgetter("end_at")
 _CHARGE = itemgetter("charge")
 _DISCHARGE = itemgetter("discharge")
 _SOC_FIELD = itemgetter("soc")
-_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def _intervals_hook(cls: type[Any]) -> Any:
     # The hot path of every telemetry call (672 intervals a week): one tight loop instead of
     # the generated per-item dispatch; it accepts the same shapes as the generated hook.
-    fields = attrs.fields(cls)
     # Instances are filled through their slot descriptors, skipping the frozen __init__
-    # (three times slower); that is only sound while the fields have nothing to run.
-    assert [f.name for f in fields] == ["end_at", "charge", "discharge", "soc"]
-    assert all(f.validator is None and f.converter is None for f in fields)
-    set_end_at = cls.__dict__["end_at"].__set__
-    set_charge = cls.__dict__["charge"].__set__
-    set_discharge = cls.__dict__["discharge"].__set__
-    set_soc = cls.__dict__["soc"].__set__
+    # (three times slower).
+    set_end_at, set_charge, set_discharge, set_soc = slot_setters(
+        cls, "end_at", "charge", "discharge", "soc"
+    )
     new = object.__new__
     step = timedelta(seconds=_INTERVAL_S)
 
@@ -101,10 +93,10 @@ def _intervals_hook(cls: type[Any]) -> Any:
             repeat(step, count - 1), add, initial=datetime.fromtimestamp(first, UTC)
         )
         intervals = list(map(new, repeat(cls, count)))
-        _consume(map(set_end_at, intervals, end_dts))
-        _consume(map(set_charge, intervals, charges))
-        _consume(map(set_discharge, intervals, discharges))
-        _consume(map(set_soc, intervals, soc_readings))
+        consume(map(set_end_at, intervals, end_dts))
+        consume(map(set_charge, intervals, charges))
+        consume(map(set_discharge, intervals, discharges))
+        consume(map(set_soc, intervals, soc_readings))
         return tuple(intervals)
 
     def build(value: Any, strict: bool) -> tuple[Any, ...]:
