@@ -78,6 +78,10 @@ class TelemetryInterval:
             values cover (1/1 for an Encharge stream).
         partial: ``True`` when delivered with ``devices_reporting < total_devices``
             because it stayed incomplete for longer than ``settle``.
+        revision: 0 for an interval's first emission; a poller with ``revise_for``
+            emits an interval that went out partial again, with ``revision`` counting
+            up, when a re-read shows other values (the consumer upserts on
+            ``(system_id, source, end_at)``; a sum adds the difference).
     """
 
     system_id: int
@@ -89,6 +93,7 @@ class TelemetryInterval:
     devices_reporting: int | None
     total_devices: int | None
     partial: bool = False
+    revision: int = 0
 
     @property
     def start_at(self) -> datetime:
@@ -122,6 +127,7 @@ def to_intervals(
     consume(map(_SET_DEVICES_REPORTING, built, reporting))
     consume(map(_SET_TOTAL_DEVICES, built, repeat(total, count)))
     consume(map(_SET_PARTIAL, built, repeat(False, count)))
+    consume(map(_SET_REVISION, built, repeat(0, count)))
     return built
 
 
@@ -145,6 +151,7 @@ def _reporting(items: Sequence[BatteryInterval]) -> list[int | None]:
     _SET_DEVICES_REPORTING,
     _SET_TOTAL_DEVICES,
     _SET_PARTIAL,
+    _SET_REVISION,
 ) = slot_setters(
     TelemetryInterval,
     "system_id",
@@ -156,6 +163,7 @@ def _reporting(items: Sequence[BatteryInterval]) -> list[int | None]:
     "devices_reporting",
     "total_devices",
     "partial",
+    "revision",
 )
 _NEW = object.__new__
 _END_AT = attrgetter("end_at")
