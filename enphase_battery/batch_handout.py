@@ -203,10 +203,8 @@ class BatchHandOut:
     def _undo(self, batch: Batch, before: dict[str, tuple[StreamLog, StreamState | None]]) -> None:
         """A transactional commit failed: nothing of the batch counts; it comes again."""
         for stream, state in before.values():
-            stream.watermark = state.watermark if state is not None else stream.watermark
-            stream.delivered = set(state.delivered) if state is not None else set()
-            stream.dirty = True
+            stream.restore(state)
         for run in batch.runs:
-            run.stream.queued.update(run.ends)
+            run.stream.requeue(run.intervals, run.ends)
         # Still in hand: commit(conn) may be tried again; the next batch hands it again.
         batch._failed = True

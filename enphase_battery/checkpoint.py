@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -32,6 +33,7 @@ __all__ = [
     "LiveCheckpointStore",
     "LockingCheckpointStore",
     "MemoryCheckpoint",
+    "PendingRevision",
     "SqliteCheckpoint",
     "StreamState",
     "TransactionalCheckpointStore",
@@ -39,7 +41,76 @@ __all__ = [
     "make_state",
     "nowait_saver",
     "open_store",
+    "revising_from_json",
+    "revising_to_json",
 ]
+
+
+@attrs.frozen
+class PendingRevision:
+    """An interval that went out partial and may still be revised (see ``revise_for``).
+
+    What the consumer last received of it: the re-read is compared against these values,
+    and a change goes out as ``revision + 1``.
+
+    Attributes:
+        end: the interval's end (epoch seconds).
+        revision: the revision the consumer has (0: the first emission).
+        charge_wh / discharge_wh / soc_percent / devices_reporting: its values then.
+    """
+
+    end: int
+    revision: int
+    charge_wh: int
+    discharge_wh: int
+    soc_percent: int | None
+    devices_reporting: int | None
+
+    def to_list(self) -> list[int | None]:
+        """The compact form a store keeps: ``[end, revision, charge, discharge, soc,
+        devices_reporting]``."""
+        return [
+            self.end,
+            self.revision,
+            self.charge_wh,
+            self.discharge_wh,
+            self.soc_percent,
+            self.devices_reporting,
+        ]
+
+    @classmethod
+    def from_list(cls, item: Any) -> PendingRevision:
+        """Inverse of :meth:`to_list`; raises ``ValueError`` on anything else."""
+        try:
+            end, revision, charge, discharge, soc, reporting = item
+            return cls(
+                int(end),
+                int(revision),
+                int(charge),
+                int(discharge),
+                None if soc is None else int(soc),
+                None if reporting is None else int(reporting),
+            )
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"not a pending revision: {item!r}") from err
+
+
+def revising_to_json(revising: tuple[PendingRevision, ...]) -> str:
+    """``revising`` as a JSON array of :meth:`PendingRevision.to_list` forms."""
+    return json.dumps([p.to_list() for p in revising], separators=(",", ":"))
+
+
+def revising_from_json(text: str | None) -> tuple[PendingRevision, ...]:
+    """Inverse of :func:`revising_to_json` (``None`` or empty: none pending)."""
+    if not text:
+        return ()
+    return _revising_from_data(json.loads(text))
+
+
+def _revising_from_data(data: Any) -> tuple[PendingRevision, ...]:
+    if not isinstance(data, list):
+        raise ValueError(f"not a list of pending revisions: {str(data)[:80]!r}")
+    return tuple(sorted((PendingRevision.from_list(item) for item in data), key=_END))
 
 
 @attrs.frozen
@@ -49,42 +120,64 @@ class StreamState:
     Attributes:
         watermark: epoch seconds; every interval ending at or before it is done.
         delivered: end times (epoch seconds) delivered after the watermark, ascending.
+        revising: intervals that went out partial and are still re-read for a revision
+            (ascending by end); part of the state so that a restart neither loses a
+            pending revision nor emits one twice.
     """
 
     watermark: int
     delivered: tuple[int, ...] = ()
+    revising: tuple[PendingRevision, ...] = ()
 
     def to_json(self) -> str:
         """Compact JSON for a store."""
         # Formatted by hand: this runs once per delivered interval.
         delivered = ", ".join(map(str, self.delivered))
-        return f'{{"watermark": {self.watermark}, "delivered": [{delivered}]}}'
+        if not self.revising:
+            return f'{{"watermark": {self.watermark}, "delivered": [{delivered}]}}'
+        revising = revising_to_json(self.revising)
+        return (
+            f'{{"watermark": {self.watermark}, "delivered": [{delivered}], "revising": {revising}}}'
+        )
 
     @classmethod
     def from_json(cls, text: str) -> StreamState:
         """Inverse of :meth:`to_json`; raises ``ValueError`` on anything else."""
         try:
             data = json.loads(text)
-            return cls(int(data["watermark"]), tuple(int(v) for v in data.get("delivered", ())))
+            revising = data.get("revising")
+            return cls(
+                int(data["watermark"]),
+                tuple(int(v) for v in data.get("delivered", ())),
+                _revising_from_data(revising) if revising else (),
+            )
         except (TypeError, KeyError, AttributeError, ValueError) as err:
             raise ValueError(f"not a stream state: {text[:80]!r}") from err
 
 
-def _state_maker() -> Callable[[int, tuple[int, ...]], StreamState]:
-    new = object.__new__
-    set_watermark, set_delivered = slot_setters(StreamState, "watermark", "delivered")
+_END = attrgetter("end")
 
-    def make(watermark: int, delivered: tuple[int, ...]) -> StreamState:
+
+def _state_maker() -> Callable[[int, tuple[int, ...], tuple[PendingRevision, ...]], StreamState]:
+    new = object.__new__
+    set_watermark, set_delivered, set_revising = slot_setters(
+        StreamState, "watermark", "delivered", "revising"
+    )
+
+    def make(
+        watermark: int, delivered: tuple[int, ...], revising: tuple[PendingRevision, ...] = ()
+    ) -> StreamState:
         state = new(StreamState)
         set_watermark(state, watermark)
         set_delivered(state, delivered)
+        set_revising(state, revising)
         return state
 
     return make
 
 
-#: ``StreamState(watermark, delivered)`` without the frozen ``__init__`` (a quarter of
-#: its cost): the poller makes one per interval it hands out.
+#: ``StreamState(watermark, delivered, revising)`` without the frozen ``__init__`` (a
+#: quarter of its cost): the poller makes one per interval it hands out.
 make_state = _state_maker()
 
 

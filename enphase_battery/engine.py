@@ -66,7 +66,8 @@ class PollEngine(PollerFront):
 
     Args:
         client: the client; its governor paces and counts every request.
-        checkpoint / settle / late_horizon / poll_over: for :class:`.PollerFront`.
+        checkpoint / settle / late_horizon / revise_for / poll_over: for
+            :class:`.PollerFront`.
         start_at: where new streams begin (``None``: the system's current day).
         clock: what time it is (default: the governor's clock).
         scheduler: which job is next.
@@ -85,6 +86,7 @@ class PollEngine(PollerFront):
         clock: Clock | None,
         settle: timedelta,
         late_horizon: timedelta,
+        revise_for: timedelta,
         scheduler: FleetScheduler,
         concurrency: int,
         max_pending: int,
@@ -92,7 +94,13 @@ class PollEngine(PollerFront):
         poll_over: Callable[[], bool] | None = None,
     ) -> None:
         # The front first: a bad checkpoint is refused before the client is looked at.
-        super().__init__(checkpoint, settle=settle, late_horizon=late_horizon, poll_over=poll_over)
+        super().__init__(
+            checkpoint,
+            settle=settle,
+            late_horizon=late_horizon,
+            revise_for=revise_for,
+            poll_over=poll_over,
+        )
         self.client = client
         self.clock: Clock = clock or client.governor.clock
         self.start_at = start_at
@@ -258,6 +266,7 @@ class PollEngine(PollerFront):
                     log,
                     settle_s=self._settle_s,
                     late_horizon_s=self._late_horizon_s,
+                    revise_s=self._revise_s,
                     last_reports=system.last_reports,
                 )
             except PermissionDeniedError as err:

@@ -38,6 +38,7 @@ from .exceptions import (
 )
 from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress, fleet_progress
+from .front import DEFAULT_REVISE_FOR
 from .scheduler import Discover, FleetScheduler, Poll, relist_interval
 from .streams import BATTERY
 
@@ -64,7 +65,7 @@ class FleetPoller(PollEngine):
         start_at: where new streams begin (default: the system's current day).
         priority: ids polled before all others when they have news.
         clock: what time it is (default: the governor's clock).
-        settle / late_horizon: as for :class:`~enphase_battery.TelemetryPoller`.
+        settle / late_horizon / revise_for: as for :class:`~enphase_battery.TelemetryPoller`.
         relist_every: how often the systems list is read for change detection
             (``None``: adapt to the fleet's size, 15 minutes to an hour).
         rediscover_every: how often each system's Encharges are listed.
@@ -90,6 +91,7 @@ class FleetPoller(PollEngine):
         clock: Clock | None = None,
         settle: timedelta = timedelta(hours=1),
         late_horizon: timedelta = timedelta(days=6),
+        revise_for: timedelta = DEFAULT_REVISE_FOR,
         relist_every: timedelta | None = None,
         rediscover_every: timedelta = timedelta(hours=24),
         max_quiet: timedelta = timedelta(hours=24),
@@ -121,6 +123,7 @@ class FleetPoller(PollEngine):
             clock=clock,
             settle=settle,
             late_horizon=late_horizon,
+            revise_for=revise_for,
             scheduler=FleetScheduler(
                 relist_every_s=self._fixed_relist or 900.0,
                 rediscover_every_s=rediscover_every.total_seconds(),
@@ -311,7 +314,7 @@ class FleetPoller(PollEngine):
             ):
                 continue  # this stream has shown everything the system has reported
             if not backfill:
-                log.cursor = log.watermark
+                log.cursor = log.poll_start()
             outcome = await self._fetch_stream(system, log, windows=_LIVE_WINDOWS)
             if outcome is StreamOutcome.STOP:
                 return False

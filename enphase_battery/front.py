@@ -23,12 +23,19 @@ from .delivery import Batch, BatchIterator, Delivery
 from .exceptions import InvalidRequestError
 from .streams import BATTERY, StreamKey, StreamLog, TelemetryInterval
 
-__all__ = ["MAX_BACKFILL", "PollerFront", "check_start_at", "collect"]
+__all__ = ["DEFAULT_REVISE_FOR", "MAX_BACKFILL", "PollerFront", "check_start_at", "collect"]
 
 _LOGGER = logging.getLogger(__name__)
 
 #: How far back the API serves telemetry.
 MAX_BACKFILL = timedelta(days=730)
+#: How long an interval that went out partial is re-read for a revision, by default.
+#: The one production integration of this API we know (SolarNetwork's Enphase datum
+#: stream) re-reads incomplete intervals for up to 3 h after they end; cellular gateways
+#: upload about every 6 h, so one Encharge's part of an interval can come that much after
+#: its siblings'.  The re-read rides on the window each poll reads anyway, so a longer
+#: horizon costs no request, only a few entries of checkpoint state.
+DEFAULT_REVISE_FOR = timedelta(hours=6)
 
 
 def check_start_at(start_at: datetime, now: datetime | None = None) -> None:
@@ -59,6 +66,7 @@ class PollerFront:
         *,
         settle: timedelta,
         late_horizon: timedelta,
+        revise_for: timedelta = DEFAULT_REVISE_FOR,
         poll_over: Callable[[], bool] | None = None,
     ) -> None:
         if not isinstance(settle, timedelta) or settle < timedelta(0):
@@ -67,6 +75,14 @@ class PollerFront:
             settle <= late_horizon < timedelta(days=7)
         ):
             raise InvalidRequestError("late_horizon must lie between settle and one week")
+        if not isinstance(revise_for, timedelta) or not (
+            revise_for == timedelta(0) or settle < revise_for < timedelta(days=7)
+        ):
+            # A partial interval goes out once it is ``settle`` old: a shorter horizon
+            # would never re-read it; the re-read must fit in the week one request reads.
+            raise InvalidRequestError(
+                "revise_for must be 0 (no revisions) or longer than settle and under one week"
+            )
         try:
             self._store = open_store(checkpoint)
         except TypeError as err:
@@ -74,6 +90,7 @@ class PollerFront:
         self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
         self._settle_s = settle.total_seconds()
         self._late_horizon_s = late_horizon.total_seconds()
+        self._revise_s = revise_for.total_seconds()
         self._delivery = Delivery(
             self._store,
             self._fill,

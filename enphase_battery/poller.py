@@ -46,7 +46,7 @@ from .exceptions import (
     ResponseFormatError,
 )
 from .fleet_system import FollowedSystem
-from .front import MAX_BACKFILL, check_start_at, collect
+from .front import DEFAULT_REVISE_FOR, MAX_BACKFILL, check_start_at, collect
 from .pacing import (
     MIN_POLL_INTERVAL_S,
     MONTH_S,
@@ -114,6 +114,12 @@ class TelemetryPoller(PollEngine):
         settle: how long a partial interval is held back, relative to the newest data.
         late_horizon: how long a missing interval is waited for, relative to the newest
             data; must stay under a week so one request still covers it.
+        revise_for: how long an interval that went out ``partial`` is re-read,
+            relative to the newest data: when its values change (the late Encharge's
+            part came in), it goes out again with ``revision`` one up and ``partial``
+            updated; an unchanged re-read sends nothing.  The re-read rides on the
+            window each poll reads anyway.  ``timedelta(0)``: never (a partial interval
+            keeps its first values); else longer than ``settle``, under a week.
         quota_share: the part of the monthly quota the poller's pacing plans for.
         rediscover_every: how often ``encharges=None`` looks for new Encharges.
         retry_wait_s: first and longest wait (seconds, doubling, jittered) of the
@@ -159,6 +165,7 @@ class TelemetryPoller(PollEngine):
         poll_interval: float | timedelta | None = None,
         settle: timedelta = timedelta(hours=1),
         late_horizon: timedelta = timedelta(days=6),
+        revise_for: timedelta = DEFAULT_REVISE_FOR,
         quota_share: float = 0.8,
         rediscover_every: timedelta = timedelta(hours=24),
         retry_wait_s: tuple[float, float] = (5.0, 900.0),
@@ -198,6 +205,7 @@ class TelemetryPoller(PollEngine):
             clock=None,
             settle=settle,
             late_horizon=late_horizon,
+            revise_for=revise_for,
             # One system: no systems list, no change detection, discovery inside the
             # poll; polls come when paced (poll_at), never "when quiet".
             scheduler=FleetScheduler(
@@ -332,7 +340,7 @@ class TelemetryPoller(PollEngine):
         self._poll_began = self.clock.time()
         self._poll_interval_s = self.current_poll_interval()
         for log in system.streams.values():
-            log.cursor = log.watermark
+            log.cursor = log.poll_start()
         # Encharges first: their last report times can spare the battery stream the request
         # that would only find the end of the data.
         self._plan = collections.deque(

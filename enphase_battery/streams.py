@@ -11,6 +11,11 @@ same logs, keyed by ``(system_id, source)``.
 * **Partial intervals** (``devices_reporting`` below the total) are held back until
   complete, or until older than ``settle`` relative to the newest interval the API has
   shown; then they come out once, flagged ``partial``.
+* **Revisions**: an interval that went out partial is re-read while it is younger than
+  ``revise_for`` (relative to the newest data, like ``settle``); a re-read whose values
+  differ goes out again, ``revision`` counting up.  The revisions still possible are part
+  of the stream's state (:class:`~enphase_battery.checkpoint.PendingRevision`), so exactly
+  once holds per ``(interval, revision)`` across restarts.
 * **Late intervals**: a gap older than ``late_horizon`` relative to the newest data is
   given up: the API has nothing there.
 * **Bogus intervals** (outside the window asked for, or later than the answer's own
@@ -32,7 +37,7 @@ from typing import NamedTuple
 import attrs
 
 from ._slots import consume, slot_setters
-from .checkpoint import StreamState, make_state
+from .checkpoint import PendingRevision, StreamState, make_state
 from .models import BatteryInterval, BatteryTelemetry, EnchargeTelemetry
 
 __all__ = [
@@ -180,6 +185,12 @@ _FIRST = itemgetter(0)
 _STEP = timedelta(seconds=INTERVAL_S)
 
 
+def _pending(end: int, revision: int, iv: TelemetryInterval) -> PendingRevision:
+    return PendingRevision(
+        end, revision, iv.charge_wh, iv.discharge_wh, iv.soc_percent, iv.devices_reporting
+    )
+
+
 def first_interval_hint(text: str) -> int | None:
     """The stream's first interval start (epoch, on the 15-minute grid) named by a 422."""
     match = _FIRST_INTERVAL.search(text)
@@ -218,8 +229,10 @@ class StreamLog:
         "delivered",
         "dirty",
         "held",
+        "in_flight",
         "newest",
         "queued",
+        "revising",
         "source",
         "store_key",
         "system_id",
@@ -233,6 +246,15 @@ class StreamLog:
         self.delivered: set[int] = set(state.delivered) if state else set()
         self.queued: set[int] = set()
         self.held: set[int] = set()
+        #: Intervals that went out partial and may still be revised, by end: what the
+        #: consumer has of each (committed; part of the saved state).
+        self.revising: dict[int, PendingRevision] = (
+            {p.end: p for p in state.revising} if state else {}
+        )
+        #: Partial intervals and revisions queued or in the consumer's hands, by end:
+        #: what ``revising`` holds for each once delivered (``None``: the emission is
+        #: complete, nothing more to revise).
+        self.in_flight: dict[int, PendingRevision | None] = {}
         #: End of the newest interval the API has shown for this stream.
         self.newest: int | None = None
         #: Where the current poll's next request starts (epoch seconds).
@@ -254,7 +276,21 @@ class StreamLog:
         if watermark is None:
             return None
         delivered = self.delivered
-        return make_state(watermark, tuple(sorted(delivered)) if delivered else ())
+        revising = self.revising
+        return make_state(
+            watermark,
+            tuple(sorted(delivered)) if delivered else (),
+            tuple(revising[end] for end in sorted(revising)) if revising else (),
+        )
+
+    def poll_start(self) -> int | None:
+        """Where a poll of this stream starts: the watermark, or before the oldest
+        interval still revised, so that the window read anyway re-reads it."""
+        watermark = self.watermark
+        revising = self.revising
+        if watermark is None or not revising:
+            return watermark
+        return min(watermark, min(revising) - INTERVAL_S)
 
     def start_at(self, epoch: int) -> None:
         """Start the stream (no saved state) at ``epoch``, rounded down to the grid."""
@@ -267,12 +303,14 @@ class StreamLog:
         settle_s: float,
         *,
         window: tuple[int, int] | None = None,
+        revise_s: float = 0.0,
     ) -> Accepted:
         """Intervals of one API answer -> those to deliver now (sorted), with their ends.
 
         ``window``: ``(start, latest)`` epoch seconds; an interval ending at or before
         ``start`` or after ``latest`` is not one the API may send for the request and is
-        dropped with a warning.
+        dropped with a warning.  ``revise_s``: how long (relative to the newest data) an
+        interval that goes out partial is re-read for a revision; ``0`` never.
         """
         if not intervals:
             return Accepted([], [])
@@ -287,6 +325,9 @@ class StreamLog:
         newest = ends[-1] if ascending else max(ends)
         if self.newest is None or newest > self.newest:
             self.newest = newest
+        revised: list[tuple[int, TelemetryInterval]] = []
+        if self.revising:
+            revised = self._revise(intervals, ends, revise_s)
         watermark = self.watermark if self.watermark is not None else -1
         delivered, queued, held = self.delivered, self.queued, self.held
         if ascending and not delivered and not queued and not held:
@@ -314,10 +355,87 @@ class StreamLog:
                 continue
             held.discard(end)
             queued.add(end)
-            ready.append((end, iv if complete else attrs.evolve(iv, partial=True)))
-        if not ascending:
+            if complete:
+                ready.append((end, iv))
+                continue
+            ready.append((end, attrs.evolve(iv, partial=True)))
+            if revise_s > 0:
+                self.in_flight[end] = _pending(end, 0, iv)
+        if revised:
+            ready.extend(revised)
+            ready.sort(key=_FIRST)
+        elif not ascending:
             ready.sort(key=_FIRST)
         return Accepted([iv for _, iv in ready], [end for end, _ in ready])
+
+    def _revise(
+        self, intervals: Sequence[TelemetryInterval], ends: list[int], revise_s: float
+    ) -> list[tuple[int, TelemetryInterval]]:
+        """Compare the answer with the intervals still revised: those whose values
+        changed go out again (queued here), one revision up; those now older than
+        ``revise_s`` relative to the newest data are revised no more."""
+        revising, in_flight, queued = self.revising, self.in_flight, self.queued
+        position = {end: i for i, end in enumerate(ends)}
+        out: list[tuple[int, TelemetryInterval]] = []
+        for end, pending in revising.items():
+            i = position.get(end)
+            if i is None or end in in_flight:
+                continue  # not in this answer, or its last revision is not delivered yet
+            iv = intervals[i]
+            if (iv.charge_wh, iv.discharge_wh, iv.soc_percent, iv.devices_reporting) == (
+                pending.charge_wh,
+                pending.discharge_wh,
+                pending.soc_percent,
+                pending.devices_reporting,
+            ):
+                continue
+            complete = (
+                iv.devices_reporting is None
+                or iv.total_devices is None
+                or iv.devices_reporting >= iv.total_devices
+            )
+            revision = pending.revision + 1
+            in_flight[end] = None if complete else _pending(end, revision, iv)
+            queued.add(end)
+            out.append((end, attrs.evolve(iv, partial=not complete, revision=revision)))
+        newest = self.newest
+        assert newest is not None
+        expired = [end for end in revising if newest - end >= revise_s and end not in in_flight]
+        if expired:
+            for end in expired:
+                del revising[end]
+            self.dirty = True
+        return out
+
+    def _landed(self, end: int) -> None:
+        """A partial interval or a revision in flight was delivered: remember what the
+        consumer now has of it (or that it is final)."""
+        pending = self.in_flight.pop(end)
+        if pending is None:
+            self.revising.pop(end, None)
+        else:
+            self.revising[end] = pending
+        self.dirty = True
+
+    def requeue(self, intervals: Sequence[TelemetryInterval], ends: Sequence[int]) -> None:
+        """``intervals`` (ends index for index), counted as delivered, come again (their
+        commit failed): queued once more, partial ones and revisions in flight again."""
+        self.queued.update(ends)
+        for iv, end in zip(intervals, ends, strict=True):
+            if iv.revision or iv.partial:
+                self.in_flight[end] = None if not iv.partial else _pending(end, iv.revision, iv)
+
+    def restore(self, state: StreamState | None) -> None:
+        """Go back to ``state`` (a transactional commit failed; ``None``: keep the
+        watermark, nothing delivered past it)."""
+        if state is not None:
+            self.watermark = state.watermark
+            self.delivered = set(state.delivered)
+            self.revising = {p.end: p for p in state.revising}
+        else:
+            self.delivered = set()
+            self.revising = {}
+        self.dirty = True
 
     def _in_window(
         self, intervals: Sequence[TelemetryInterval], ends: list[int], window: tuple[int, int]
@@ -344,6 +462,8 @@ class StreamLog:
 
     def mark_delivered(self, end: int, late_horizon_s: float) -> None:
         """The consumer has taken the interval ending at ``end``."""
+        if self.in_flight and end in self.in_flight:
+            self._landed(end)
         queued = self.queued
         queued.discard(end)
         if not queued:
@@ -372,6 +492,7 @@ class StreamLog:
         if (
             watermark is not None
             and not self.delivered
+            and not self.in_flight
             and first == watermark + INTERVAL_S
             and list(ends) == list(range(first, last + 1, INTERVAL_S))
         ):

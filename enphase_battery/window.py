@@ -69,6 +69,7 @@ async def fetch_window(
     settle_s: float,
     late_horizon_s: float,
     last_reports: MutableMapping[str, int],
+    revise_s: float = 0.0,
 ) -> WindowResult:
     """One request for ``stream`` from its cursor; see the module docstring.
 
@@ -116,7 +117,9 @@ async def fetch_window(
     # end (the answer's end_at is min(server's now, start + span)).  Anything else (an
     # interval in 2056) is dropped by the log and never moves the watermark.
     latest = start + span if window_end is None else min(start + span, window_end)
-    ready, ends = stream.accept(intervals, settle_s, window=(start, latest + WINDOW_SLACK_S))
+    ready, ends = stream.accept(
+        intervals, settle_s, window=(start, latest + WINDOW_SLACK_S), revise_s=revise_s
+    )
     stream.advance(late_horizon_s)
     if window_end is None or window_end < start + span:
         return WindowResult(ready, ends, done=True)  # the window reached the API's "now"

@@ -190,6 +190,21 @@ def key_of(interval: TelemetryInterval) -> Key:
     return (interval.source, int(interval.end_at.timestamp()))
 
 
+def emission_of(interval: TelemetryInterval) -> tuple[str, int, int]:
+    """One emission of an interval: its key and its revision."""
+    return (interval.source, int(interval.end_at.timestamp()), interval.revision)
+
+
+def last_emissions(emitted: Iterable[TelemetryInterval]) -> dict[Key, TelemetryInterval]:
+    """The newest revision of each interval emitted (what an upserting consumer holds)."""
+    last: dict[Key, TelemetryInterval] = {}
+    for iv in emitted:
+        key = key_of(iv)
+        if key not in last or iv.revision >= last[key].revision:
+            last[key] = iv
+    return last
+
+
 def values_of(interval: TelemetryInterval) -> tuple[int, ...]:
     return (interval.charge_wh, interval.discharge_wh, interval.soc_percent or 0)
 
@@ -213,10 +228,17 @@ def check_exactly_once(
     Returns the ground truth used.
     """
     expected = truth(env, start, sources)
-    counts = Counter(key_of(iv) for iv in emitted)
-    repeatable = Counter(key_of(iv) for iv in may_repeat)
-    twice = {k: n for k, n in counts.items() if n > 1 + repeatable[k]}
+    counts = Counter(map(key_of, emitted))
+    emissions = Counter(map(emission_of, emitted))
+    repeatable = Counter(map(emission_of, may_repeat))
+    twice = {k: n for k, n in emissions.items() if n > 1 + repeatable[k]}
     assert not twice, f"delivered more than once: {sorted(twice.items())[:10]}"
+    revisions: dict[Key, set[int]] = {}
+    for source, end, revision in emissions:
+        revisions.setdefault((source, end), set()).add(revision)
+    for key, seen in revisions.items():
+        # Revision n goes out only after revision n - 1 was delivered.
+        assert seen == set(range(len(seen))), f"revisions of {key}: {sorted(seen)}"
     missing = sorted(k for k in expected if k not in counts and reported(env, k))
     assert not missing, f"{len(missing)} reported intervals never delivered: {missing[:10]}"
     for iv in emitted:

@@ -26,7 +26,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..checkpoint import StreamState
 from ..exceptions import InvalidRequestError
 from ._db import Connection, Database, quote_ident
-from .checkpoint_rows import compare_and_set, revisions, stored_rows, stored_states
+from .checkpoint_rows import compare_and_set, revisions, state_of, stored_rows, stored_states
 from .errors import CheckpointConflictError
 from .fence import Fence, check_fence, system_of
 from .schema import ensure_schema
@@ -122,14 +122,14 @@ class PostgresCheckpoint:
         async def op(conn: Connection) -> StreamState | None:
             await self._ready(conn)
             row = await conn.fetchrow(
-                f"SELECT watermark, delivered, revision FROM {self._s}.stream_checkpoint"
-                " WHERE stream = $1",
+                f"SELECT watermark, delivered, revising::text, revision"
+                f" FROM {self._s}.stream_checkpoint WHERE stream = $1",
                 key,
             )
             if row is None:
                 self._confirmed[key] = (0, None)
                 return None
-            state = StreamState(int(row["watermark"]), tuple(int(v) for v in row["delivered"]))
+            state = state_of(row)
             self._confirmed[key] = (int(row["revision"]), state)
             return state
 

@@ -10,15 +10,26 @@ store's.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from ..checkpoint import StreamState
+from ..checkpoint import StreamState, revising_from_json, revising_to_json
 from ._db import Connection
 
-__all__ = ["compare_and_set", "revisions", "stored_rows", "stored_states"]
+__all__ = ["compare_and_set", "revisions", "state_of", "stored_rows", "stored_states"]
 
 
 def _array_literal(values: tuple[int, ...]) -> str:
     return "{" + ",".join(str(v) for v in values) + "}"
+
+
+def state_of(row: Any) -> StreamState:
+    """The :class:`StreamState` of a ``stream_checkpoint`` row (watermark, delivered,
+    revising)."""
+    return StreamState(
+        int(row["watermark"]),
+        tuple(int(v) for v in row["delivered"]),
+        revising_from_json(row["revising"]),
+    )
 
 
 async def compare_and_set(
@@ -35,28 +46,30 @@ async def compare_and_set(
     if updates:
         rows = await conn.fetch(
             f"UPDATE {s}.stream_checkpoint AS c SET watermark = u.watermark,"
-            " delivered = u.delivered::bigint[], revision = c.revision + 1,"
-            " updated_at = now()"
-            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])"
-            " AS u(stream, watermark, delivered, revision)"
+            " delivered = u.delivered::bigint[], revising = u.revising::jsonb,"
+            " revision = c.revision + 1, updated_at = now()"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])"
+            " AS u(stream, watermark, delivered, revision, revising)"
             " WHERE c.stream = u.stream AND c.revision = u.revision"
             " RETURNING c.stream, c.revision",
             updates,
             [states[k].watermark for k in updates],
             [_array_literal(states[k].delivered) for k in updates],
             [expected[k] for k in updates],
+            [revising_to_json(states[k].revising) for k in updates],
         )
         written.update((r["stream"], int(r["revision"])) for r in rows)
     if inserts:
         rows = await conn.fetch(
-            f"INSERT INTO {s}.stream_checkpoint (stream, watermark, delivered)"
-            " SELECT u.stream, u.watermark, u.delivered::bigint[]"
-            " FROM unnest($1::text[], $2::bigint[], $3::text[])"
-            " AS u(stream, watermark, delivered)"
+            f"INSERT INTO {s}.stream_checkpoint (stream, watermark, delivered, revising)"
+            " SELECT u.stream, u.watermark, u.delivered::bigint[], u.revising::jsonb"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])"
+            " AS u(stream, watermark, delivered, revising)"
             " ON CONFLICT (stream) DO NOTHING RETURNING stream, revision",
             inserts,
             [states[k].watermark for k in inserts],
             [_array_literal(states[k].delivered) for k in inserts],
+            [revising_to_json(states[k].revising) for k in inserts],
         )
         written.update((r["stream"], int(r["revision"])) for r in rows)
     return written
@@ -76,27 +89,18 @@ async def stored_rows(
 ) -> dict[str, tuple[int, StreamState]]:
     """The stored (revision, state) of each of ``keys`` that has a row."""
     rows = await conn.fetch(
-        f"SELECT stream, watermark, delivered, revision FROM {s}.stream_checkpoint"
-        " WHERE stream = ANY($1::text[])",
+        f"SELECT stream, watermark, delivered, revising::text, revision"
+        f" FROM {s}.stream_checkpoint WHERE stream = ANY($1::text[])",
         keys,
     )
-    return {
-        r["stream"]: (
-            int(r["revision"]),
-            StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"])),
-        )
-        for r in rows
-    }
+    return {r["stream"]: (int(r["revision"]), state_of(r)) for r in rows}
 
 
 async def stored_states(conn: Connection, s: str, keys: list[str]) -> dict[str, StreamState]:
     """The stored state of each of ``keys`` that has a row."""
     rows = await conn.fetch(
-        f"SELECT stream, watermark, delivered FROM {s}.stream_checkpoint"
+        f"SELECT stream, watermark, delivered, revising::text FROM {s}.stream_checkpoint"
         " WHERE stream = ANY($1::text[])",
         keys,
     )
-    return {
-        r["stream"]: StreamState(int(r["watermark"]), tuple(int(v) for v in r["delivered"]))
-        for r in rows
-    }
+    return {r["stream"]: state_of(r) for r in rows}

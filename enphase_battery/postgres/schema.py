@@ -16,7 +16,7 @@ from ._db import Connection, quote_ident
 __all__ = ["SCHEMA_VERSION", "SchemaVersionError", "ensure_schema"]
 
 #: The layout this SDK writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionError(EnphaseError):
@@ -63,8 +63,18 @@ def _version_1(s: str) -> list[str]:
     ]
 
 
+def _version_2(s: str) -> list[str]:
+    return [
+        # The intervals that went out partial and may still be revised (``revise_for``):
+        # ``[[end, revision, charge_wh, discharge_wh, soc_percent, devices_reporting],
+        # ...]``, saved with the watermark so a restart or a takeover neither loses a
+        # pending revision nor sends one twice.
+        f"ALTER TABLE {s}.stream_checkpoint ADD COLUMN revising jsonb NOT NULL DEFAULT '[]'",
+    ]
+
+
 #: version -> the statements that bring the layout from the previous version to it.
-_MIGRATIONS = {1: _version_1}
+_MIGRATIONS = {1: _version_1, 2: _version_2}
 
 
 async def ensure_schema(conn: Connection, schema: str) -> int:
