@@ -93,7 +93,8 @@ def test_revise_for_zero_is_todays_behaviour() -> None:
     log = StreamLog((1, "battery"), StreamState(at(0)))
     out = log.accept([iv(at(1), 100, 1), iv(at(6), 0, 2)], SETTLE_S, revise_s=0.0)
     deliver(log, *out)
-    assert log.revising == {} and log.in_flight == {}
+    assert log.revising == {}
+    assert log.in_flight == {}
     assert log.accept([iv(at(1), 180, 2)], SETTLE_S, revise_s=0.0).intervals == []
 
 
@@ -110,7 +111,7 @@ def test_a_pending_revision_survives_a_restart_from_the_saved_state() -> None:
 
 def test_an_old_state_without_revisions_still_loads() -> None:
     assert StreamState.from_json('{"watermark": 5, "delivered": [9]}') == StreamState(5, (9,))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a stream state"):
         StreamState.from_json('{"watermark": 5, "revising": [[1, 2]]}')
 
 
