@@ -1,11 +1,13 @@
-"""Argument types: the text of a flag turned into a time, date, moment, count or seconds."""
+"""Argument types: the text of a flag turned into a time, date, moment, count, duration or
+seconds."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 
 def _hhmm(text: str) -> time:
@@ -63,6 +65,36 @@ def _percent(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _duration(text: str) -> timedelta:
+    """``90m``, ``6h``, ``1d``, ``3600s`` or a bare number of seconds; ``0`` allowed."""
+    raw = text.strip().lower()
+    unit = _UNITS_S.get(raw[-1:])
+    number = raw[:-1] if unit is not None else raw
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90m, 6h or 1d, got {text!r}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a duration >= 0, got {text!r}")
+    return timedelta(seconds=value)
+
+
+def _revise_for(text: str) -> timedelta:
+    """``--revise-for``: 0 (no revisions) or longer than the poller's settle (1 h) and
+    under a week, as the poller requires; refused here, before anything is sent."""
+    value = _duration(text)
+    if value and not timedelta(hours=1) < value < timedelta(days=7):
+        raise argparse.ArgumentTypeError(
+            "--revise-for must be 0 (no revisions) or longer than 1h (the settle time) and under 7d"
+        )
+    return value
 
 
 def _seconds(text: str) -> float:

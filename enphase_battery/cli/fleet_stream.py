@@ -110,6 +110,7 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                 start_at=since,
                 # Per-Encharge telemetry needs Kilowatt or above.
                 encharges=ctx.plan != "watt",
+                revise_for=args.revise_for,
             )
             async with poller:
                 while args.max_intervals is None or progress.written < args.max_intervals:

@@ -8,8 +8,9 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..auth import DEFAULT_AUTHORIZE_URL, DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
 from ..client import DEFAULT_BASE_URL
+from ..front import DEFAULT_REVISE_FOR
 from ..models import Granularity
-from .argtypes import _day, _hhmm, _moment, _percent, _positive_int, _seconds
+from .argtypes import _day, _hhmm, _moment, _percent, _positive_int, _revise_for, _seconds
 from .auth import DEFAULT_LISTEN_PORT, _cmd_auth_login, _cmd_auth_logout, _cmd_auth_status
 from .commands import (
     _cmd_devices,
@@ -319,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         metavar="S",
         help="seconds between polls (default: paced to 80%% of the plan's monthly quota)",
+    )
+    stream.add_argument(
+        "--revise-for",
+        type=_revise_for,
+        default=DEFAULT_REVISE_FOR,
+        metavar="DURATION",
+        help="re-read an interval written partial for this long and write it again, with"
+        " revision + 1, when its values change (e.g. 6h; 0: never; default 6h)",
     )
     stream.add_argument(
         "--max-intervals", type=_positive_int, metavar="N", help="stop after N intervals"

@@ -82,6 +82,7 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
                 start_at=args.since,
                 # Per-Encharge telemetry needs Kilowatt or above.
                 encharges=ctx.plan != "watt",
+                revise_for=args.revise_for,
             ) as fleet,
         ):
             # Under --until-caught-up a batch goes out as soon as it has something, so

@@ -235,6 +235,7 @@ async def _cmd_stream(ctx: _Context) -> int:
                 start_at=since,
                 checkpoint=checkpoint,
                 poll_interval=args.poll_interval,
+                revise_for=args.revise_for,
             )
             async with poller:
                 running.append((poller, client))
