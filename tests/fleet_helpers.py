@@ -111,12 +111,21 @@ async def check_exactly_once(
 ) -> int:
     """No interval twice; every interval up to each stream's saved watermark delivered,
     with the simulator's final values unless flagged partial.  Returns how many checked."""
-    counts = Counter((iv.system_id, iv.source, int(iv.end_at.timestamp())) for iv in sink)
+    counts = Counter(
+        (iv.system_id, iv.source, int(iv.end_at.timestamp()), iv.revision) for iv in sink
+    )
     repeated = [k for k, n in counts.items() if n > 1]
     assert not repeated, f"delivered twice: {repeated[:5]}"
-    by_key: dict[tuple[int, str, int], TelemetryInterval] = {
-        (iv.system_id, iv.source, int(iv.end_at.timestamp())): iv for iv in sink
-    }
+    # The newest revision of each interval: what an upserting consumer holds.
+    by_key: dict[tuple[int, str, int], TelemetryInterval] = {}
+    for iv in sink:
+        key = (iv.system_id, iv.source, int(iv.end_at.timestamp()))
+        if key not in by_key or iv.revision > by_key[key].revision:
+            by_key[key] = iv
+    revisions = Counter(key[:3] for key in counts)
+    for key, iv in by_key.items():
+        # Revision n goes out only after revision n - 1: 0..n, each once.
+        assert revisions[key] == iv.revision + 1, f"revisions of {key}: gap before {iv}"
     checked = 0
     for system_id, source in keys:
         state = await store.load(f"{system_id}/{source}")

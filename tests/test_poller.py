@@ -429,7 +429,9 @@ async def test_partial_interval_is_held_until_complete() -> None:
         assert any(iv.source == BATTERY and epoch(iv.end_at) > lag_from for iv in emitted)
 
 
-async def test_partial_interval_comes_out_flagged_after_settle_and_never_again() -> None:
+async def test_without_revisions_a_partial_interval_comes_out_flagged_once() -> None:
+    """``revise_for=timedelta(0)``: the behaviour before revisions (the partial value stays);
+    with revisions see tests/test_revisions_on_simulator.py."""
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         steady, lagging = env.serials()
@@ -441,6 +443,7 @@ async def test_partial_interval_comes_out_flagged_after_settle_and_never_again()
             start_at=start_at,
             poll_interval=HOUR,
             settle=settle,
+            revise_for=timedelta(0),
             retry_wait_s=NO_WAIT,
         )
         driver = Driver(poller)
@@ -473,7 +476,7 @@ async def test_partial_interval_comes_out_flagged_after_settle_and_never_again()
             e = truth_steady[epoch(iv.end_at)]
             assert values_of(iv) == (e.charge_wh, e.discharge_wh, e.soc_percent)
         # The lagging Encharge reports at last: its own stream catches up, the system
-        # intervals already delivered partial do not come again.
+        # intervals already delivered partial do not come again (no revisions).
         sim.clock.advance(timedelta(hours=3))
         for _ in range(2):
             emitted += await driver.tick(sim, timedelta(minutes=15))
@@ -481,6 +484,7 @@ async def test_partial_interval_comes_out_flagged_after_settle_and_never_again()
         await poller.aclose()
         check_exactly_once(env, emitted, epoch(start_at))
         assert {key_of(iv) for iv in partial} <= {key_of(iv) for iv in emitted if iv.partial}
+        assert not any(iv.revision for iv in emitted)
         assert sum(1 for iv in emitted if iv.source == lagging and epoch(iv.end_at) > lag_from)
 
 
