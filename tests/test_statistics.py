@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -403,3 +405,17 @@ def test_final_rows_equal_one_pass_whatever_the_arrival(data: st.DataObject) -> 
     assert [row.key for row in energy.rows()] == sorted(
         expected, key=lambda key: (energy.streams.index(key[:2]), key[2])
     )
+
+
+def test_the_statistics_load_without_the_poller_the_client_sqlite_or_the_cli() -> None:
+    probe = (
+        "from enphase_battery import HourlyEnergy, HourlyRow, StatisticPoint, hourly_rows\n"
+        "import sys\nprint('\\n'.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(done.stdout.split())
+    assert "enphase_battery.statistics" in loaded
+    heavy = {"sqlite3", "aiohttp", "enphase_battery.poller", "enphase_battery.client"}
+    assert not loaded & (heavy | {"enphase_battery.cli", "enphase_battery.engine"})
