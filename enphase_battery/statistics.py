@@ -253,7 +253,8 @@ class _StreamHours:
         #: Sums through ``folded_through`` (hours whose detail was let go).
         self.base_charge_wh = 0
         self.base_discharge_wh = 0
-        #: The newest hour folded into the base; ``None`` while nothing is.
+        #: Hours up to this one are final (folded into the base, or empty when the
+        #: horizon passed them): an interval in them is dropped.  ``None`` at first.
         self.folded_through: int | None = None
 
     def put(self, end_s: int, reading: _Reading) -> int | None:

@@ -264,11 +264,16 @@ def long_simulator() -> Iterator[SimulatorThread]:
     thread.close()
 
 
-def test_kill_9_mid_backfill_loses_no_hour_and_no_correction(
-    long_simulator: SimulatorThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_stop_mid_backfill_loses_no_hour_and_no_correction(
+    long_simulator: SimulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    stop: signal.Signals,
 ) -> None:
-    """SIGKILL at random moments of a backfill (mid-fetch, mid-write, between the write
-    and the commit): the resumed output, upserted, equals the rows of every interval."""
+    """SIGKILL (or SIGINT) at random moments of a backfill (mid-fetch, mid-write, between
+    the write and the commit): the resumed output, upserted, equals the rows of every
+    interval."""
     simulator = long_simulator
     sim: EnphaseSimulator = simulator.sim
     values = {
@@ -308,13 +313,16 @@ def test_kill_9_mid_backfill_loses_no_hour_and_no_correction(
                 assert time.monotonic() < deadline, "the stream made no request in 60 s"
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.2, 2.0))
-            process.send_signal(signal.SIGKILL)
+            process.send_signal(stop)
             _, err = process.communicate(timeout=20)
         finally:
             process.kill()
-        if process.returncode == -signal.SIGKILL:
+        if process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130):
             killed += 1
         assert "Traceback" not in err
+        if stop == signal.SIGINT:
+            assert process.returncode == 130, err
+            assert "interrupted: " in err
     assert killed >= KILLS - 1
 
     for name, value in values.items():

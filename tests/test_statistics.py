@@ -419,3 +419,30 @@ def test_the_statistics_load_without_the_poller_the_client_sqlite_or_the_cli() -
     assert "enphase_battery.statistics" in loaded
     heavy = {"sqlite3", "aiohttp", "enphase_battery.poller", "enphase_battery.client"}
     assert not loaded & (heavy | {"enphase_battery.cli", "enphase_battery.engine"})
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_with_a_short_horizon_late_data_within_it_still_adds_up(data: st.DataObject) -> None:
+    """A 6-hour horizon and intervals up to 4 hours late: hours fold while late data and
+    revisions still arrive, and every row the consumer holds is still right."""
+    final = data.draw(final_intervals())
+    shuffled = data.draw(arrivals(final))
+    delays = data.draw(st.lists(st.floats(0, 4), min_size=len(shuffled), max_size=len(shuffled)))
+    arrival_h = [
+        (iv.end_at - T0).total_seconds() / 3600 - 0.25 + delay
+        for iv, delay in zip(shuffled, delays, strict=True)
+    ]
+    sequence = [iv for _, iv in sorted(zip(arrival_h, shuffled, strict=True), key=lambda p: p[0])]
+    size = data.draw(st.integers(1, 12))
+    energy = HourlyEnergy(horizon=timedelta(hours=6))
+    consumer: dict[RowKey, HourlyRow] = {}
+    for lo in range(0, len(sequence), size):
+        if data.draw(st.booleans()):
+            energy = HourlyEnergy.from_json(energy.to_json(), horizon=timedelta(hours=6))
+        for row in energy.add_many(sequence[lo : lo + size]):
+            consumer[row.key] = row
+        for stream in energy.streams:
+            assert len(energy.rows(stream)) <= 6
+    assert energy.dropped == 0
+    assert consumer == naive_rows(final)
