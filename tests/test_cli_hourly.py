@@ -6,6 +6,7 @@ restarts mid-hour, ``--all-systems``, CSV and ``kill -9``."""
 from __future__ import annotations
 
 import csv
+import os
 import random
 import signal
 import subprocess
@@ -341,3 +342,70 @@ def test_a_stop_mid_backfill_loses_no_hour_and_no_correction(
     expected = expected_rows(simulator, read_jsonl(reference))
     assert len(expected) > 24 * 20
     assert upserted(written) == expected
+
+
+@pytest.fixture
+def late_simulator() -> Iterator[SimulatorThread]:
+    """Two Encharges, a third of their intervals 3 hours late: battery intervals go out
+    partial and come again revised."""
+    thread = SimulatorThread(
+        seed=5, systems=1, encharges=2, plan="partner", history=timedelta(days=2),
+        late_probability=0.3, late_delay=timedelta(hours=3),
+    )  # fmt: skip
+    yield thread
+    thread.close()
+
+
+def test_revised_intervals_rewrite_their_hours_and_the_sums_after_them(
+    late_simulator: SimulatorThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    simulator = late_simulator
+    sim = simulator.sim
+    for name in list(os.environ):
+        if name.startswith("ENPHASE_"):
+            monkeypatch.delenv(name)
+    values = {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "HOME": str(tmp_path / "home"),
+        "ENPHASE_API_KEY": sim.api_key,
+        "ENPHASE_CLIENT_ID": sim.client_id,
+        "ENPHASE_CLIENT_SECRET": sim.client_secret,
+        "ENPHASE_BASE_URL": sim.base_url,
+        "ENPHASE_TOKEN_URL": sim.token_url,
+        "ENPHASE_AUTHORIZE_URL": sim.authorize_url,
+        "ENPHASE_PLAN": "partner",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    from enphase_battery import FileTokenStore
+    from enphase_battery.cli import main
+
+    FileTokenStore(tmp_path / "config" / "enphase-battery" / "token.json").save_sync(sim.token)
+    system = str(sim.system_ids[0])
+    out, reference = tmp_path / "hourly.jsonl", tmp_path / "reference.jsonl"
+    hourly = ["stream", "--system", system, "--hourly", "--out", str(out),
+              "--checkpoint", str(tmp_path / "hourly.sqlite"), "--since", SINCE,
+              "--until-caught-up", "--poll-interval", "0"]  # fmt: skip
+    plain = ["stream", "--system", system, "--out", str(reference),
+             "--checkpoint", str(tmp_path / "reference.sqlite"), "--since", SINCE,
+             "--until-caught-up", "--poll-interval", "0"]  # fmt: skip
+    assert main(hourly) == 0
+    assert main(plain) == 0
+    first = read_jsonl(out)
+    # The late readings arrive; the partial intervals are re-read and revised.
+    simulator.call(sim.clock.advance, timedelta(hours=2, minutes=30))
+    assert main(hourly) == 0
+    assert main(plain) == 0
+    intervals = read_jsonl(reference)
+    revised = [r for r in intervals if r["revision"] > 0]
+    assert revised, "the run saw revisions"
+    written = read_jsonl(out)
+    expected = expected_rows(simulator, intervals)
+    assert upserted(written) == expected
+    # Each revised interval's hour was written again, and so was every later hour of
+    # that stream whose sum it changed.
+    second = upserted(written[len(first) :])
+    for record in revised:
+        end_at = datetime.fromisoformat(record["end_at"])
+        hour = (end_at - timedelta(minutes=15)).replace(minute=0).isoformat()
+        assert (record["system_id"], record["source"], hour) in second
