@@ -7,8 +7,8 @@ touched and the poller's checkpoint commit in **one SQLite transaction**, in the
 checkpoint's own file (table ``hourly_energy``, one row per stream).  So a restart,
 however abrupt (``kill -9``), resumes with the state that matches the checkpoint: no
 interval is counted twice or missed by the sums, no hour's correction is lost, and at
-most the rows of the batch in hand at the crash are written again, with the same values
-(an upsert on ``(system_id, source, start)`` absorbs them).
+most the rows of the batch in hand at the crash are written again, recomputed from the
+same saved state (an upsert on ``(system_id, source, start)`` absorbs them).
 
 A checkpoint is either hourly or not for its whole life: intervals a plain ``stream``
 delivered never went into the sums, so ``--hourly`` on such a checkpoint (and a plain
