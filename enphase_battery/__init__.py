@@ -97,6 +97,7 @@ if TYPE_CHECKING:
     from .poller import BATTERY, PollerProgress, TelemetryInterval, TelemetryPoller
     from .reconcile import Reconciliation, SpanCheck, Verdict
     from .routes import ROUTES, Route
+    from .statistics import HourlyEnergy, HourlyRow, StatisticPoint, hourly_rows
 
 __version__ = "0.1.0"
 
@@ -139,6 +140,8 @@ __all__ = [
     "Granularity",
     "GridState",
     "GridStatus",
+    "HourlyEnergy",
+    "HourlyRow",
     "InvalidRequestError",
     "LatestDevice",
     "LatestTelemetry",
@@ -177,6 +180,7 @@ __all__ = [
     "SocReading",
     "SpanCheck",
     "SqliteCheckpoint",
+    "StatisticPoint",
     "StorageMeterReadings",
     "StormGuard",
     "StreamState",
@@ -193,6 +197,7 @@ __all__ = [
     "__version__",
     "background_work",
     "battery_now",
+    "hourly_rows",
 ]
 
 #: Public name -> the module that defines it.  A new public name goes in three places:
@@ -290,6 +295,10 @@ _SUBMODULE: dict[str, str] = {
     "Verdict": ".reconcile",
     "ROUTES": ".routes",
     "Route": ".routes",
+    "HourlyEnergy": ".statistics",
+    "HourlyRow": ".statistics",
+    "StatisticPoint": ".statistics",
+    "hourly_rows": ".statistics",
 }
 
 

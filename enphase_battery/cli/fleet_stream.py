@@ -7,12 +7,13 @@ stream, so a rerun resumes each where it stopped.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..fleet import FleetPoller
 from ..streams import TelemetryInterval
@@ -20,6 +21,9 @@ from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _cell, _StatusLine
 from .session import _open_client
 from .settings import _Context
+
+if TYPE_CHECKING:
+    from .hourly import _HourlyWriter
 
 
 def _fleet_checkpoint(ctx: _Context) -> Path:
@@ -36,6 +40,8 @@ class _FleetProgress(_StatusLine):
         super().__init__(stream)
         self.written = 0
         self.newest: datetime | None = None
+        #: Hourly rows written (``stream --hourly``); ``None``: intervals are written.
+        self.rows: int | None = None
 
     def record(self, interval: TelemetryInterval) -> None:
         self.written += 1
@@ -48,7 +54,9 @@ class _FleetProgress(_StatusLine):
             return
         p = poller.progress
         text = (
-            f"{p.systems} systems, {p.streams} streams: {self.written} intervals written,"
+            f"{p.systems} systems, {p.streams} streams: {self.written} intervals"
+            + ("" if self.rows is None else f" in {self.rows} hourly rows")
+            + " written,"
             f" up to {_cell(self.newest)}; {p.requests} requests"
             f" ({p.requests_this_month} this month, forecast {p.forecast_this_month})"
         )
@@ -75,6 +83,38 @@ async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInter
     return None
 
 
+async def _stream_fleet_hourly(
+    poller: FleetPoller,
+    checkpoint: Path,
+    writer: _HourlyWriter,
+    progress: _FleetProgress,
+    args: argparse.Namespace,
+) -> None:
+    """``--hourly``: batches through the aggregator (see :mod:`.hourly`)."""
+    from .hourly import HourlyState, batch_options, run_hourly
+
+    state = await HourlyState.open(poller.checkpoint, checkpoint)
+    progress.rows = 0
+    try:
+
+        def tick() -> None:
+            progress.rows = state.rows_written
+            progress.update(poller)
+
+        await run_hourly(
+            aiter(poller.batches(**batch_options(args))),
+            state,
+            writer,
+            max_intervals=args.max_intervals,
+            caught_up=poller.wait_idle if args.until_caught_up else None,
+            record=progress.record,
+            tick=tick,
+        )
+    finally:
+        progress.rows = state.rows_written
+        state.close()
+
+
 async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
     """Stream many systems (``None``: every system the token can see)."""
     from .pg_stream import _cmd_stream_leased, is_dsn
@@ -97,9 +137,13 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
         # Shared with other runs through PostgreSQL: leases decide who follows what.
         return await _cmd_stream_leased(ctx, system_ids)
     checkpoint = _fleet_checkpoint(ctx)
+    from .hourly import _HourlyWriter, check_mode
+
+    check_mode(checkpoint, hourly=args.hourly)
     since = _stream_since(checkpoint, args.since)
     out_handle, owns_handle, header = _open_output(args.out)
-    writer = _IntervalWriter(out_handle, args.format, header=header)
+    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
+    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
     progress = _FleetProgress(sys.stderr)
     try:
         async with _open_client(ctx) as client:
@@ -113,7 +157,11 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                 revise_for=args.revise_for,
             )
             async with poller:
-                while args.max_intervals is None or progress.written < args.max_intervals:
+                if hourly_writer is not None:
+                    await _stream_fleet_hourly(poller, checkpoint, hourly_writer, progress, args)
+                while writer is not None and (
+                    args.max_intervals is None or progress.written < args.max_intervals
+                ):
                     interval = await _next(poller, until_caught_up=args.until_caught_up)
                     if interval is None:
                         break

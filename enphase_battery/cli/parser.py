@@ -307,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     stream.add_argument(
+        "--hourly",
+        action="store_true",
+        help="write hourly rows per stream (energy, running sums, SoC mean/min/max),"
+        " re-written when a late or revised interval changes them; SQLite checkpoint only",
+    )
+    stream.add_argument(
         "--out", metavar="FILE", help="append to FILE (flushed per line) instead of stdout"
     )
     stream.add_argument(

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..client import EnphaseClient
 from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
@@ -21,6 +21,9 @@ from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context, _write_private_text
 from .telemetry import _RECORD_FIELDS, _interval_record
+
+if TYPE_CHECKING:
+    from .hourly import _HourlyWriter
 
 
 class _IntervalWriter:
@@ -60,6 +63,8 @@ class _ProgressLine(_StatusLine):
         self._shown_phase: str | None = None
         self.written = 0
         self.newest_written: datetime | None = None
+        #: Hourly rows written (``stream --hourly``); ``None``: intervals are written.
+        self.rows: int | None = None
 
     def record(self, interval: TelemetryInterval) -> None:
         """Count one interval written."""
@@ -70,8 +75,11 @@ class _ProgressLine(_StatusLine):
     def _text(self, phase: str, poller: TelemetryPoller, client: EnphaseClient) -> str:
         left = client.quota_remaining
         newest = "" if self.newest_written is None else f", up to {_cell(self.newest_written)}"
+        written = _plural(self.written, "interval")
+        if self.rows is not None:
+            written += f" in {_plural(self.rows, 'hourly row')}"
         return (
-            f"{phase}: {_plural(self.written, 'interval')} written{newest};"
+            f"{phase}: {written} written{newest};"
             f" {_plural(poller.progress.requests, 'request')}"
             + ("" if left is None else f", {left} left this month")
         )
@@ -202,6 +210,10 @@ async def _cmd_stream(ctx: _Context) -> int:
     if args.since is not None:
         # Before any request, and before it is remembered, on every path.
         check_start_at(args.since)
+    if args.hourly and is_dsn(args.checkpoint):
+        from .hourly import refuse_postgres
+
+        refuse_postgres()
     systems = getattr(args, "systems", None) or []
     if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
@@ -217,11 +229,16 @@ async def _cmd_stream(ctx: _Context) -> int:
     system_id = ctx.system_id()
     encharges = _stream_encharges(ctx)
     checkpoint = _checkpoint_path(ctx, system_id)
+    # Here, not at the top: `enphase-battery --help` must not load SQLite.
+    from .hourly import _HourlyWriter, check_mode
+
+    check_mode(checkpoint, hourly=args.hourly)
     # The arguments are valid: remember --since now, not once the poller is built, so
     # that a Ctrl-C or a failure in between does not leave a rerun starting "today".
     since = _stream_since(checkpoint, args.since)
     out_handle, owns_handle, header = _open_output(args.out)
-    writer = _IntervalWriter(out_handle, args.format, header=header)
+    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
+    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
     progress = _ProgressLine(sys.stderr)
     running: list[tuple[TelemetryPoller, EnphaseClient]] = []
     outcome = "stopped"
@@ -239,7 +256,11 @@ async def _cmd_stream(ctx: _Context) -> int:
             )
             async with poller:
                 running.append((poller, client))
-                while args.max_intervals is None or progress.written < args.max_intervals:
+                if hourly_writer is not None:
+                    await _stream_hourly(poller, client, checkpoint, hourly_writer, progress, args)
+                while writer is not None and (
+                    args.max_intervals is None or progress.written < args.max_intervals
+                ):
                     interval = await _next_interval(
                         poller,
                         until_caught_up=args.until_caught_up,
@@ -264,6 +285,39 @@ async def _cmd_stream(ctx: _Context) -> int:
         if owns_handle:
             out_handle.close()
     return EXIT_OK
+
+
+async def _stream_hourly(
+    poller: TelemetryPoller,
+    client: EnphaseClient,
+    checkpoint: Path,
+    writer: _HourlyWriter,
+    progress: _ProgressLine,
+    args: argparse.Namespace,
+) -> None:
+    """``--hourly``: batches through the aggregator (see :mod:`.hourly`)."""
+    from .hourly import HourlyState, batch_options, run_hourly
+
+    state = await HourlyState.open(poller.checkpoint, checkpoint)
+    progress.rows = 0
+    try:
+
+        def tick() -> None:
+            progress.rows = state.rows_written
+            progress.update(poller, client)
+
+        await run_hourly(
+            aiter(poller.batches(**batch_options(args))),
+            state,
+            writer,
+            max_intervals=args.max_intervals,
+            caught_up=poller.wait_caught_up if args.until_caught_up else None,
+            record=progress.record,
+            tick=tick,
+        )
+    finally:
+        progress.rows = state.rows_written
+        state.close()
 
 
 #: How often the progress line is refreshed while the poller works.
