@@ -242,7 +242,7 @@ class PollEngine(PollerFront):
             return log
         start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
         system_id = system.entry.system_id
-        log = await self._load_stream((system_id, source), start_at, system.streams.get(BATTERY))
+        log = await self._load_stream((system_id, source), start_at, system.start_for_new())
         if self._systems.get(system_id) is not system:
             # Dropped meanwhile (unfollowed, no longer listed, handed to another worker):
             # saving its new stream would write for a system this poller no longer holds.
@@ -256,10 +256,18 @@ class PollEngine(PollerFront):
     ) -> StreamOutcome:
         """Windows of ``log`` from its cursor, up to ``windows`` (``None``: until the
         newest data), each offered to the consumer and the checkpoint saved."""
+        battery = log.source == BATTERY
+        began = None if battery or log.watermark is not None else system.start_for_new()
+        if began is not None:
+            # Listed before the battery stream started, fetched after: it starts where
+            # the battery stream did, not at a later "current day".
+            log.start_at(began)
+            log.cursor = log.watermark
         fetched = 0
         while windows is None or fetched < windows:
             await self._workers.room()
             self._count_request(system)
+            fresh = log.watermark is None
             try:
                 result = await fetch_window(
                     self.client,
@@ -270,7 +278,7 @@ class PollEngine(PollerFront):
                     last_reports=system.last_reports,
                 )
             except PermissionDeniedError as err:
-                if log.source == BATTERY:
+                if battery:
                     raise
                 self._encharges_denied(system, err)
                 return StreamOutcome.DONE
@@ -280,6 +288,8 @@ class PollEngine(PollerFront):
                 system.streams.pop(log.source, None)
                 self._delivery.forget(log)
                 return StreamOutcome.DONE
+            if battery and fresh and system.began is None:
+                system.began = log.watermark  # where the system's new Encharges start
             self._delivery.offer(log, result.ready, result.ends)
             self._window_done(bool(result.ready))
             await self._delivery.save(log)

@@ -13,24 +13,44 @@ from datetime import UTC, datetime
 from .exceptions import ApiError, EnphaseError, NotFoundError, PermissionDeniedError
 from .fleet_views import SystemProblem, SystemProgress
 from .scheduler import SystemEntry
-from .streams import StreamLog
+from .streams import BATTERY, StreamLog
 
 __all__ = ["FollowedSystem"]
 
 _LOGGER = logging.getLogger("enphase_battery.fleet")
+#: How far before its system's battery watermark a new Encharge may start: one request.
+_NEW_ENCHARGE_REACH_S = 7 * 86_400
 
 
 class FollowedSystem:
     """The streams of one followed system."""
 
-    __slots__ = ("encharges_denied", "entry", "last_reports", "problem", "streams")
+    __slots__ = ("began", "encharges_denied", "entry", "last_reports", "problem", "streams")
 
     def __init__(self, entry: SystemEntry) -> None:
         self.entry = entry
+        #: Where the battery stream started in this run when it had no checkpoint (the
+        #: API's day window, or its first interval): where a new Encharge starts.
+        self.began: int | None = None
         self.encharges_denied = False
         self.streams: dict[str, StreamLog] = {}
         self.last_reports: dict[str, int] = {}
         self.problem: SystemProblem | None = None
+
+    def start_for_new(self) -> int | None:
+        """Where a new Encharge stream of this system starts without a checkpoint or a
+        ``start_at`` (``None``: at its first poll's day window, as the battery did).
+
+        Where the battery stream began in this run, but not more than a week before
+        where it has got to: an Encharge installed months into a long run costs at most
+        one week's request (or the API's ``first_interval`` answer) to reach its data,
+        never a walk through months of windows it has no data in.
+        """
+        began = self.began
+        battery = self.streams.get(BATTERY)
+        if began is not None and battery is not None and battery.watermark is not None:
+            began = max(began, battery.watermark - _NEW_ENCHARGE_REACH_S)
+        return began
 
     def progress(self, now: float) -> SystemProgress:
         """This system's progress at ``now`` (epoch seconds)."""
