@@ -31,7 +31,7 @@ from enphase_battery.checkpoint import CheckpointStore
 from enphase_battery.simulator import EnphaseSimulator
 
 from . import test_cli as _fixtures
-from .fleet_helpers import consume, fleet_simulator
+from .fleet_helpers import consume, fleet_simulator, until
 from .test_cli import Run, SimulatorThread
 
 #: No system's local midnight (Los Angeles, New York, Amsterdam, Sydney) within 5 hours:
@@ -42,13 +42,16 @@ START = datetime(2026, 6, 1, 17, 0, tzinfo=UTC)
 Delivered = dict[tuple[int, str], list[int]]
 
 
-def delivered(rows: Iterable[tuple[int, str, int]]) -> Delivered:
+def delivered(rows: Iterable[tuple[int, str, int, int]]) -> Delivered:
+    """``(system_id, source, end, revision)`` rows by stream; no row twice (a revision of
+    a partial interval is another row, its first emission is revision 0)."""
     rows = list(rows)
     repeated = [key for key, n in Counter(rows).items() if n > 1]
     assert not repeated, f"delivered twice: {repeated[:5]}"
     by_stream: Delivered = defaultdict(list)
-    for system_id, source, end in rows:
-        by_stream[(system_id, source)].append(end)
+    for system_id, source, end, revision in rows:
+        if revision == 0:
+            by_stream[(system_id, source)].append(end)
     return by_stream
 
 
@@ -167,7 +170,9 @@ def test_the_fleet_starts_every_stream_of_a_system_at_its_battery_streams_start(
                     else:
                         await consume(poller, sink, seconds)
             sim.clock.speed = 0
-            got = delivered((iv.system_id, iv.source, int(iv.end_at.timestamp())) for iv in sink)
+            got = delivered(
+                (iv.system_id, iv.source, int(iv.end_at.timestamp()), iv.revision) for iv in sink
+            )
             assert await check_same_start(sim, store, got, sim.system_ids) > 0
 
     asyncio.run(scenario())
@@ -208,11 +213,60 @@ async def test_encharges_listed_before_and_after_the_battery_streams_first_poll(
                     consumer.cancel()
                     await asyncio.gather(consumer, return_exceptions=True)
         sim.clock.speed = 0
-        got = delivered((iv.system_id, iv.source, int(iv.end_at.timestamp())) for iv in sink)
+        got = delivered(
+            (iv.system_id, iv.source, int(iv.end_at.timestamp()), iv.revision) for iv in sink
+        )
         assert await check_same_start(sim, store, got, sim.system_ids) > 0
         # Both orders: listed after the battery stream's first poll (1 stream then), and
         # before it (3: a failed first poll left the listing to come first).
         assert set(streams_at_first.values()) == {1, 3}, streams_at_first
+
+
+async def test_encharges_first_listed_after_a_restart_start_at_the_systems_day() -> None:
+    """Run 1 polls the battery streams but cannot list the devices; run 2, on the same
+    checkpoint and the same day, lists them: the Encharges start at the system's day,
+    where the battery streams started, not where run 1 left them."""
+    async with fleet_simulator(
+        seed=5, systems=2, encharges=2, fleet_mix=None, start=START, speed=600.0
+    ) as sim:
+        for system_id in sim.system_ids:
+            sim.faults.fail_next(10**6, 503, path=f"/systems/{system_id}/devices")
+        store = MemoryCheckpoint()
+        sink: list[TelemetryInterval] = []
+        async with start_client(sim) as client:
+            poller = FleetPoller(client, checkpoint=store, backoff=(1.0, 60.0))
+
+            async def take() -> None:
+                async for iv in poller:
+                    sink.append(iv)
+
+            async with poller:
+                consumer = asyncio.ensure_future(take())
+                try:
+                    await until(
+                        lambda: (
+                            poller.pending == 0
+                            and all(
+                                poller.progress_of(s).newest_delivered is not None
+                                for s in poller.system_ids
+                            )
+                            and len(poller.system_ids) == len(sim.system_ids)
+                        ),
+                        "run 1 delivered the battery streams",
+                    )
+                finally:
+                    consumer.cancel()
+                    await asyncio.gather(consumer, return_exceptions=True)
+                assert all(poller.progress_of(s).streams == 1 for s in poller.system_ids)
+        sim.faults.clear()
+        async with start_client(sim) as client:
+            poller = FleetPoller(client, checkpoint=store, backoff=(1.0, 60.0))
+            await consume_until_settled(poller, sink, streams=3)
+        sim.clock.speed = 0
+        got = delivered(
+            (iv.system_id, iv.source, int(iv.end_at.timestamp()), iv.revision) for iv in sink
+        )
+        assert await check_same_start(sim, store, got, sim.system_ids) > 0
 
 
 # -- the CLI --------------------------------------------------------------------------------
@@ -248,6 +302,7 @@ def test_stream_all_systems_without_since_starts_encharges_at_the_systems_day(
             int(r["system_id"]),
             str(r["source"]),
             int(datetime.fromisoformat(str(r["end_at"])).timestamp()),
+            int(str(r.get("revision", 0))),
         )
         for r in rows
     )
