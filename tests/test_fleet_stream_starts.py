@@ -28,10 +28,12 @@ from enphase_battery import (
     TelemetryInterval,
 )
 from enphase_battery.checkpoint import CheckpointStore
+from enphase_battery.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 
 from . import test_cli as _fixtures
 from .fleet_helpers import consume, fleet_simulator, until
+from .poller_helpers import HOUR, NO_WAIT, Driver, open_env
 from .test_cli import Run, SimulatorThread
 
 #: No system's local midnight (Los Angeles, New York, Amsterdam, Sydney) within 5 hours:
@@ -317,3 +319,40 @@ def test_stream_all_systems_without_since_starts_encharges_at_the_systems_day(
 
     # The simulator's clock stands still: every Encharge interval of the day is there.
     assert asyncio.run(check()) > 10 * 2 * 4
+
+
+# -- an Encharge installed long after the run began ----------------------------------------
+
+
+async def test_an_encharge_installed_weeks_into_a_run_starts_at_its_first_data() -> None:
+    """Without ``start_at``: the new Encharge starts where the battery stream began, but no
+    more than a week before its watermark; the API's ``first_interval`` answer moves it to
+    its first data.  A few requests, never a backfill through weeks of empty windows."""
+    async with open_env(history=timedelta(days=1)) as env:
+        sim = env.sim
+        poller = TelemetryPoller(
+            env.client,
+            env.system_id,
+            poll_interval=HOUR,
+            rediscover_every=timedelta(0),
+            retry_wait_s=NO_WAIT,
+        )
+        driver = Driver(poller)
+        emitted = await driver.pull()
+        first_battery = min(iv.end_at for iv in emitted if iv.source == "battery")
+        emitted += await driver.tick(sim, timedelta(days=20))
+        new = sim.add_encharge(env.system_id)
+        first_end_at = sim.system(env.system_id).next_end_at
+        before = poller.requests
+        emitted += await driver.tick(sim, timedelta(hours=2))
+        spent = poller.requests - before
+        await driver.cancel()
+        await poller.aclose()
+        mine = sorted(int(iv.end_at.timestamp()) for iv in emitted if iv.source == new)
+        assert mine
+        assert mine[0] == first_end_at
+        assert len(mine) == len(set(mine)) >= 6
+        # Devices, one request for each of the three streams it had, at most three for
+        # the new one (the week before the battery's watermark, the jump, its data).
+        assert spent <= 1 + 3 + 3, spent
+        assert min(iv.end_at for iv in emitted if iv.source == "battery") == first_battery
