@@ -271,7 +271,7 @@ class PollEngine(PollerFront):
             # Listed before the battery stream started, fetched after: it starts where
             # the battery stream did, not at a later "current day".
             log.start_at(began)
-            log.cursor = log.watermark
+            log.cursor = log.poll_start()
         fetched = 0
         while windows is None or fetched < windows:
             await self._workers.room()
