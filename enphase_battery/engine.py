@@ -32,6 +32,7 @@ from .clock import Clock
 from .exceptions import (
     AuthenticationError,
     EnphaseError,
+    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
 )
@@ -162,8 +163,15 @@ class PollEngine(PollerFront):
         """Read the systems list (a front that schedules :class:`Relist` implements it)."""
         raise NotImplementedError
 
-    def _encharges_denied(self, system: FollowedSystem, err: PermissionDeniedError) -> None:
-        """An Encharge stream answered 403; by default that is the caller's to see."""
+    async def _stream_failed(
+        self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
+    ) -> None:
+        """An Encharge stream answered 403 or 404; by default that is the caller's to see.
+
+        A front that goes on instead must not let the stream fall behind unseen: it
+        keeps the stream followed and retries it (the fleet: on record in ``problems``,
+        backed off on its own).
+        """
         raise err
 
     def _window_done(self, ready: bool) -> None:
@@ -221,7 +229,7 @@ class PollEngine(PollerFront):
         """List the system's devices: follow new Encharges, drop those no longer listed."""
         self._count_request(system)
         devices = await self.client.get_system_devices(system.entry.system_id)
-        current = set() if system.encharges_denied else set(devices.encharge_serials)
+        current = set(devices.encharge_serials)
         for serial in sorted(current):
             if serial not in system.streams:
                 if await self._stream(system, serial) is None:
@@ -232,6 +240,7 @@ class PollEngine(PollerFront):
             if source != BATTERY and source not in current:
                 _LOGGER.info("Encharge %s is no longer listed; not following it", source)
                 del system.streams[source]
+                system.stream_problems.pop(source, None)
                 self._delivery.forget(log)
 
     async def _stream(self, system: FollowedSystem, source: str) -> StreamLog | None:
@@ -242,7 +251,7 @@ class PollEngine(PollerFront):
             return log
         start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
         system_id = system.entry.system_id
-        log = await self._load_stream((system_id, source), start_at, system.streams.get(BATTERY))
+        log = await self._load_stream((system_id, source), start_at, system.start_for_new())
         if self._systems.get(system_id) is not system:
             # Dropped meanwhile (unfollowed, no longer listed, handed to another worker):
             # saving its new stream would write for a system this poller no longer holds.
@@ -256,10 +265,18 @@ class PollEngine(PollerFront):
     ) -> StreamOutcome:
         """Windows of ``log`` from its cursor, up to ``windows`` (``None``: until the
         newest data), each offered to the consumer and the checkpoint saved."""
+        battery = log.source == BATTERY
+        began = None if battery or log.watermark is not None else system.start_for_new()
+        if began is not None:
+            # Listed before the battery stream started, fetched after: it starts where
+            # the battery stream did, not at a later "current day".
+            log.start_at(began)
+            log.cursor = log.poll_start()
         fetched = 0
         while windows is None or fetched < windows:
             await self._workers.room()
             self._count_request(system)
+            fresh = log.watermark is None
             try:
                 result = await fetch_window(
                     self.client,
@@ -269,17 +286,20 @@ class PollEngine(PollerFront):
                     revise_s=self._revise_s,
                     last_reports=system.last_reports,
                 )
-            except PermissionDeniedError as err:
-                if log.source == BATTERY:
+            except (PermissionDeniedError, NotFoundError) as err:
+                if battery:
                     raise
-                self._encharges_denied(system, err)
+                log.cursor = None  # the next poll starts it again from its watermark
+                await self._stream_failed(system, log, err)
+                if self._systems.get(system.entry.system_id) is not system:
+                    return StreamOutcome.STOP
                 return StreamOutcome.DONE
             if self._systems.get(system.entry.system_id) is not system:
                 return StreamOutcome.STOP  # unfollowed meanwhile: deliver nothing more of it
-            if result.gone:
-                system.streams.pop(log.source, None)
-                self._delivery.forget(log)
-                return StreamOutcome.DONE
+            if battery and fresh and system.began is None:
+                system.began = log.watermark  # where the system's new Encharges start
+            if system.stream_problems:
+                system.stream_recovered(log.source)
             self._delivery.offer(log, result.ready, result.ends)
             self._window_done(bool(result.ready))
             await self._delivery.save(log)

@@ -13,7 +13,9 @@ of which the one-system poller is the one-system case).  What it adds:
 * :mod:`.scheduler` decides what to fetch: change detection from the systems list,
   stalest system first, history and discovery from spare budget, ``priority``;
 * a system that fails (403, 404, keeps failing) is reported in :attr:`FleetPoller.problems`
-  with one log line, backed off and retried, and never stops or slows the others.
+  with one log line, backed off and retried, and never stops or slows the others; so is
+  one Encharge stream whose telemetry answers 403 or 404 (the system's other streams
+  go on; a 404 also lists the system's devices again soon).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .exceptions import (
     AuthenticationError,
     EnphaseError,
     InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
 )
@@ -40,7 +43,7 @@ from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress, fleet_progress
 from .front import DEFAULT_REVISE_FOR
 from .scheduler import Discover, FleetScheduler, Poll, relist_interval
-from .streams import BATTERY
+from .streams import BATTERY, StreamLog
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
@@ -175,8 +178,15 @@ class FleetPoller(PollEngine):
 
     @property
     def problems(self) -> tuple[SystemProblem, ...]:
-        """Systems that could not be polled lately (backed off, retried later)."""
-        return tuple(s.problem for s in self._systems.values() if s.problem is not None)
+        """Systems, and streams of systems (``source``: an Encharge serial), that could
+        not be polled lately (backed off, retried later).  A stream that falls behind
+        is here with its reason until it answers again."""
+        found: list[SystemProblem] = []
+        for system in self._systems.values():
+            if system.problem is not None:
+                found.append(system.problem)
+            found.extend(system.stream_problems.values())
+        return tuple(found)
 
     def progress_of(self, system_id: int) -> SystemProgress:
         """One system's progress."""
@@ -209,22 +219,26 @@ class FleetPoller(PollEngine):
         wait = system.failed(err, self._backoff, now)
         self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
 
+    async def _stream_failed(
+        self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
+    ) -> None:
+        # One Encharge's 403 (no grant, or a passing refusal) or 404 (removed?): that
+        # stream alone is on record and backed off; it stays followed at its watermark
+        # and is retried, the system's other streams go on.  (A plan without
+        # per-Encharge telemetry: FleetPoller(encharges=False).)
+        system.stream_failed(log.source, err, self._backoff, self.clock.time())
+        if isinstance(err, NotFoundError):
+            system.entry.discovered_at = None  # list its devices soon: still there?
+
     def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
         if system.problem is not None:
             _LOGGER.info("system %s recovered from %s", job.system_id, system.problem.error)
             system.problem = None
-
-    def _encharges_denied(self, system: FollowedSystem, err: PermissionDeniedError) -> None:
-        # Per-Encharge telemetry needs the Kilowatt plan (or a grant): follow the
-        # system's battery stream alone.
-        _LOGGER.warning(
-            "system %s: no access to Encharge telemetry (plan or grant);"
-            " following its battery stream only",
-            system.entry.system_id,
-        )
-        system.encharges_denied = True
-        for source in [s for s in system.streams if s != BATTERY]:
-            self._delivery.forget(system.streams.pop(source))
+        due = system.next_retry()
+        if due is not None:
+            # A stream backed off on its own: poll the system when it is due, whatever
+            # the systems list says.
+            self.scheduler.poll_at(job.system_id, due)
 
     async def _relist(self) -> None:
         # The fleet keeps up with the news when it spent clearly less than the budget's
@@ -295,9 +309,12 @@ class FleetPoller(PollEngine):
         # Encharges first: their last report times can spare the battery stream a request.
         logs = sorted(system.streams.values(), key=lambda log: log.source == BATTERY)
         backlog = False
+        now = self.clock.time()
         for log in logs:
             if system.streams.get(log.source) is not log:
-                continue  # dropped meanwhile (no access to Encharge telemetry)
+                continue  # dropped meanwhile (no longer listed)
+            if system.stream_problems and system.stream_waiting(log.source, now):
+                continue  # backed off after a 403/404 of its own (in ``problems``)
             if log.cursor is not None and not backfill:
                 backlog = True  # this stream's history is fetched by backfill visits
                 continue

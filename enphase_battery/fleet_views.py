@@ -16,10 +16,14 @@ __all__ = ["FleetProgress", "SystemProblem", "SystemProgress", "fleet_progress"]
 
 @attrs.frozen
 class SystemProblem:
-    """A system the fleet poller cannot poll right now; the others go on.
+    """A system (or one stream of it) the fleet poller cannot poll right now; the others
+    go on.
 
     Attributes:
         system_id: the system.
+        source: ``None`` when the whole system fails; an Encharge serial when only that
+            stream does (a 403 or 404 on its telemetry): it is retried on its own, with
+            back-off, while the system's other streams are polled as usual.
         error: the exception's class name (``PermissionDeniedError`` for a 403,
             ``NotFoundError`` for a 404, ``ApiError``, ``EnphaseConnectionError``...).
         status: the HTTP status, when there was one.
@@ -35,6 +39,7 @@ class SystemProblem:
     since: datetime
     failures: int
     retry_at: datetime
+    source: str | None = None
 
 
 @attrs.frozen
@@ -44,11 +49,14 @@ class SystemProgress:
     Attributes:
         newest_delivered: end of the newest interval delivered of any of its streams.
         last_report_at: when the systems list last said the system reported.
-        lag_s: how far the newest delivered interval is behind the newest the API has
-            shown for the system (0 when caught up; ``None`` before any data).
+        lag_s: how far its most lagging stream is behind: the newest interval the API
+            has shown of any of the system's streams, less that stream's watermark (0
+            when every stream is caught up; ``None`` before any data).  A stream that
+            stopped being fetched (say, in back-off after a 403) shows its lag here.
         requests: requests this poller spent on it.
         streams: streams followed (the battery and one per Encharge).
-        in_backoff: whether it is waiting after failures (see :attr:`FleetPoller.problems`).
+        in_backoff: whether it, or one of its streams, is waiting after failures (see
+            :attr:`FleetPoller.problems`).
         backlog: whether it still has history to fetch.
     """
 

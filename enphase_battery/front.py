@@ -223,10 +223,20 @@ class PollerFront:
         await self._begin()
 
     async def _load_stream(
-        self, key: StreamKey, start_at: int | None, battery: StreamLog | None
+        self, key: StreamKey, start_at: int | None, began: int | None
     ) -> StreamLog:
         """A stream to follow from now on: where its checkpoint says, else at
-        ``start_at``, else (an Encharge) where its system's ``battery`` stream is.
+        ``start_at``, else (an Encharge) where its system's battery stream ``began`` in
+        this run, else nowhere yet.
+
+        Every stream of a system starts at the same place: ``start_at``, or the
+        system's current day as the API's day window answers it.  ``began`` (see
+        :meth:`~enphase_battery.fleet_system.FollowedSystem.start_for_new`) is where the
+        battery stream started in this run when it had no checkpoint, not where it has
+        got to since: the Encharge's intervals in between would never be fetched.  A
+        stream without a position asks the API's day window at its first poll, like the
+        battery stream of a first run; so does an Encharge first listed in a later run
+        (its system's battery stream came from the checkpoint).
 
         The engine keeps it, then saves it with ``self._delivery.save`` at once: a run
         that stops before polling it must not leave a rerun (without ``start_at``) to
@@ -238,8 +248,8 @@ class PollerFront:
             stream = StreamLog(key, saved)
         elif start_at is not None:
             stream.start_at(start_at)
-        elif key[1] != BATTERY and battery is not None and battery.watermark is not None:
-            stream.start_at(battery.watermark)  # a new Encharge starts where its system is
+        elif key[1] != BATTERY and began is not None:
+            stream.start_at(began)  # a new Encharge starts where its system's streams did
         _LOGGER.debug("following stream %s from %s", stream.store_key, stream.watermark)
         return stream
 

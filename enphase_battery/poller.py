@@ -43,6 +43,8 @@ from .engine import PollEngine
 from .exceptions import (
     EnphaseError,
     InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
     ResponseFormatError,
 )
 from .fleet_system import FollowedSystem
@@ -147,10 +149,18 @@ class TelemetryPoller(PollEngine):
     once); when the whole month is spent it raises :class:`~enphase_battery.QuotaExceededError`.
 
     Raises out of the iterator: :class:`~enphase_battery.AuthenticationError` (the user
-    must sign in again), :class:`~enphase_battery.NotFoundError` (the system is gone),
-    :class:`~enphase_battery.PermissionDeniedError` and
-    :class:`~enphase_battery.QuotaExceededError`.  Transient failures (429, 5xx, network)
-    are retried inside with backoff.
+    must sign in again), :class:`~enphase_battery.NotFoundError` (the system is gone, or
+    an Encharge's telemetry answers 404: one given in ``encharges``, or one discovery
+    still lists; a discovered Encharge no longer listed is dropped with a log line),
+    :class:`~enphase_battery.PermissionDeniedError` (a 403 on any stream, the system
+    battery's or an Encharge's) and :class:`~enphase_battery.QuotaExceededError`: no
+    stream stops without the consumer seeing it.  Transient failures (429, 5xx,
+    network) are retried inside with backoff.
+
+    Where streams start without a checkpoint: at ``start_at``, else at the system's
+    current day (the API's day window); an Encharge discovered later in the run starts
+    where the battery stream started (not where it has got to), but no more than a week
+    before the battery stream's watermark.
     """
 
     def __init__(
@@ -385,6 +395,19 @@ class TelemetryPoller(PollEngine):
             "poll of %s failed (%s: %s); retrying in %.0f s", where, type(err).__name__, err, wait
         )
         self.scheduler.finished(job, self.clock.time(), ok=False, retry_after_s=wait)
+
+    async def _stream_failed(
+        self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
+    ) -> None:
+        # A 404 on a discovered Encharge may mean it was removed: list the devices now.
+        # One no longer listed is dropped (logged); any other 403/404 of an Encharge is
+        # raised, as the battery stream's: no stream stops without the consumer seeing.
+        if isinstance(err, NotFoundError) and self._explicit_encharges is None:
+            await self._discover(system)
+            system.entry.discovered_at = self.clock.time()
+            if system.streams.get(log.source) is not log:
+                return
+        raise err
 
     def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
         now = self.clock.time()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .exceptions import ApiError, NotFoundError
+from .exceptions import ApiError
 from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
 from .streams import (
     BATTERY,
@@ -53,13 +53,11 @@ class WindowResult:
         ready: intervals to deliver now (sorted), already accepted by the stream's log.
         ends: their end times (epoch seconds), index for index.
         done: the stream reached the newest data the API has (the poll of it is over).
-        gone: the Encharge is no longer known to the API (404): stop following it.
     """
 
     ready: list[TelemetryInterval]
     ends: list[int]
     done: bool
-    gone: bool = False
 
 
 async def fetch_window(
@@ -75,7 +73,8 @@ async def fetch_window(
 
     ``last_reports`` collects each Encharge's ``last_reported_time`` seen in the current
     poll of the system (clear it when a poll of the system begins).  Raises what the
-    client raises, except a 404 on an Encharge (``gone``) and the 422s above.
+    client raises (a 403 or 404 on an Encharge too: the engine decides what it does),
+    except the 422s above.
     """
     system_id = stream.system_id
     start = stream.cursor
@@ -89,11 +88,6 @@ async def fetch_window(
             response = await client.get_encharge_telemetry(
                 system_id, stream.source, start_at, granularity
             )
-    except NotFoundError:
-        if stream.source == BATTERY:
-            raise
-        _LOGGER.warning("Encharge %s not found; no longer following it", stream.source)
-        return WindowResult([], [], done=True, gone=True)
     except ApiError as err:
         if err.status != 422:
             raise

@@ -172,8 +172,9 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                     progress.update(poller)
                 progress.update(poller, force=True)
                 for problem in poller.problems:
+                    where = f", Encharge {problem.source}" if problem.source else ""
                     sys.stderr.write(
-                        f"system {problem.system_id}: {problem.error}"
+                        f"system {problem.system_id}{where}: {problem.error}"
                         f" ({problem.status or 'no status'}): {problem.message}\n"
                     )
     finally:
