@@ -230,3 +230,14 @@ def test_interrupted_login_does_not_claim_progress_was_saved(
     assert "interrupted" in err
     assert "saved" not in err
     assert not token_path.exists()
+
+
+def test_revise_for_outside_what_the_poller_honours_exits_2_before_any_request(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, system_id: int, config_dir: Path
+) -> None:
+    for value in ("30m", "8d", "-1h", "soon", "nan"):
+        code, _, err = cli("stream", "--system", str(system_id), "--revise-for", value)
+        assert code == 2, (value, err)
+        assert "--revise-for" in one_error_line(err)
+    assert requests_seen(simulator) == 0
+    assert not list(config_dir.glob("stream-*"))
