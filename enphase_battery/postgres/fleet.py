@@ -56,7 +56,8 @@ class LeasedFleet:
         ttl: the lease TTL (a dead worker's systems move after about this long).
         worker_id: this worker's name in the lease table.
         fleet_options: passed to :class:`~enphase_battery.FleetPoller` (``start_at``,
-            ``encharges``, ``concurrency``...).
+            ``encharges``, ``concurrency``, ``revise_for``...); the pending revisions live
+            in the checkpoint rows, so a worker taking a system over goes on revising it.
     """
 
     def __init__(
