@@ -16,7 +16,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -155,7 +155,22 @@ class Driver:
 # -- ground truth ------------------------------------------------------------------------
 
 
-def truth(env: Env, start: int, sources: Iterable[str] | None = None) -> dict[Key, tuple[int, ...]]:
+class OneSystem(Protocol):
+    """What the ground-truth helpers read: the simulator and the system followed (an
+    :class:`Env`, or a simulator served from another thread, read on its loop)."""
+
+    @property
+    def sim(self) -> EnphaseSimulator: ...
+
+    @property
+    def system_id(self) -> int: ...
+
+    def serials(self) -> tuple[str, ...]: ...
+
+
+def truth(
+    env: OneSystem, start: int, sources: Iterable[str] | None = None
+) -> dict[Key, tuple[int, ...]]:
     """Final values ``(charge_wh, discharge_wh, soc_percent)`` of every computed interval
     with end_at in ``(start, now]``, by ``(source, end_at)``."""
     sim, system_id = env.sim, env.system_id
@@ -172,7 +187,7 @@ def truth(env: Env, start: int, sources: Iterable[str] | None = None) -> dict[Ke
     return result
 
 
-def reported(env: Env, key: Key) -> bool:
+def reported(env: OneSystem, key: Key) -> bool:
     """Whether every device of the interval has reported it (the API shows it complete)."""
     sim = env.sim
     source, end_at = key
@@ -210,7 +225,7 @@ def values_of(interval: TelemetryInterval) -> tuple[int, ...]:
 
 
 def check_exactly_once(
-    env: Env,
+    env: OneSystem,
     emitted: list[TelemetryInterval],
     start: int,
     *,
