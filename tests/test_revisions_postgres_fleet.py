@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
-from collections.abc import AsyncIterator, Iterable
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -28,6 +33,7 @@ from enphase_battery.streams import TelemetryInterval
 
 from .fleet_helpers import fleet_client, fleet_simulator, until
 
+ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = 6
 TTL = 2.0
 #: The issue's late mix: 5 % of Encharge uploads 2 h late.
@@ -128,6 +134,28 @@ class Worker:
             await self.client.close()
 
 
+async def create_sink(pool: asyncpg.Pool, schema: str) -> None:
+    """The consumer's table: a repeated (interval, revision) fails the commit."""
+    await PostgresCheckpoint(pool, schema=schema).ensure_ready()
+    await pool.execute(
+        f'CREATE TABLE "{schema}".sink (system_id bigint, source text, end_at bigint,'
+        " revision int, charge_wh int, discharge_wh int, soc int, partial boolean, writer text,"
+        " PRIMARY KEY (system_id, source, end_at, revision))"
+    )
+
+
+def late_fleet() -> EnphaseSimulator:
+    """The fleet simulator (fast clock) with the issue's late mix on 3 Encharges each."""
+    return fleet_simulator(
+        seed=29,
+        systems=SYSTEMS,
+        encharges=3,
+        late_probability=0.05,
+        late_delay=LATE_DELAY,
+        history=timedelta(days=1),
+    )
+
+
 async def pending_revisions(
     pool: asyncpg.Pool, schema: str, writer: str, systems: Iterable[int]
 ) -> int:
@@ -153,20 +181,8 @@ async def test_two_workers_a_takeover_and_late_data_end_with_final_values(
     pool: asyncpg.Pool, pg_schema: str
 ) -> None:
     rng = random.Random(29)
-    await PostgresCheckpoint(pool, schema=pg_schema).ensure_ready()
-    await pool.execute(
-        f'CREATE TABLE "{pg_schema}".sink (system_id bigint, source text, end_at bigint,'
-        " revision int, charge_wh int, discharge_wh int, soc int, partial boolean, writer text,"
-        " PRIMARY KEY (system_id, source, end_at, revision))"
-    )
-    async with fleet_simulator(
-        seed=29,
-        systems=SYSTEMS,
-        encharges=3,
-        late_probability=0.05,
-        late_delay=LATE_DELAY,
-        history=timedelta(days=1),
-    ) as sim:
+    await create_sink(pool, pg_schema)
+    async with late_fleet() as sim:
         begin = sim.clock.epoch()
         start = begin - 4 * 3600
         start -= start % 900
@@ -222,43 +238,159 @@ async def test_two_workers_a_takeover_and_late_data_end_with_final_values(
             await second.close()
         sim.clock.speed = 0.0
 
-        rows = await pool.fetch(f'SELECT * FROM "{pg_schema}".sink')
-        revisions: dict[tuple[int, str, int], list[asyncpg.Record]] = {}
-        for row in rows:
-            revisions.setdefault((row["system_id"], row["source"], row["end_at"]), []).append(row)
-        for key, seen in revisions.items():
-            numbers = sorted(r["revision"] for r in seen)
-            assert numbers == list(range(len(numbers))), f"revisions of {key}: {numbers}"
-        judged = revised = 0
-        for system_id in sim.system_ids:
-            for truth in sim.ground_truth_battery(system_id, start, end):
-                if not truth.devices or last_report(sim, system_id, truth.end_at) > end - (
-                    JUDGE_MARGIN_S
-                ):
-                    continue
-                seen = revisions.get((system_id, "battery", truth.end_at))
-                assert seen, f"lost {system_id}/battery @ {truth.end_at}"
-                newest = max(seen, key=lambda r: r["revision"])
-                got = (newest["charge_wh"], newest["discharge_wh"], newest["soc"])
-                want = (truth.charge_wh, truth.discharge_wh, truth.soc_percent)
-                assert (got, newest["partial"]) == (want, False), (system_id, truth.end_at)
-                judged += 1
-                revised += newest["revision"] > 0
-        # Pending revisions that crossed the takeover: first emitted by the dead worker,
-        # revised by the survivor (from the checkpoint it took over).
-        crossed = [
-            key
-            for key, seen in revisions.items()
-            if key[0] in orphaned
-            and {(r["revision"] == 0, r["writer"]) for r in seen}
-            >= {(True, "first"), (False, "second")}
-        ]
-        print(
-            f"{len(rows)} rows, {judged} battery intervals judged, {revised} revised,"
-            f" {len(crossed)} across the takeover"
-        )
-        # Judged: at least most intervals up to 4 h before the end (2 h late, latency,
-        # the margin), of every system.
-        assert judged > 0.9 * SYSTEMS * (end - 4 * 3600 - start) / 900
-        assert revised > 0  # the run did what it is for
-        assert crossed  # and its point: revisions pending at the death came from the survivor
+        await check_final(sim, pool, pg_schema, start, end, orphaned)
+
+
+async def check_final(
+    sim: EnphaseSimulator,
+    pool: asyncpg.Pool,
+    schema: str,
+    start: int,
+    end: int,
+    orphaned: set[int],
+) -> None:
+    """Against the ground truth at ``end``: revisions 0..n per interval; every battery
+    interval reported early enough present, its newest revision final; revisions
+    happened, some across the takeover of ``orphaned`` (first's systems)."""
+    rows = await pool.fetch(f'SELECT * FROM "{schema}".sink')
+    revisions: dict[tuple[int, str, int], list[asyncpg.Record]] = {}
+    for row in rows:
+        revisions.setdefault((row["system_id"], row["source"], row["end_at"]), []).append(row)
+    for key, seen in revisions.items():
+        numbers = sorted(r["revision"] for r in seen)
+        assert numbers == list(range(len(numbers))), f"revisions of {key}: {numbers}"
+    judged = revised = 0
+    for system_id in sim.system_ids:
+        for truth in sim.ground_truth_battery(system_id, start, end):
+            if not truth.devices or last_report(sim, system_id, truth.end_at) > end - (
+                JUDGE_MARGIN_S
+            ):
+                continue
+            seen = revisions.get((system_id, "battery", truth.end_at))
+            assert seen, f"lost {system_id}/battery @ {truth.end_at}"
+            newest = max(seen, key=lambda r: r["revision"])
+            got = (newest["charge_wh"], newest["discharge_wh"], newest["soc"])
+            want = (truth.charge_wh, truth.discharge_wh, truth.soc_percent)
+            assert (got, newest["partial"]) == (want, False), (system_id, truth.end_at)
+            judged += 1
+            revised += newest["revision"] > 0
+    # Pending revisions that crossed the takeover: first emitted by the dead worker,
+    # revised by the survivor (from the checkpoint it took over).
+    crossed = [
+        key
+        for key, seen in revisions.items()
+        if key[0] in orphaned
+        and {(r["revision"] == 0, r["writer"]) for r in seen}
+        >= {(True, "first"), (False, "second")}
+    ]
+    print(
+        f"{len(rows)} rows, {judged} battery intervals judged, {revised} revised,"
+        f" across the takeover of {sorted(orphaned)}: {crossed}"
+    )
+    # Judged: at least most intervals up to 4 h before the end (2 h late, latency,
+    # the margin), of every system.
+    assert judged > 0.9 * SYSTEMS * (end - 4 * 3600 - start) / 900
+    assert revised > 0  # the run did what it is for
+    assert crossed  # and its point: revisions pending at the death came from the survivor
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, deadline_s: float = 60.0
+) -> None:
+    """Wait until ``await condition()`` holds; ``deadline_s`` only guards against a hang."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not await condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {deadline_s:.0f} s: {what}") from None
+
+
+async def test_kill_9_of_a_worker_process_with_revisions_pending_loses_and_repeats_none(
+    postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str
+) -> None:
+    """The same with worker processes (tests/fleet_worker.py) on a replica of the fast
+    simulated clock: the first is killed with SIGKILL at a random moment while it has
+    revisions pending, mid-fetch, mid-batch or mid-transaction."""
+    rng = random.Random(31)
+    await create_sink(pool, pg_schema)
+    async with late_fleet() as sim:
+        begin = sim.clock.epoch()
+        start = begin - 4 * 3600
+        start -= start % 900
+        limits = sim.limiter.limits
+        assert limits is not None
+        token = sim.token
+        base: dict[str, Any] = {
+            "dsn": postgres_dsn,
+            "schema": pg_schema,
+            "max_rate": limits.max_rate,
+            "monthly_quota": limits.monthly_quota,
+            "api_key": sim.api_key,
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "access_token": token.access_token,
+            "refresh_token": token.refresh_token,
+            "expires_at": token.expires_at.isoformat(),
+            "token_url": sim.token_url,
+            "base_url": sim.base_url,
+            "ttl": TTL,
+            "start": start,
+            "revisions": True,
+        }
+
+        async def spawn(name: str) -> asyncio.subprocess.Process:
+            clock = [sim.clock.timestamp(), time.monotonic(), sim.clock.speed]
+            spec = {**base, "name": name, "sim_clock": clock}
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.fleet_worker", json.dumps(spec), cwd=ROOT
+            )
+
+        async def held_by(name: str) -> set[int]:
+            rows = await pool.fetch(
+                f'SELECT system_id FROM "{pg_schema}".lease'
+                " WHERE owner = $1 AND expires_at > now()",
+                name,
+            )
+            return {int(r["system_id"]) for r in rows}
+
+        workers = {name: await spawn(name) for name in ("first", "second")}
+
+        def alive(*names: str) -> None:
+            for name in names:
+                assert workers[name].returncode is None, f"worker {name} died on its own"
+
+        async def both_committed() -> bool:
+            alive("first", "second")
+            writers = await pool.fetchval(f'SELECT count(DISTINCT writer) FROM "{pg_schema}".sink')
+            return bool(writers == 2)
+
+        async def first_has_pending() -> bool:
+            alive("first", "second")
+            return await pending_revisions(pool, pg_schema, "first", await held_by("first")) > 0
+
+        async def taken_over() -> bool:
+            alive("second")
+            return len(await held_by("second")) == SYSTEMS
+
+        async def run_over() -> bool:
+            alive("second")
+            return sim.clock.epoch() - begin >= RUN_FOR_S
+
+        try:
+            await eventually(both_committed, "both workers committing")
+            await eventually(first_has_pending, "revisions pending at the first worker", 120)
+            await asyncio.sleep(rng.uniform(0.0, 1.0))
+            orphaned = await held_by("first")
+            workers["first"].kill()  # SIGKILL: no cleanup, leases left to expire
+            await workers["first"].wait()
+            await eventually(taken_over, "the survivor holding every system")
+            await eventually(run_over, "the simulated run", 120)
+            end = sim.clock.epoch()
+        finally:
+            for process in workers.values():
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+        sim.clock.speed = 0.0
+        await check_final(sim, pool, pg_schema, start, end, orphaned)
