@@ -7,7 +7,6 @@ stream, so a rerun resumes each where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
@@ -23,7 +22,7 @@ from .session import _open_client
 from .settings import _Context
 
 if TYPE_CHECKING:
-    from .hourly import _HourlyWriter
+    pass
 
 
 def _fleet_checkpoint(ctx: _Context) -> Path:
@@ -83,38 +82,6 @@ async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInter
     return None
 
 
-async def _stream_fleet_hourly(
-    poller: FleetPoller,
-    checkpoint: Path,
-    writer: _HourlyWriter,
-    progress: _FleetProgress,
-    args: argparse.Namespace,
-) -> None:
-    """``--hourly``: batches through the aggregator (see :mod:`.hourly`)."""
-    from .hourly import HourlyState, batch_options, run_hourly
-
-    state = await HourlyState.open(poller.checkpoint, checkpoint)
-    progress.rows = 0
-    try:
-
-        def tick() -> None:
-            progress.rows = state.rows_written
-            progress.update(poller)
-
-        await run_hourly(
-            aiter(poller.batches(**batch_options(args))),
-            state,
-            writer,
-            max_intervals=args.max_intervals,
-            caught_up=poller.wait_idle if args.until_caught_up else None,
-            record=progress.record,
-            tick=tick,
-        )
-    finally:
-        progress.rows = state.rows_written
-        state.close()
-
-
 async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
     """Stream many systems (``None``: every system the token can see)."""
     from .pg_stream import _cmd_stream_leased, is_dsn
@@ -158,7 +125,17 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
             )
             async with poller:
                 if hourly_writer is not None:
-                    await _stream_fleet_hourly(poller, checkpoint, hourly_writer, progress, args)
+                    from .hourly import stream_hourly
+
+                    await stream_hourly(
+                        poller,
+                        checkpoint,
+                        hourly_writer,
+                        args,
+                        caught_up=poller.wait_idle if args.until_caught_up else None,
+                        progress=progress,
+                        refresh=lambda: progress.update(poller),
+                    )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
                 ):

@@ -18,7 +18,6 @@ delivered never went into the sums, so ``--hourly`` on such a checkpoint (and a 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import csv
 import io
@@ -27,7 +26,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import attrs
 
@@ -38,6 +37,10 @@ from ..statistics import HourlyEnergy, HourlyRow
 from ..streams import StreamKey, TelemetryInterval, checkpoint_key
 from .errors import EXIT_USAGE, CliError
 from .output import _jsonable
+from .waiting import next_while_ticking
+
+if TYPE_CHECKING:
+    from ..front import PollerFront
 
 #: The table of the aggregator's state, in the checkpoint's file.
 TABLE = "hourly_energy"
@@ -49,8 +52,6 @@ _UPSERT = (
 #: Intervals per batch: a day of four streams.  After a crash the rows of at most one
 #: batch are written again; a smaller batch is a transaction (and a state save) more often.
 BATCH_SIZE = 400
-#: How often the progress line is refreshed while the poller works.
-_TICK_S = 0.25
 
 _ROW_FIELDS = [f.name for f in attrs.fields(HourlyRow)]
 
@@ -215,35 +216,50 @@ async def next_batch(
 ) -> Batch | None:
     """The next batch, calling ``tick`` while waiting; ``None`` once ``caught_up()``
     returns first (everything available is handed out)."""
-    task: asyncio.Future[Batch] = asyncio.ensure_future(anext(batches))
-    idle = asyncio.ensure_future(caught_up()) if caught_up is not None else None
-    waiters: set[asyncio.Future[Any]] = {task} if idle is None else {task, idle}
+    return await next_while_ticking(batches, tick=tick, caught_up=caught_up)
+
+
+class _Progress(Protocol):
+    """The stream's progress line, as the hourly loop feeds it."""
+
+    rows: int | None
+
+    def record(self, interval: TelemetryInterval) -> None: ...
+
+
+async def stream_hourly(
+    poller: PollerFront,
+    checkpoint: Path,
+    writer: _HourlyWriter,
+    args: argparse.Namespace,
+    *,
+    caught_up: Callable[[], Awaitable[None]] | None,
+    progress: _Progress,
+    refresh: Callable[[], None],
+) -> None:
+    """``--hourly`` for any poller: its batches through the aggregator, whose state is
+    opened from and committed with the SQLite checkpoint file ``checkpoint``;
+    ``refresh`` redraws the progress line."""
+    state = await HourlyState.open(poller.checkpoint, checkpoint)
+    progress.rows = 0
     try:
-        while True:
-            done, _ = await asyncio.wait(
-                waiters, timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if task in done:
-                break
-            tick()
-            if idle is not None and idle in done:
-                task.cancel()
-                await asyncio.wait({task})
-                break
-    except asyncio.CancelledError:
-        # Ctrl-C: a batch being gathered goes back to the poller (it comes again).
-        task.cancel()
-        await asyncio.wait({task})
-        raise
+
+        def tick() -> None:
+            progress.rows = state.rows_written
+            refresh()
+
+        await run_hourly(
+            aiter(poller.batches(**batch_options(args))),
+            state,
+            writer,
+            max_intervals=args.max_intervals,
+            caught_up=caught_up,
+            record=progress.record,
+            tick=tick,
+        )
     finally:
-        if idle is not None:
-            idle.cancel()
-    if task.cancelled():
-        return None
-    try:
-        return task.result()
-    except StopAsyncIteration:
-        return None
+        progress.rows = state.rows_written
+        state.close()
 
 
 async def run_hourly(

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..client import EnphaseClient
 from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
@@ -21,9 +21,10 @@ from .pg_stream import is_dsn
 from .session import _known_encharges, _open_client
 from .settings import _Context, _write_private_text
 from .telemetry import _RECORD_FIELDS, _interval_record
+from .waiting import next_while_ticking
 
 if TYPE_CHECKING:
-    from .hourly import _HourlyWriter
+    pass
 
 
 class _IntervalWriter:
@@ -257,7 +258,17 @@ async def _cmd_stream(ctx: _Context) -> int:
             async with poller:
                 running.append((poller, client))
                 if hourly_writer is not None:
-                    await _stream_hourly(poller, client, checkpoint, hourly_writer, progress, args)
+                    from .hourly import stream_hourly
+
+                    await stream_hourly(
+                        poller,
+                        checkpoint,
+                        hourly_writer,
+                        args,
+                        caught_up=poller.wait_caught_up if args.until_caught_up else None,
+                        progress=progress,
+                        refresh=lambda: progress.update(poller, client),
+                    )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
                 ):
@@ -287,81 +298,10 @@ async def _cmd_stream(ctx: _Context) -> int:
     return EXIT_OK
 
 
-async def _stream_hourly(
-    poller: TelemetryPoller,
-    client: EnphaseClient,
-    checkpoint: Path,
-    writer: _HourlyWriter,
-    progress: _ProgressLine,
-    args: argparse.Namespace,
-) -> None:
-    """``--hourly``: batches through the aggregator (see :mod:`.hourly`)."""
-    from .hourly import HourlyState, batch_options, run_hourly
-
-    state = await HourlyState.open(poller.checkpoint, checkpoint)
-    progress.rows = 0
-    try:
-
-        def tick() -> None:
-            progress.rows = state.rows_written
-            progress.update(poller, client)
-
-        await run_hourly(
-            aiter(poller.batches(**batch_options(args))),
-            state,
-            writer,
-            max_intervals=args.max_intervals,
-            caught_up=poller.wait_caught_up if args.until_caught_up else None,
-            record=progress.record,
-            tick=tick,
-        )
-    finally:
-        progress.rows = state.rows_written
-        state.close()
-
-
-#: How often the progress line is refreshed while the poller works.
-_TICK_S = 0.25
-
-
 async def _next_interval(
     poller: TelemetryPoller, *, until_caught_up: bool, tick: Callable[[], None]
 ) -> TelemetryInterval | None:
-    """The poller's next interval, calling ``tick`` while waiting for it.
-
-    With ``until_caught_up``, ``None`` once a poll has reached the end of what the API
-    shows and all of it has been handed out (``poller.wait_caught_up()``): decided from
-    the API's answers, so it holds however short the poll interval.
-    """
-    task = asyncio.ensure_future(anext(poller))
-    caught_up = asyncio.ensure_future(poller.wait_caught_up()) if until_caught_up else None
-    waiters: set[asyncio.Future[Any]] = {task} if caught_up is None else {task, caught_up}
-    try:
-        while True:
-            done, _ = await asyncio.wait(
-                waiters, timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            if task in done:
-                break
-            tick()
-            if caught_up is not None and caught_up in done:
-                task.cancel()
-                await asyncio.wait({task})
-                break
-    except asyncio.CancelledError:
-        # Ctrl-C: stop the pending fetch before the poller is closed, so that closing
-        # never runs alongside it.  An interval it handed out just now is not written and
-        # not committed: it comes again on the next run.
-        task.cancel()
-        await asyncio.wait({task})
-        raise
-    finally:
-        if caught_up is not None:
-            caught_up.cancel()
-    if task.cancelled():
-        return None
-    try:
-        # An interval handed out just as we stopped waiting: write it (it is in hand).
-        return task.result()
-    except StopAsyncIteration:
-        return None
+    """The poller's next interval, calling ``tick`` while waiting for it; with
+    ``until_caught_up``, ``None`` once ``poller.wait_caught_up()`` returns first."""
+    caught_up = poller.wait_caught_up if until_caught_up else None
+    return await next_while_ticking(poller, tick=tick, caught_up=caught_up)
