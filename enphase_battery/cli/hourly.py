@@ -104,17 +104,6 @@ class _HourlyWriter:
             self.handle.flush()
 
 
-def refuse_postgres() -> None:
-    """``--hourly`` keeps its state in the SQLite checkpoint's file: a PostgreSQL
-    checkpoint (shared by runs that trade systems) is refused before anything is sent."""
-    raise CliError(
-        "--hourly needs a SQLite checkpoint (the hourly state is saved in its file);"
-        " a postgresql:// checkpoint is shared by runs that trade systems: give --hourly"
-        " a --checkpoint FILE",
-        EXIT_USAGE,
-    )
-
-
 def check_mode(checkpoint: Path, *, hourly: bool) -> None:
     """Refuse a checkpoint written in the other mode (read-only peek; a file that is not
     a readable checkpoint is left for the poller to report)."""

@@ -59,14 +59,25 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
     except ImportError as err:
         raise CliError(str(err), EXIT_USAGE) from None
     from .fleet_stream import _FleetProgress
+    from .hourly import _HourlyWriter
+    from .hourly_pg import PgHourlyState, check_pg_mode
     from .stream import _IntervalWriter, _open_output
 
     args = ctx.args
     schema = getattr(args, "pg_schema", None) or "enphase"
     db = Database(args.checkpoint)
+    try:
+        await check_pg_mode(db, schema, hourly=args.hourly)
+    except BaseException:
+        await db.close()
+        raise
     out_handle, owns_handle, header = _open_output(args.out)
     writer = _IntervalWriter(out_handle, args.format, header=header)
+    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
+    hourly = PgHourlyState(db, schema) if args.hourly else None
     progress = _FleetProgress(sys.stderr)
+    if hourly is not None:
+        progress.rows = 0
     # One interval a batch under --max-intervals, so the run stops exactly there.
     size = 1 if args.max_intervals is not None else 200
     governor_backend = PostgresGovernorBackend(db, schema=schema)
@@ -89,6 +100,9 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
             # "idle" is never seen while intervals sit in a batch still being gathered.
             max_wait = 0.0 if args.until_caught_up else 1.0
             batches = aiter(fleet.batches(max_size=size, max_wait=max_wait))
+            if hourly is not None:
+                await fleet.checkpoint.ensure_ready()
+                await hourly.create()
             while args.max_intervals is None or progress.written < args.max_intervals:
                 # Caught up: this run idle and no system left without a holder (one
                 # given up to a run that has stopped already is taken here first).
@@ -98,10 +112,19 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
                 batch = await _next_batch(batches, idle)
                 if batch is None:
                     break
-                for interval in batch:
-                    writer.write(interval)
-                # Written and flushed: only now does it count as delivered.
-                await fleet.commit(batch)
+                if hourly is not None and hourly_writer is not None:
+                    rows, states = await hourly.rows_of(batch)
+                    hourly_writer.write(rows)
+                    # Written and flushed: the state it was built from moves on with
+                    # the batch's checkpoint, in one transaction (or neither does).
+                    if await hourly.commit(fleet, batch, states):
+                        hourly.rows_written += len(rows)
+                        progress.rows = hourly.rows_written
+                else:
+                    for interval in batch:
+                        writer.write(interval)
+                    # Written and flushed: only now does it count as delivered.
+                    await fleet.commit(batch)
                 for interval in batch:
                     progress.record(interval)
                 progress.update(fleet.poller)

@@ -211,10 +211,6 @@ async def _cmd_stream(ctx: _Context) -> int:
     if args.since is not None:
         # Before any request, and before it is remembered, on every path.
         check_start_at(args.since)
-    if args.hourly and is_dsn(args.checkpoint):
-        from .hourly import refuse_postgres
-
-        refuse_postgres()
     systems = getattr(args, "systems", None) or []
     if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.

@@ -22,7 +22,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "enphase_battery.postgres needs the asyncpg driver: pip install 'enphase-battery[postgres]'"
     ) from err
 
-from ._db import Database
+from ._db import Connection, Database
 from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
 from .fleet import LeasedFleet
@@ -34,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BatchWriter",
     "CheckpointConflictError",
+    "Connection",
     "Database",
     "Fence",
     "Lease",
