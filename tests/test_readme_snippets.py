@@ -5,6 +5,7 @@ against the embedded simulator over loopback HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -269,3 +270,133 @@ async def test_reconcile_snippet_prints_what_it_skipped(
     assert serial not in out  # per Encharge, its short history is checked as it is
     assert re.search(r"\d+ spans checked, 0 with problems, [1-9]\d* not checked, \d+ requests", out)
     assert re.search(r"\d+ spans checked, 0 with problems, 0 not checked, \d+ requests", out)
+
+
+# -- PostgreSQL (the server `make test` starts, or ENPHASE_TEST_POSTGRES_DSN) ------------------
+
+
+def point_environment_at(
+    sim: EnphaseSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shell of a newcomer who pasted what ``enphase-battery simulate`` printed."""
+    token_file = tmp_path / "sim-token.json"
+    FileTokenStore(token_file).save_sync(sim.token)
+    for name in list(os.environ):
+        if name.startswith("ENPHASE_") and name != "ENPHASE_TEST_POSTGRES_DSN":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for line in shell_exports(sim, token_file):
+        name, _, value = shlex.split(line)[1].partition("=")
+        monkeypatch.setenv(name, value)
+
+
+def import_snippet(tmp_path: Path, name: str, source: str) -> Any:
+    """``source`` saved as ``<name>.py`` and imported, as a user's module would be."""
+    import importlib
+
+    (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
+async def rows_by_stream(dsn: str, schema: str) -> dict[tuple[int, str], int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        exists = await conn.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f'"{schema}".battery_interval'
+        )
+        if not exists:
+            return {}
+        rows = await conn.fetch(
+            f'SELECT system_id, source, count(*) AS n FROM "{schema}".battery_interval'
+            " GROUP BY system_id, source"
+        )
+    finally:
+        await conn.close()
+    return {(row["system_id"], row["source"]): row["n"] for row in rows}
+
+
+async def run_until(program: Any, done: Callable[[], Any], timeout_s: float = 60.0) -> None:
+    """Run ``program`` (a coroutine that runs forever) until ``await done()`` is true."""
+    task = asyncio.create_task(program)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not await done():
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, "the program delivered too little in time"
+            await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def in_schema(dsn: str, schema: str) -> str:
+    """``dsn`` with ``search_path`` set to ``schema`` (asyncpg passes it to the server)."""
+    return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+
+
+async def test_postgres_one_worker_program_writes_the_table_and_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str, pg_schema: str
+) -> None:
+    import asyncpg
+
+    blocks = readme_blocks("## PostgreSQL: several workers, one plan")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    one_worker = import_snippet(tmp_path, "one_worker", blocks[0])
+    conn = await asyncpg.connect(postgres_dsn)
+    await conn.execute(f'CREATE SCHEMA "{pg_schema}"')
+    await conn.close()
+    async with EnphaseSimulator(
+        seed=6, systems=1, encharges=1, plan="partner", history=timedelta(days=2)
+    ) as sim:
+        point_environment_at(sim, tmp_path, monkeypatch)
+        system_id = sim.system_ids[0]
+        serial = sim.encharge_serials(system_id)[0]
+        dsn = in_schema(postgres_dsn, pg_schema)
+
+        async def both_streams_in() -> bool:
+            rows = await rows_by_stream(postgres_dsn, pg_schema)
+            return rows.get((system_id, "battery"), 0) > 0 and rows.get((system_id, serial), 0) > 0
+
+        await run_until(one_worker.main(dsn, schema=pg_schema), both_streams_in)
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        saved = await conn.fetchval(f'SELECT count(*) FROM "{pg_schema}".stream_checkpoint')
+    finally:
+        await conn.close()
+    assert saved >= 2  # the checkpoint of each stream, committed with its rows
+
+
+async def test_postgres_leased_fleet_worker_follows_every_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_dsn: str, pg_schema: str
+) -> None:
+    import asyncpg
+
+    blocks = readme_blocks("## PostgreSQL: several workers, one plan")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import_snippet(tmp_path, "one_worker", blocks[0])
+    (fleet_block,) = [block for block in blocks if "LeasedFleet(" in block]
+    workers = import_snippet(tmp_path, "workers", fleet_block)
+    conn = await asyncpg.connect(postgres_dsn)
+    await conn.execute(f'CREATE SCHEMA "{pg_schema}"')
+    await conn.close()
+    async with EnphaseSimulator(
+        seed=8, systems=3, encharges=1, plan="partner", history=timedelta(days=1)
+    ) as sim:
+        point_environment_at(sim, tmp_path, monkeypatch)
+        wanted = {(system_id, "battery") for system_id in sim.system_ids}
+
+        async def every_system_in() -> bool:
+            return wanted <= set(await rows_by_stream(postgres_dsn, pg_schema))
+
+        await run_until(workers.worker(in_schema(postgres_dsn, pg_schema), schema=pg_schema),
+                        every_system_in)  # fmt: skip
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        used = await conn.fetchval(f'SELECT count(*) FROM "{pg_schema}".governor_state')
+    finally:
+        await conn.close()
+    assert used == 1  # the quota's row for the key: every worker counts in it
