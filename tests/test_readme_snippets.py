@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -400,3 +402,40 @@ async def test_postgres_leased_fleet_worker_follows_every_system(
     finally:
         await conn.close()
     assert used == 1  # the quota's row for the key: every worker counts in it
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's admin lines use curl")
+def test_the_simulators_admin_lines_work_as_written(simulate: Callable[..., Simulate]) -> None:
+    (block,) = [
+        b for b in readme_blocks("### Trying it offline: the simulator", "sh") if "__admin" in b
+    ]
+    server = simulate()  # the defaults: the example system id is the first one of seed 0
+    base = server.exports["ENPHASE_BASE_URL"]
+    lines = [line for line in block.splitlines() if line.startswith("curl ")]
+    assert len(lines) == 5
+    states: dict[str, Any] = {}
+    for line in lines:
+        done = subprocess.run(
+            ["bash", "-c", line], env={**os.environ, "BASE": base},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        state = json.loads(done.stdout)
+        assert "error" not in state, (line, state)
+        states[re.findall(r"/__admin/(\w+)", line)[0]] = state
+    assert states["clock"]["now"] == pytest.approx(states["state"]["now"] + 900, abs=60)
+    assert any(system["off_grid"] for system in states["system"]["systems"].values())
+    assert states["faults"]["faults_pending"][0]["status"] == 503
+    assert "connections" in states["live"]
+
+
+def test_every_simulate_command_in_the_readme_parses() -> None:
+    from enphase_battery.simulator.cli import build_parser
+
+    text = README.read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = re.findall(r"enphase-battery simulate([^`\n#]*)", text)
+    assert len(commands) >= 4
+    parser = build_parser()
+    for options in commands:
+        args = parser.parse_args(shlex.split(options))
+        assert args.systems >= 1
