@@ -118,8 +118,8 @@ def test_quick_start_runs_on_the_free_plan_with_what_simulate_prints(
     words = shlex.split(command.strip())
     assert words[:2] == ["enphase-battery", "simulate"]
     assert words[words.index("--plan") + 1] == "watt"  # the Quick Start is on the free plan
-    options = [w for w in words[2:] if not w.startswith("/tmp/")]
-    options[options.index("--token-file") + 1 :] = [str(tmp_path / "sim-token.json")]
+    options = words[2:]
+    options[options.index("--token-file") + 1] = str(tmp_path / "sim-token.json")
     server = simulate(*options, "--systems", "1")
     assert server.exports["ENPHASE_PLAN"] == "watt"
 
