@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..environment import PLANS, EnphaseSettings, config_dir
+from ..environment import EnphaseSettings
 from ..exceptions import SettingsError
 from .errors import EXIT_USAGE, CliError
 from .output import _SECRETS, _warn
-
-__all__ = ["PLANS", "config_dir"]
 
 #: Settings whose flag is not ``--`` + the setting's name.
 _FLAGS = {"config_file": "--config", "system_id": "--system", "token_file": "--token-file"}
