@@ -8,9 +8,11 @@ single choke point (quota, limiter, token, send, retries, error mapping, structu
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from .reconcile import Reconciliation
 
 __all__ = ["DEFAULT_BASE_URL", "EnphaseClient"]
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class EnphaseClient(
@@ -163,7 +167,8 @@ class EnphaseClient(
            now; every refreshed token is saved back to it (under its lock, so the CLI
            and other programs on the same file refresh in turn);
         5. the month's request count: ``usage.json``, shared with the CLI
-           (``share_usage=False``: this process's memory only; ``governor=``: yours).
+           (``share_usage=False``, or a config directory it cannot write in: this
+           process's memory only, the latter with a warning; ``governor=``: yours).
 
         ``config.json`` is ``config_file=``, ``ENPHASE_CONFIG`` or
         ``$XDG_CONFIG_HOME/enphase-battery/config.json`` (``~/.config/...``); the token and
@@ -205,7 +210,7 @@ class EnphaseClient(
             on_refresh=on_refresh,
             store=settings.token_store(),
         )
-        if governor is None and share_usage:
+        if governor is None and share_usage and _can_write_in(settings.directory):
             governor = QuotaGovernor(
                 settings.rate_limits,
                 key=QuotaGovernor.key_for(api_key),
@@ -340,3 +345,19 @@ class EnphaseClient(
         from .reconcile import reconcile
 
         return await reconcile(self, system_id, start, end, **options)
+
+
+def _can_write_in(directory: Path) -> bool:
+    """Whether ``usage.json`` can live in ``directory`` (created if missing), as the CLI
+    keeps it; a service on a read-only home counts in memory instead, and says so."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        writable = False
+    else:
+        writable = os.access(directory, os.W_OK)
+    if not writable:
+        _LOGGER.warning(
+            "cannot write in %s: this process counts its requests in memory only", directory
+        )
+    return writable

@@ -231,3 +231,20 @@ async def test_the_client_owns_and_stops_its_token_manager(environ: dict[str, st
     async with client:
         assert manager._refresher.running  # the background refresher runs while in use
     assert not manager._refresher.running
+
+
+async def test_a_config_directory_it_cannot_write_in_counts_in_memory(
+    sim: EnphaseSimulator, environ: dict[str, str], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    not_a_directory = tmp_path / "plain-file"
+    not_a_directory.write_text("", encoding="utf-8")
+    environ["XDG_CONFIG_HOME"] = str(not_a_directory)  # a read-only home, say
+    config_file = tmp_path / "config.json"
+    config_file.write_text("{}", encoding="utf-8")
+    environ["ENPHASE_CONFIG"] = str(config_file)
+    with caplog.at_level("WARNING", logger="enphase_battery.client"):
+        async with EnphaseClient.from_env(environ=environ) as client:
+            assert len(await client.list_systems()) == len(sim.system_ids)
+            assert client.quota_used == 1
+    assert "counts its requests in memory only" in caplog.text
