@@ -8,7 +8,11 @@ single choke point (quota, limiter, token, send, retries, error mapping, structu
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -26,16 +30,19 @@ from .exceptions import InvalidRequestError
 from .governor import QuotaGovernor
 from .limits import RateLimits
 from .retry import RetryPolicy
+from .routes import DEFAULT_BASE_URL
+from .tokens import OAuth2Token
 from .transport import Transport
 
 if TYPE_CHECKING:
+    from .environment import EnphaseSettings
     from .live.budget import LiveBudget, LiveLedger
     from .live.session import LiveSession
     from .reconcile import Reconciliation
 
 __all__ = ["DEFAULT_BASE_URL", "EnphaseClient"]
 
-DEFAULT_BASE_URL = "https://api.enphaseenergy.com"
+_LOGGER = logging.getLogger(__name__)
 
 
 class EnphaseClient(
@@ -121,6 +128,109 @@ class EnphaseClient(
             quota_used=quota_used,
             governor=governor,
         )
+        # A token manager :meth:`from_env` made for this client: started and stopped with it.
+        self._owned_token_manager: TokenManager | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        settings: EnphaseSettings | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        plan: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        governor: QuotaGovernor | None = None,
+        share_usage: bool = True,
+        on_refresh: Callable[[OAuth2Token], Awaitable[None]] | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 4,
+        max_retry_time: float = 120.0,
+        write_retries: int = 1,
+    ) -> EnphaseClient:
+        """A client set up as the ``enphase-battery`` CLI is: same variables, same files.
+
+        ``async with EnphaseClient.from_env() as client:`` works wherever the CLI works:
+        after ``enphase-battery auth login``, or in a shell holding the ``export`` lines
+        ``enphase-battery simulate`` prints.  What it reads, each setting from the first
+        place that has it (:mod:`enphase_battery.environment`):
+
+        1. the API key, client id and client secret: ``ENPHASE_API_KEY``,
+           ``ENPHASE_CLIENT_ID``, ``ENPHASE_CLIENT_SECRET``, then ``config.json``'s
+           ``api_key``, ``client_id``, ``client_secret``;
+        2. the URLs: ``ENPHASE_BASE_URL``, ``ENPHASE_TOKEN_URL``,
+           ``ENPHASE_AUTHORIZE_URL``, then ``config.json``, then Enphase's own;
+        3. the plan: ``plan=``, ``ENPHASE_PLAN``, ``config.json``'s ``plan``, else
+           ``watt`` (the free plan): its :class:`RateLimits` pace the client;
+        4. the token: ``token_file=``, ``ENPHASE_TOKEN_FILE``, else ``token.json``, read
+           now; every refreshed token is saved back to it (under its lock, so the CLI
+           and other programs on the same file refresh in turn);
+        5. the month's request count: ``usage.json``, shared with the CLI
+           (``share_usage=False``, or a config directory it cannot write in: this
+           process's memory only, the latter with a warning; ``governor=``: yours).
+
+        ``config.json`` is ``config_file=``, ``ENPHASE_CONFIG`` or
+        ``$XDG_CONFIG_HOME/enphase-battery/config.json`` (``~/.config/...``); the token and
+        usage files live in the same directory unless named.
+
+        The client owns the :class:`TokenManager` it builds: ``async with`` the client
+        runs its background refresher, and :meth:`close` stops it.  ``session``,
+        ``timeout``, ``max_retries``, ``max_retry_time`` and ``write_retries`` are as for
+        the constructor; ``on_refresh`` as for :class:`TokenManager`; ``settings``: an
+        :class:`~enphase_battery.environment.EnphaseSettings` already loaded (then
+        ``config_file``, ``token_file``, ``plan`` and ``environ`` are not used).
+
+        Raises:
+            SettingsError: a credential is missing (the message names the variable and
+                the file to set it in, never a value), the config file or the token file
+                cannot be read, or the plan is unknown.
+            NotSignedInError: there is no token file yet: run ``enphase-battery auth
+                login`` (a :class:`SettingsError` too).
+        """
+        # Imported here: ``from enphase_battery import EnphaseClient`` stays as cheap as it
+        # was for programs that never read the environment.
+        from .environment import USAGE_RESET_HINT
+        from .environment import EnphaseSettings as Settings
+        from .governor_file import FileGovernorBackend
+
+        if settings is None:
+            settings = Settings.load(
+                config_file=config_file, token_file=token_file, plan=plan, environ=environ
+            )
+        api_key, client_id, client_secret = settings.credentials()
+        token = settings.load_token()
+        manager = TokenManager(
+            client_id=client_id,
+            client_secret=client_secret,
+            token=token,
+            token_url=settings.token_url,
+            authorize_url=settings.authorize_url,
+            session=session,
+            on_refresh=on_refresh,
+            store=settings.token_store(),
+        )
+        if governor is None and share_usage and _can_write_in(settings.directory):
+            governor = QuotaGovernor(
+                settings.rate_limits,
+                key=QuotaGovernor.key_for(api_key),
+                backend=FileGovernorBackend(settings.usage_file),
+                reset_hint=USAGE_RESET_HINT,
+            )
+        client = cls(
+            api_key=api_key,
+            auth=manager,
+            session=session,
+            base_url=settings.base_url,
+            rate_limits=settings.rate_limits,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_time=max_retry_time,
+            governor=governor,
+            write_retries=write_retries,
+        )
+        client._owned_token_manager = manager
+        return client
 
     def __repr__(self) -> str:
         return f"EnphaseClient(base_url={self.base_url!r}, rate_limits={self.rate_limits!r})"
@@ -128,6 +238,8 @@ class EnphaseClient(
     # -- lifecycle --------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._owned_token_manager is not None:
+            self._owned_token_manager.start()  # refreshes ahead of expiry while in use
         return self
 
     async def __aexit__(
@@ -139,7 +251,12 @@ class EnphaseClient(
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP session if the client created it; a caller's session stays open."""
+        """Close the HTTP session if the client created it; a caller's session stays open.
+
+        A token manager :meth:`from_env` built for this client is stopped first.
+        """
+        if self._owned_token_manager is not None:
+            await self._owned_token_manager.stop()
         await self._transport.close()
 
     @property
@@ -228,3 +345,19 @@ class EnphaseClient(
         from .reconcile import reconcile
 
         return await reconcile(self, system_id, start, end, **options)
+
+
+def _can_write_in(directory: Path) -> bool:
+    """Whether ``usage.json`` can live in ``directory`` (created if missing), as the CLI
+    keeps it; a service on a read-only home counts in memory instead, and says so."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        writable = False
+    else:
+        writable = os.access(directory, os.W_OK)
+    if not writable:
+        _LOGGER.warning(
+            "cannot write in %s: this process counts its requests in memory only", directory
+        )
+    return writable

@@ -24,10 +24,12 @@ __all__ = [
     "EnphaseError",
     "InvalidRequestError",
     "NotFoundError",
+    "NotSignedInError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
     "ResponseFormatError",
+    "SettingsError",
 ]
 
 
@@ -44,6 +46,39 @@ class EnphaseError(Exception):
 
 class InvalidRequestError(EnphaseError, ValueError):
     """The arguments are invalid; raised before any request is sent."""
+
+
+class SettingsError(InvalidRequestError):
+    """A setting read from the environment, ``config.json`` or the token file is missing
+    or unusable (:meth:`EnphaseClient.from_env <enphase_battery.EnphaseClient.from_env>`,
+    the CLI); raised before any request is sent.
+
+    The message names the setting and every place it was looked for, never a value.
+
+    Attributes:
+        setting: what is missing or wrong: ``"api_key"``, ``"client_id"``,
+            ``"client_secret"``, ``"plan"``, ``"system_id"``, ``"config"`` (the config
+            file) or ``"token"`` (the token file).
+        looked_in: where it was looked for, in order (variable names, file paths).
+    """
+
+    def __init__(self, message: str, *, setting: str, looked_in: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.looked_in = looked_in
+
+
+class NotSignedInError(SettingsError):
+    """No usable token in the token file: the homeowner must sign in first
+    (``enphase-battery auth login``), which writes it.
+
+    Attributes:
+        token_file: the file that holds no token (``setting`` is ``"token"``).
+    """
+
+    def __init__(self, message: str, *, token_file: str) -> None:
+        super().__init__(message, setting="token", looked_in=(token_file,))
+        self.token_file = token_file
 
 
 class EnphaseConnectionError(EnphaseError):

@@ -12,8 +12,10 @@ from typing import Any
 
 import attrs
 
-__all__ = ["API_PREFIX", "ROUTES", "Route"]
+__all__ = ["API_PREFIX", "DEFAULT_BASE_URL", "ROUTES", "Route"]
 
+#: The API host of the real service (the simulator's ``base_url`` replaces it in tests).
+DEFAULT_BASE_URL = "https://api.enphaseenergy.com"
 API_PREFIX = "/api/v4"
 
 

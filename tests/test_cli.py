@@ -8,9 +8,11 @@ background thread with a loop of its own; a few tests run the CLI as a real subp
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -597,6 +599,50 @@ def test_login_listening_on_loopback_end_to_end(
     assert "Signed in" in out
     assert FileTokenStore(token_path).load() is not None
     assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
+
+
+def test_login_against_the_simulator_says_what_to_open(
+    env: dict[str, str], sim: EnphaseSimulator, token_path: Path
+) -> None:
+    token_path.unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "enphase_battery", "auth", "login", "--listen", "0",
+         "--timeout", "20"],
+        env=subprocess_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        said: list[str] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any("curl" in line for line in said):
+            said.append(process.stderr.readline())
+        text = "".join(said)
+        assert "approves at once" in text
+        (curl_line,) = [line for line in said if line.strip().startswith("curl ")]
+        words = shlex.split(curl_line)
+        assert words[:2] == ["curl", "-sL"]
+        # What the curl line does: follow the simulator's redirect to the listener.
+        with urllib.request.urlopen(words[2], timeout=10) as page:
+            assert b"Signed in" in page.read()
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert FileTokenStore(token_path).load() is not None
+
+
+def test_login_by_pasting_against_the_simulator_says_how_to_get_the_url(
+    cli: Run, env: dict[str, str], sim: EnphaseSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, _, err = cli("auth", "login")
+    assert code == 2  # nothing pasted
+    assert "approves at once" in err
+    assert "%{redirect_url}" in err
+    assert sim.authorize_url in err
 
 
 def test_verbose_logs_the_requests_and_not_other_libraries_debug(

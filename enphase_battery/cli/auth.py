@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
+import shlex
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -75,11 +77,39 @@ async def _cmd_auth_login(ctx: _Context) -> int:
 
 def _instructions(url: str, *, listening: bool) -> None:
     # stderr: the URL is for the person at the keyboard; stdout stays for the result.
-    sys.stderr.write("Open this URL in a browser and approve access to your system:\n\n")
-    sys.stderr.write(f"  {url}\n\n")
+    if _on_this_machine(url):
+        # The simulator (`enphase-battery simulate`): no page, no consent form; its
+        # authorize URL answers at once with the redirect that carries the code.
+        sys.stderr.write(
+            "The authorize URL is on this machine (the simulator?): it approves at once,"
+            " with nothing to fill in. Open it in a browser here:\n\n"
+        )
+        sys.stderr.write(f"  {url}\n\n")
+        quoted = shlex.quote(url)
+        if listening:
+            sys.stderr.write(f"or, from another shell:\n\n  curl -sL {quoted}\n\n")
+        else:
+            sys.stderr.write(
+                "or, from another shell, print the URL to paste here:\n\n"
+                f"  curl -s -o /dev/null -w '%{{redirect_url}}\\n' {quoted}\n\n"
+            )
+    else:
+        sys.stderr.write("Open this URL in a browser and approve access to your system:\n\n")
+        sys.stderr.write(f"  {url}\n\n")
     if listening:
         sys.stderr.write("Waiting for the redirect...\n")
     sys.stderr.flush()
+
+
+def _on_this_machine(url: str) -> bool:
+    """Whether ``url``'s host is loopback (the simulator's sign-in, not Enphase's)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _settle(future: asyncio.Future[str], value: str) -> None:

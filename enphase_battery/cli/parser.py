@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..auth import DEFAULT_AUTHORIZE_URL, DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
 from ..client import DEFAULT_BASE_URL
+from ..environment import PLANS
 from ..front import DEFAULT_REVISE_FOR
 from ..models import Granularity
 from .argtypes import _day, _hhmm, _moment, _percent, _positive_int, _revise_for, _seconds
@@ -25,7 +26,6 @@ from .commands import (
 )
 from .errors import EXIT_USAGE, PROG, CliError
 from .live import add_live_commands
-from .settings import PLANS
 from .stream import _cmd_stream
 from .telemetry import _cmd_telemetry
 from .usage import _cmd_usage

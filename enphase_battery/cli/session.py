@@ -9,7 +9,7 @@ import aiohttp
 
 from ..auth import FileTokenStore, OAuth2Token, TokenManager
 from ..client import EnphaseClient
-from ..exceptions import InvalidRequestError
+from ..exceptions import InvalidRequestError, NotSignedInError, SettingsError
 from ..governor import GovernorBackend
 from .errors import EXIT_AUTH, EXIT_USAGE, PROG, CliError
 from .output import _SECRETS
@@ -23,37 +23,45 @@ async def _open_client(
 ) -> AsyncIterator[EnphaseClient]:
     """An :class:`EnphaseClient` signed in with the saved token; rotated tokens are saved.
 
+    Built by :meth:`EnphaseClient.from_env` on the run's settings, as any program can.
     ``governor_backend``: where the month's count lives (default ``usage.json``; a
     PostgreSQL one when several runs share the key through a database).
     """
     api_key = ctx.credential("api_key")
     assert api_key is not None
-    # Missing app credentials are reported before a missing token.
+    # Missing app credentials are reported before a missing token (and join the secrets
+    # scrubbed from error lines).
     ctx.credential("client_id")
     ctx.credential("client_secret")
-    store = FileTokenStore(ctx.token_path)
-    token = _load_token(store)
-    if token is None:
-        raise CliError(
-            f"not signed in (no token at {ctx.token_path}): run `{PROG} auth login`", EXIT_AUTH
-        )
-    _SECRETS.update((token.access_token, token.refresh_token))
     # The month's count lives in usage.json: every request is recorded as it is admitted.
     governor = open_governor(ctx, api_key, backend=governor_backend)
 
+    async def note_secrets(new: OAuth2Token) -> None:
+        # The manager has saved ``new`` to the token file already (under its lock).
+        _SECRETS.update((new.access_token, new.refresh_token))
+
     async with aiohttp.ClientSession() as session:
-        manager = _token_manager(ctx, session, store, token)
-        client = EnphaseClient(
-            api_key=api_key,
-            auth=manager,
-            session=session,
-            base_url=ctx.base_url,
-            governor=governor,
-        )
+        try:
+            client = EnphaseClient.from_env(
+                settings=ctx.settings, session=session, governor=governor, on_refresh=note_secrets
+            )
+        except SettingsError as err:
+            if err.setting == "token":
+                raise CliError(_sign_in_again(err), EXIT_AUTH) from None
+            raise CliError(str(err), EXIT_USAGE) from None
+        manager = client.token_manager
+        assert manager is not None
+        _SECRETS.update(manager.secrets())
         try:
             yield client
         finally:
             await client.close()
+
+
+def _sign_in_again(err: SettingsError) -> str:
+    if isinstance(err, NotSignedInError):
+        return f"not signed in (no token at {err.token_file}): run `{PROG} auth login`"
+    return f"{err}; run `{PROG} auth login` again"
 
 
 async def _known_encharges(

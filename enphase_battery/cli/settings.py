@@ -1,4 +1,9 @@
-"""Settings: flags, then the environment, then ``config.json`` in the config directory."""
+"""Settings: flags, then the environment, then ``config.json`` in the config directory.
+
+The resolution itself is the SDK's (:mod:`enphase_battery.environment`), so a program using
+``EnphaseClient.from_env()`` and the CLI read the same variables and files; this module adds
+the flags, the CLI's exit codes and the private files the CLI writes.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,23 @@ import argparse
 import contextlib
 import json
 import os
-import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..auth import DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL
-from ..client import DEFAULT_BASE_URL
-from .errors import EXIT_USAGE, PROG, CliError
+from ..environment import EnphaseSettings
+from ..exceptions import SettingsError
+from .errors import EXIT_USAGE, CliError
 from .output import _SECRETS, _warn
 
-PLANS = ("watt", "kilowatt", "megawatt", "partner")
+#: Settings whose flag is not ``--`` + the setting's name.
+_FLAGS = {"config_file": "--config", "system_id": "--system", "token_file": "--token-file"}
 
 
-def config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/enphase-battery``, by default ``~/.config/enphase-battery``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / PROG
+def _flag(name: str) -> str:
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 @dataclass
@@ -31,133 +35,96 @@ class _Context:
     """Everything a command needs: parsed args and resolved settings."""
 
     args: argparse.Namespace
-    directory: Path
-    config_path: Path
-    token_path: Path
-    config: dict[str, Any]
-    base_url: str
-    token_url: str
-    authorize_url: str
-    plan: str
+    settings: EnphaseSettings
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> bool:
         return bool(getattr(self.args, "json", False))
 
+    @property
+    def directory(self) -> Path:
+        return self.settings.directory
+
+    @property
+    def config_path(self) -> Path:
+        return self.settings.config_file
+
+    @property
+    def token_path(self) -> Path:
+        return self.settings.token_file
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.settings.config
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def token_url(self) -> str:
+        return self.settings.token_url
+
+    @property
+    def authorize_url(self) -> str:
+        return self.settings.authorize_url
+
+    @property
+    def plan(self) -> str:
+        return self.settings.plan
+
     def credential(self, name: str, *, required: bool = True) -> str | None:
         """``api_key``, ``client_id`` or ``client_secret``: flag, then env, then config."""
-        flag = "--" + name.replace("_", "-")
-        env = "ENPHASE_" + name.upper()
-        value = getattr(self.args, name, None)
-        source = flag
-        if not value:
-            value, source = os.environ.get(env), env
-        if not value:
-            value, source = self.config.get(name), f"{self.config_path.name}"
-        if not value:
-            if required:
-                raise CliError(
-                    f"missing {name.replace('_', ' ')}: pass {flag}, set {env}"
-                    f" or add {name!r} to {self.config_path}",
-                    EXIT_USAGE,
-                )
+        try:
+            value = self.settings.credential(name, required=required)
+        except SettingsError as err:
+            raise CliError(str(err), EXIT_USAGE) from None
+        if value is None:
             return None
-        if not isinstance(value, str):
-            raise CliError(f"{name} in {self.config_path} must be a string", EXIT_USAGE)
         _SECRETS.add(value)
-        self.sources[name] = source
+        self.sources[name] = self.settings.sources[name]
         return value
 
     def system_id(self) -> int:
-        value = getattr(self.args, "system", None)
-        if value is None:
-            raw = os.environ.get("ENPHASE_SYSTEM_ID") or self.config.get("system_id")
-            if raw is None:
-                raise CliError(
-                    "missing --system: pass --system ID (see `enphase-battery systems`)"
-                    " or set ENPHASE_SYSTEM_ID",
-                    EXIT_USAGE,
-                )
-            try:
-                value = int(raw)
-            except (TypeError, ValueError):
-                raise CliError(f"system id must be a number, got {raw!r}", EXIT_USAGE) from None
-        return int(value)
+        # Read at the time of asking: `stream` sets args.system from its --system list.
+        flag = getattr(self.args, "system", None)
+        if flag is not None:
+            return int(flag)
+        try:
+            return self.settings.system_id()
+        except SettingsError as err:
+            raise CliError(str(err), EXIT_USAGE) from None
 
 
 def _make_context(args: argparse.Namespace) -> _Context:
-    directory = config_dir()
-    named_by = (
-        "--config"
-        if getattr(args, "config", None)
-        else "ENPHASE_CONFIG"
-        if os.environ.get("ENPHASE_CONFIG")
-        else None
-    )
-    config_path = Path(
-        getattr(args, "config", None)
-        or os.environ.get("ENPHASE_CONFIG")
-        or directory / "config.json"
-    ).expanduser()
-    token_path = Path(
-        getattr(args, "token_file", None)
-        or os.environ.get("ENPHASE_TOKEN_FILE")
-        or directory / "token.json"
-    ).expanduser()
-    if args.command == "simulate":
-        # simulate's own --token-file is where it writes a token; nothing else applies.
-        config: dict[str, Any] = {}
-    else:
-        config = _load_config(config_path, named_by)
-
-    def pick(flag: str, env: str, key: str, default: str) -> str:
-        value = getattr(args, flag, None) or os.environ.get(env) or config.get(key) or default
-        return str(value)
-
-    plan = pick("plan", "ENPHASE_PLAN", "plan", "watt").strip().lower()
-    if plan not in PLANS:
-        raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLANS)}", EXIT_USAGE)
-    return _Context(
-        args=args,
-        directory=directory,
-        config_path=config_path,
-        token_path=token_path,
-        config=config,
-        base_url=pick("base_url", "ENPHASE_BASE_URL", "base_url", DEFAULT_BASE_URL),
-        token_url=pick("token_url", "ENPHASE_TOKEN_URL", "token_url", DEFAULT_TOKEN_URL),
-        authorize_url=pick(
-            "authorize_url", "ENPHASE_AUTHORIZE_URL", "authorize_url", DEFAULT_AUTHORIZE_URL
-        ),
-        plan=plan,
-    )
-
-
-def _load_config(path: Path, named_by: str | None = None) -> dict[str, Any]:
-    """``config.json`` as a dict; the default file may be missing, a named one may not."""
+    """The settings of this run: flags, then ``ENPHASE_*`` variables, then ``config.json``
+    (:class:`~enphase_battery.environment.EnphaseSettings`, shared with the SDK)."""
     try:
-        text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        if named_by is not None:
-            raise CliError(
-                f"config file {path} (named by {named_by}) does not exist", EXIT_USAGE
-            ) from None
-        return {}
-    except OSError as err:
-        raise CliError(f"cannot read {path}: {err.strerror}", EXIT_USAGE) from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise CliError(f"{path} is not valid JSON", EXIT_USAGE) from None
-    if not isinstance(data, dict):
-        raise CliError(f"{path} must hold a JSON object", EXIT_USAGE)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) and any(
-        data.get(k) for k in ("client_secret", "api_key")
-    ):
-        # ssh does the same for private keys: a secret others can read is worth a warning.
-        _warn(f"{path} is readable by other users; run: chmod 600 {path}")
-    return data
+        settings = EnphaseSettings.load(
+            **{name: getattr(args, flag, None) for name, flag in _SETTING_FLAGS.items()},
+            # simulate's own --token-file is where it writes a token; nothing else applies.
+            read_config=args.command != "simulate",
+            on_warning=_warn,
+            argument_name=_flag,
+        )
+    except SettingsError as err:
+        raise CliError(str(err), EXIT_USAGE) from None
+    return _Context(args=args, settings=settings)
+
+
+#: Setting -> the attribute its flag sets on the parsed arguments.
+_SETTING_FLAGS = {
+    "api_key": "api_key",
+    "client_id": "client_id",
+    "client_secret": "client_secret",
+    "base_url": "base_url",
+    "token_url": "token_url",
+    "authorize_url": "authorize_url",
+    "plan": "plan",
+    "config_file": "config",
+    "token_file": "token_file",
+}
 
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:

@@ -6,20 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..environment import USAGE_RESET_HINT
 from ..governor import GovernorBackend, QuotaGovernor
 from ..governor_file import FileGovernorBackend
 from ..limits import RateLimits
-from .errors import EXIT_OK, PROG
+from .errors import EXIT_OK
 from .output import _out, _pairs, _print_json
 from .settings import _Context
 
 #: What a "quota spent" message tells the user to do about a local count.
-RESET_HINT = f"`{PROG} usage --reset` clears it"
+RESET_HINT = USAGE_RESET_HINT
 
 
 def usage_path(ctx: _Context) -> Path:
     """Where the CLI keeps the month's count (``<config dir>/usage.json``)."""
-    return ctx.directory / "usage.json"
+    return ctx.settings.usage_file
 
 
 def open_governor(

@@ -48,8 +48,9 @@ def connection_banner(sim: EnphaseSimulator, token_file: Path | None) -> str:
     lines.extend(f"  {line}" for line in shell_exports(sim, token_file))
     if token_file is None:
         lines.append(
-            "  # then sign in: enphase-battery auth login --listen 0"
-            " (or start with --token-file PATH to skip that)"
+            "  # then sign in: enphase-battery auth login --listen 0, and open the URL it"
+            " prints (the simulator approves at once: `curl -sL URL` will do);"
+            " or start with --token-file PATH to skip that"
         )
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
