@@ -9,6 +9,7 @@ import pytest
 from enphase_battery.models import BatteryMode, GridState, converter
 from enphase_battery.models.live import LiveFrame, LiveSource
 from enphase_battery.models.now import LatestTelemetry, StorageMeterReadings
+from enphase_battery.models.vocabulary import BatteryState
 
 
 def test_a_live_event_through_the_one_converter() -> None:
@@ -56,7 +57,7 @@ def test_latest_telemetry_with_stale_devices() -> None:
             "devices": {
                 "encharges": [
                     {"id": 1, "channel": 1, "last_report_at": 1780000000, "power": -400,
-                     "operational_mode": "Full Backup"},
+                     "operational_mode": "Charging"},
                     {"id": 2, "channel": 2, "last_report_at": None, "power": None,
                      "operational_mode": None},
                 ],
@@ -65,12 +66,12 @@ def test_latest_telemetry_with_stale_devices() -> None:
         },
         LatestTelemetry,
     )  # fmt: skip
-    assert latest.battery_power == -400
     assert latest.battery_discharge_w == -400
-    assert latest.battery_mode is BatteryMode.FULL_BACKUP
+    assert latest.battery_state is BatteryState.CHARGING
     assert latest.last_report_at == datetime.fromtimestamp(1780000000, UTC)
     empty = converter.structure({"system_id": 1, "devices": {"encharges": []}}, LatestTelemetry)
-    assert empty.battery_power is None
+    assert empty.battery_discharge_w is None
+    assert empty.battery_state is None
     assert empty.last_report_at is None
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import attrs
 
-from .now import _discharge_w
-from .vocabulary import BatteryMode, GridState
+from .vocabulary import BatteryMode, BatteryState, GridState
 
 __all__ = ["LiveFrame", "LiveSource", "structure_live_frame"]
 
@@ -33,12 +32,14 @@ class LiveFrame:
     Built from one ``live_data`` event, ``{"data": {"pv_power", "grid_power",
     "battery_power", "battery_soc", "battery_mode", "grid_status", "consumption_power",
     "generator_power", "envoy_serial_number": [...]}, "timestamp_epoch": <ms>, "type"}``
-    (fact sheet §7), by ``converter.structure(event, LiveFrame)``.
+    (fact sheet §8), by ``converter.structure(event, LiveFrame)``.
 
     ``source`` says whether it came from the live stream or a ``latest_telemetry`` poll;
-    polled frames carry only ``battery_power`` and ``battery_mode`` (the rest ``None``),
-    and their ``timestamp`` is the Encharges' last report.  Powers are W;
-    ``battery_power`` is signed (see :data:`BATTERY_POWER_DISCHARGE_POSITIVE`).
+    polled frames carry only ``battery_power`` (the rest ``None``: ``latest_telemetry``
+    has no profile, SoC or grid), and their ``timestamp`` is the Encharges' last report.
+    Powers are W.  ``battery_power`` is positive while the batteries discharge, as the
+    spec says of ``live_data`` [confirmed: fact sheet §8]; a polled frame's is built the
+    same way, from each Encharge's state and the magnitude of its power.
     """
 
     timestamp: datetime
@@ -58,7 +59,20 @@ class LiveFrame:
     @property
     def battery_discharge_w(self) -> int | None:
         """Battery power as W leaving the batteries (negative while charging)."""
-        return _discharge_w(self.battery_power)
+        return self.battery_power
+
+    @property
+    def battery_state(self) -> BatteryState | None:
+        """Charging, discharging or idle, from the direction of ``battery_power``."""
+        return _state_of(self.battery_power)
+
+
+def _state_of(discharge_w: int | None) -> BatteryState | None:
+    if discharge_w is None:
+        return None
+    if discharge_w > 0:
+        return BatteryState.DISCHARGING
+    return BatteryState.CHARGING if discharge_w < 0 else BatteryState.IDLE
 
 
 # -- the hot path: one event -> one frame, several thousand a second -----------------------
