@@ -97,6 +97,9 @@ class GovernorState:
     bucket_at: float = 0.0
     #: Whether month_start/month_end came from the API (a 429 body).
     month_from_api: bool = False
+    #: The clock (epoch) of the last admission: a clock found well behind it was
+    #: stepped back, and the stored waits are capped (0: not recorded yet).
+    clock_at: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (for file and database backends)."""
@@ -146,7 +149,13 @@ def _copier(cls: type[_S], *changed: str) -> Callable[..., _S]:
 
 #: An admitted request's new state (every admission: kept cheap).
 _admitted = _copier(
-    GovernorState, "used", "used_background", "next_slot_at", "bucket_tokens", "bucket_at"
+    GovernorState,
+    "used",
+    "used_background",
+    "next_slot_at",
+    "bucket_tokens",
+    "bucket_at",
+    "clock_at",
 )
 
 
