@@ -79,10 +79,10 @@ class _Context:
                     " or set ENPHASE_SYSTEM_ID",
                     EXIT_USAGE,
                 )
-            try:
-                value = int(raw)
-            except (TypeError, ValueError):
-                raise CliError(f"system id must be a number, got {raw!r}", EXIT_USAGE) from None
+            text = str(raw).strip()
+            if not (text.isascii() and text.isdigit()) or int(text) < 1:
+                raise CliError(f"system id must be a number, got {raw!r}", EXIT_USAGE)
+            value = int(text)
         return int(value)
 
 

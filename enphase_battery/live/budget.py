@@ -24,6 +24,9 @@ __all__ = ["LIVE_PRICE_PER_CONNECTION", "LiveBudget", "LiveLedger", "LiveSpend"]
 
 #: [secondary] US$ per ``live_data`` connection (fact sheet §7).  Change it here.
 LIVE_PRICE_PER_CONNECTION = Decimal("0.10")
+#: The largest amount a budget or price may name (US$): anything above is a typo.
+MAX_AMOUNT = Decimal("1000000000")
+_AMOUNT_TEXT = re.compile(r"\d{1,10}(\.\d{1,6})?|\.\d{1,6}")
 _HOUR_S = 3600.0
 _DAY_S = 86_400.0
 
@@ -33,12 +36,19 @@ def _money(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
         raise InvalidRequestError(f"not an amount of money: {value!r}")
+    if isinstance(value, str):
+        text = value.strip().lstrip("$").strip()
+        # Plain digits only: "1e9999" or "NaN" is no amount a user meant.
+        if not (text.isascii() and _AMOUNT_TEXT.fullmatch(text)):
+            raise InvalidRequestError(f"not an amount of money (like 5 or 12.50): {value!r}")
     try:
         amount = Decimal(str(value).strip().lstrip("$"))
     except InvalidOperation:
         raise InvalidRequestError(f"not an amount of money: {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidRequestError(f"an amount of money must be >= 0, got {value!r}")
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        raise InvalidRequestError(
+            f"an amount of money must be from 0 to {MAX_AMOUNT:,}, got {value!r}"
+        )
     return amount
 
 
