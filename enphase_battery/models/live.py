@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from .._slots import slot_setters
 from .vocabulary import BatteryMode, BatteryState, GridState
 
 __all__ = ["LiveFrame", "LiveSource", "structure_live_frame"]
@@ -143,9 +144,46 @@ def _timestamp(value: Any) -> datetime:
 def _serials(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
+    if type(value) is list:
+        return tuple(map(str, value))
     if isinstance(value, list | tuple):
         return tuple(str(v) for v in value)
     return (str(value),)
+
+
+# The frozen __init__ writes each of the twelve fields through object.__setattr__; the
+# slot setters write them for a fraction of that (a third of a frame's cost otherwise).
+(
+    _SET_TIMESTAMP,
+    _SET_SOURCE,
+    _SET_SOC,
+    _SET_BATTERY_POWER,
+    _SET_MODE,
+    _SET_GRID_STATUS,
+    _SET_PV_POWER,
+    _SET_GRID_POWER,
+    _SET_CONSUMPTION_POWER,
+    _SET_GENERATOR_POWER,
+    _SET_SERIALS,
+    _SET_EVENT_ID,
+) = slot_setters(
+    LiveFrame,
+    "timestamp",
+    "source",
+    "battery_soc",
+    "battery_power",
+    "battery_mode",
+    "grid_status",
+    "pv_power",
+    "grid_power",
+    "consumption_power",
+    "generator_power",
+    "envoy_serial_numbers",
+    "event_id",
+)
+assert not hasattr(LiveFrame, "__attrs_post_init__")
+_new = object.__new__
+_LIVE = LiveSource.LIVE
 
 
 def structure_live_frame(body: Any, event_id: str | None = None) -> LiveFrame:
@@ -154,17 +192,45 @@ def structure_live_frame(body: Any, event_id: str | None = None) -> LiveFrame:
     if type(inner) is not dict:
         raise TypeError("the event's data is not an object")
     get = inner.get
-    return LiveFrame(
-        timestamp=_timestamp(body.get("timestamp_epoch")),
-        source=LiveSource.LIVE,
-        battery_soc=_int(get("battery_soc")),
-        battery_power=_int(get("battery_power")),
-        battery_mode=_mode(get("battery_mode")),
-        grid_status=_grid(get("grid_status")),
-        pv_power=_int(get("pv_power")),
-        grid_power=_int(get("grid_power")),
-        consumption_power=_int(get("consumption_power")),
-        generator_power=_int(get("generator_power")),
-        envoy_serial_numbers=_serials(get("envoy_serial_number")),
-        event_id=event_id,
-    )
+    # Every value read (and checked) before the frame exists: an error leaves nothing.
+    timestamp = _timestamp(body.get("timestamp_epoch"))
+    soc = get("battery_soc")
+    battery_power = get("battery_power")
+    pv_power = get("pv_power")
+    grid_power = get("grid_power")
+    consumption_power = get("consumption_power")
+    generator_power = get("generator_power")
+    if type(soc) is not int:
+        soc = _int(soc)
+    if type(battery_power) is not int:
+        battery_power = _int(battery_power)
+    if type(pv_power) is not int:
+        pv_power = _int(pv_power)
+    if type(grid_power) is not int:
+        grid_power = _int(grid_power)
+    if type(consumption_power) is not int:
+        consumption_power = _int(consumption_power)
+    if type(generator_power) is not int:
+        generator_power = _int(generator_power)
+    mode = get("battery_mode")
+    if mode is not None:
+        mode = _MODES[mode] if type(mode) is str and mode in _MODES else _mode(mode)
+    grid = get("grid_status")
+    if grid is not None:
+        cached = _GRIDS.get(grid) if type(grid) is str else None
+        grid = cached if cached is not None else _grid(grid)
+    serials = _serials(get("envoy_serial_number"))
+    frame = _new(LiveFrame)
+    _SET_TIMESTAMP(frame, timestamp)
+    _SET_SOURCE(frame, _LIVE)
+    _SET_SOC(frame, soc)
+    _SET_BATTERY_POWER(frame, battery_power)
+    _SET_MODE(frame, mode)
+    _SET_GRID_STATUS(frame, grid)
+    _SET_PV_POWER(frame, pv_power)
+    _SET_GRID_POWER(frame, grid_power)
+    _SET_CONSUMPTION_POWER(frame, consumption_power)
+    _SET_GENERATOR_POWER(frame, generator_power)
+    _SET_SERIALS(frame, serials)
+    _SET_EVENT_ID(frame, event_id)
+    return frame
