@@ -300,6 +300,9 @@ class QuotaGovernor:
             bucket_tokens=tokens,
             bucket_at=now if background else state.bucket_at,
             clock_at=now,
+            background_since=(
+                now if background and not state.background_since else state.background_since
+            ),
         )
         self._last = state
         return state, Admission(slot_at, state.month_start, background)

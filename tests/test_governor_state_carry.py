@@ -51,6 +51,8 @@ def seeded_state(plan: str) -> GovernorState:
         "month_from_api": True,
         # The last admission's clock: a little earlier (not stepped back).
         "clock_at": NOW - 10.0,
+        # Background work began this month a day ago.
+        "background_since": NOW - 86_400.0,
     }
     names = {field.name for field in attrs.fields(GovernorState)}
     assert set(values) == names, f"list the new GovernorState fields here: {names - set(values)}"
