@@ -91,8 +91,7 @@ class EnphaseClient(
         governor: QuotaGovernor | None = None,
         write_retries: int = 1,
     ) -> None:
-        if not api_key or not isinstance(api_key, str):
-            raise InvalidRequestError("api_key is required")
+        validation.credential("api_key", api_key)
         token_manager: TokenManager | None
         token_provider: AccessTokenProvider
         if isinstance(auth, TokenManager):

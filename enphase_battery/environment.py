@@ -311,14 +311,15 @@ class EnphaseSettings:
             )
         if isinstance(raw, bool):
             raw = repr(raw)
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise SettingsError(
-                f"system id must be a number, got {raw!r}",
-                setting="system_id",
-                looked_in=(ENV_VARS["system_id"], str(self.config_file)),
-            ) from None
+        text = str(raw).strip()
+        # ASCII digits only: int() reads other scripts' digits too ("١٢٣" is 123).
+        if text.isascii() and text.isdigit() and int(text) >= 1:
+            return int(text)
+        raise SettingsError(
+            f"system id must be a positive number, got {raw!r}",
+            setting="system_id",
+            looked_in=(ENV_VARS["system_id"], str(self.config_file)),
+        )
 
     def token_store(self) -> FileTokenStore:
         """The :class:`~enphase_battery.FileTokenStore` on :attr:`token_file`."""

@@ -24,7 +24,7 @@ import collections
 import logging
 import os
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import validation
@@ -41,7 +41,7 @@ from .exceptions import (
 )
 from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress, fleet_progress
-from .front import DEFAULT_REVISE_FOR
+from .front import DEFAULT_REVISE_FOR, check_start_at
 from .scheduler import Discover, FleetScheduler, Poll, relist_interval
 from .streams import BATTERY, StreamLog
 
@@ -110,12 +110,16 @@ class FleetPoller(PollEngine):
         self._excluded: set[int] = set()
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
+            # Judged on the poller's clock (a simulated one in a simulation).
+            check_start_at(start_at, None if clock is None else _utc(clock.time()))
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidRequestError("concurrency must be an int >= 1")
-        first_wait, max_wait = backoff
-        if not 0 < first_wait <= max_wait:
-            raise InvalidRequestError("backoff must be (first, longest) with 0 < first")
-        self._backoff = (float(first_wait), float(max_wait))
+        self._backoff = validation.wait_range("backoff", backoff)
+        if relist_every is not None:
+            validation.duration("relist_every", relist_every)
+        validation.duration("rediscover_every", rediscover_every)
+        validation.duration("max_quiet", max_quiet)
+        validation.positive_int("max_pending", max_pending)
         if not isinstance(gather, timedelta) or gather < timedelta(0):
             raise InvalidRequestError("gather must be a non-negative timedelta")
         self._fixed_relist = relist_every.total_seconds() if relist_every else None
@@ -338,3 +342,7 @@ class FleetPoller(PollEngine):
             if outcome is StreamOutcome.MORE:
                 backlog = True  # the window came back full: more history to fetch
         return backlog
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

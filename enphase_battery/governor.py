@@ -59,8 +59,14 @@ from .limits import RateLimits
 #: (a few ms, more on a loaded host) must not carry one more request into the server's next
 #: fixed minute window.  2 % of the Watt plan's 6 s spacing is 120 ms of slack a slot.
 SPACING_MARGIN = 1.02
+#: A clock more than this behind the time of the last admission (``clock_at``) was
+#: stepped back: every stored wait is capped at now plus one spacing, so a clock that was
+#: an hour (or, through a usage file, a day) ahead is not waited out.  Hosts sharing a
+#: PostgreSQL governor keep their clocks within this of each other (NTP does).
+CLOCK_STEP_BACK_S = 1.0
 
 __all__ = [
+    "CLOCK_STEP_BACK_S",
     "Admission",
     "GovernorBackend",
     "GovernorState",
@@ -168,9 +174,11 @@ class QuotaGovernor:
         return GovernorState(self.plan, start, end, used=self._seed_used)
 
     def _current(self, state: GovernorState | None, now: float) -> GovernorState:
-        """The state rolled into the month holding ``now``."""
+        """The state rolled into the month holding ``now`` (its waits capped if the clock
+        was stepped back)."""
         if state is None or state.plan != self.plan:
             return self._fresh(now)
+        state = self._unstepped(state, now)
         if now >= state.month_end:
             start, end = calendar_month(now)
             if state.month_from_api and state.month_end > start and state.month_end <= now:
@@ -180,6 +188,23 @@ class QuotaGovernor:
                 self.plan, start, max(end, start + 1.0), next_slot_at=state.next_slot_at
             )
         return state
+
+    def _unstepped(self, state: GovernorState, now: float) -> GovernorState:
+        """``state`` with every stored wait capped at ``now`` plus one spacing when the
+        clock was stepped back since the last admission (else ``state`` itself)."""
+        spacing = self.limits.min_spacing_s * SPACING_MARGIN
+        if state.clock_at:
+            if now >= state.clock_at - CLOCK_STEP_BACK_S:
+                return state
+        elif state.next_slot_at <= now + spacing + CLOCK_STEP_BACK_S:
+            # A state an older version wrote (no clock_at): its next slot tells.
+            return state
+        return attrs.evolve(
+            state,
+            next_slot_at=min(state.next_slot_at, now + spacing),
+            bucket_at=min(state.bucket_at, now),
+            clock_at=now,
+        )
 
     # -- admission ------------------------------------------------------------------
 
@@ -224,7 +249,13 @@ class QuotaGovernor:
     def _admit(
         self, stored: GovernorState | None, now: float, background: bool
     ) -> tuple[GovernorState, Admission | _Wait | QuotaExceededError]:
-        if stored is not None and stored.plan == self.plan and now < stored.month_end:
+        if (
+            stored is not None
+            and stored.plan == self.plan
+            and now < stored.month_end
+            and now >= stored.clock_at - CLOCK_STEP_BACK_S
+            and stored.clock_at
+        ):
             state = stored  # this month's (every admission: _current without its call)
         else:
             state = self._current(stored, now)
@@ -268,6 +299,10 @@ class QuotaGovernor:
             next_slot_at=slot_at + spacing,
             bucket_tokens=tokens,
             bucket_at=now if background else state.bucket_at,
+            clock_at=now,
+            background_since=(
+                now if background and not state.background_since else state.background_since
+            ),
         )
         self._last = state
         return state, Admission(slot_at, state.month_start, background)

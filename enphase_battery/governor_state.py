@@ -97,6 +97,12 @@ class GovernorState:
     bucket_at: float = 0.0
     #: Whether month_start/month_end came from the API (a 429 body).
     month_from_api: bool = False
+    #: The clock (epoch) of the last admission: a clock found well behind it was
+    #: stepped back, and the stored waits are capped (0: not recorded yet).
+    clock_at: float = 0.0
+    #: When background work first spent a request this month (0: not yet): its pace is
+    #: measured from there, not from the month's start (a fleet started on the 5th).
+    background_since: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (for file and database backends)."""
@@ -146,7 +152,14 @@ def _copier(cls: type[_S], *changed: str) -> Callable[..., _S]:
 
 #: An admitted request's new state (every admission: kept cheap).
 _admitted = _copier(
-    GovernorState, "used", "used_background", "next_slot_at", "bucket_tokens", "bucket_at"
+    GovernorState,
+    "used",
+    "used_background",
+    "next_slot_at",
+    "bucket_tokens",
+    "bucket_at",
+    "clock_at",
+    "background_since",
 )
 
 
@@ -241,7 +254,8 @@ class QuotaUsage:
     monthly_quota: int | None
     #: The most background work may spend this month.
     background_budget: int | None
-    #: Requests the month will have spent at the current background pace.
+    #: Requests the month will have spent by its end: the user's calls at their pace
+    #: over the month, background work at its pace since it began, at most its budget.
     forecast: int
     exhausted_until: datetime | None
     where: str
@@ -256,6 +270,26 @@ class QuotaUsage:
         return max(0, self.monthly_quota - self.used)
 
 
+def _forecast(state: GovernorState, now: float, budget: int | None) -> int:
+    """What the month will have spent by its end.
+
+    The user's own calls at their pace over the month so far; background work at its
+    pace since it began this month (a fleet started on the 5th is not diluted over the
+    four days before it), never beyond its budget: the admission's budget line holds it
+    there, so a fleet that wants more spends its budget and no more.
+    """
+    left = max(0.0, state.month_end - now)
+    user = state.used - state.used_background
+    forecast = state.used + user / max(1.0, now - state.month_start) * left
+    if state.used_background:
+        since = state.background_since or state.month_start
+        ahead = state.used_background / max(1.0, now - since) * left
+        if budget is not None:
+            ahead = min(ahead, max(0, budget - state.used_background))
+        forecast += ahead
+    return int(forecast)
+
+
 def _usage_of(
     state: GovernorState,
     now: float,
@@ -265,11 +299,7 @@ def _usage_of(
     where: str,
 ) -> QuotaUsage:
     """The :class:`QuotaUsage` snapshot of ``state`` at ``now`` (the governor's views)."""
-    elapsed = max(1.0, now - state.month_start)
-    left = max(0.0, state.month_end - now)
-    # Forecast from the month's pace so far; the bucket keeps background work on its
-    # budget line, so the pace is what the month will come to.
-    forecast = int(state.used + state.used / elapsed * left)
+    forecast = _forecast(state, now, budget)
     return QuotaUsage(
         plan=plan,
         month_start=datetime.fromtimestamp(state.month_start, UTC),

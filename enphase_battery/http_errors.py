@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from ._json import loads
 from .exceptions import (
@@ -19,7 +22,16 @@ from .exceptions import (
 from .redaction import printable
 from .routes import Route
 
-__all__ = ["api_key_refused", "decode", "describe_structure_error", "error_for", "truncate"]
+__all__ = [
+    "MONTH_429_WORDS",
+    "RateLimitInfo",
+    "api_key_refused",
+    "decode",
+    "describe_structure_error",
+    "error_for",
+    "rate_limit_info",
+    "truncate",
+]
 
 _MAX_BODY_IN_ERROR = 2000
 #: Error bodies longer than this are kept as their truncated text, not parsed.
@@ -29,6 +41,11 @@ _MAX_DETAIL_CHARS = 300
 #: A ``minute`` rate-limit window resets within this, whatever clock judged ``period_end``.
 _MINUTE_RESET_CAP_S = 60.0
 _TOO_LARGE = "the response body is larger than the 16 MiB the SDK reads; it was not read"
+
+#: [inferred] A 429 without a ``period`` field (the Commissioning API's
+#: ``{"reason": "429", "message": [...]}``, live_data's error envelope) is read as the
+#: month spent when its words match this: the spec gives no other sign.
+MONTH_429_WORDS = re.compile(r"\bmonth(ly)?\b", re.IGNORECASE)
 
 #: Replaces every secret in a value (string, list, dict) before it goes into an error.
 Redact = Callable[[Any], Any]
@@ -119,22 +136,71 @@ def error_for(
     return ApiError(detail or "the API returned an error", **where)
 
 
+@attrs.frozen
+class RateLimitInfo:
+    """What a 429 body says, whichever of the API's three shapes it came in.
+
+    The shapes (fact sheet §8): the telemetry endpoints' ``{message, details, code,
+    period, period_start, period_end, limit}``; the Commissioning API's ``{"reason":
+    "429", "message": [...]}``; live_data's ``{"error": {code, details, message,
+    status}, ...}``.  ``period`` is ``"minute"``, ``"month"`` or ``None`` (not said).
+    """
+
+    period: str | None = None
+    period_start: float | None = None
+    period_end: float | None = None
+    limit: int | None = None
+    message: str | None = None
+
+    @property
+    def month(self) -> bool:
+        """Whether the 429 says the month's quota is spent."""
+        return self.period == "month"
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def rate_limit_info(body: Any) -> RateLimitInfo:
+    """Read a decoded 429 body of any of the three shapes (anything else: all ``None``)."""
+    if not isinstance(body, dict):
+        return RateLimitInfo(message=_detail(body))
+    fields = body
+    if isinstance(body.get("error"), dict):
+        # live_data's envelope: period fields, should it ever carry them, sit inside.
+        fields = {**body["error"], **{k: v for k, v in body.items() if k != "error"}}
+    raw_period = fields.get("period")
+    period = raw_period.lower() if isinstance(raw_period, str) else None
+    message = _detail(body)
+    if period is None and message is not None and MONTH_429_WORDS.search(message):
+        period = "month"
+    limit = fields.get("limit")
+    return RateLimitInfo(
+        period=period,
+        period_start=_epoch(fields.get("period_start")),
+        period_end=_epoch(fields.get("period_end")),
+        limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
+        message=message,
+    )
+
+
 def _rate_limit_error(
     body: Any, where: dict[str, Any], server_time: float | None
 ) -> RateLimitError:
-    info = body if isinstance(body, dict) else {}
-    period = info.get("period") if isinstance(info.get("period"), str) else None
-    limit = info.get("limit") if isinstance(info.get("limit"), int) else None
-    period_end = info.get("period_end")
+    info = rate_limit_info(body)
+    period, limit, period_end = info.period, info.limit, info.period_end
     retry_after: float | None = None
-    if isinstance(period_end, int | float) and not isinstance(period_end, bool):
+    if period_end is not None:
         # period_end is on the server's clock: a local clock hours off must not turn a
         # one-minute window into hours of waiting (or none).
         retry_after = max(0.0, period_end - (server_time or time.time()))
         if period == "minute":
             # Whatever the clocks say, a minute window resets within a minute.
             retry_after = min(retry_after, _MINUTE_RESET_CAP_S)
-    message = _detail(info) or "Too Many Requests"
+    message = info.message or "Too Many Requests"
     if period == "month":
         return QuotaExceededError(
             f"monthly quota spent: {message}",
@@ -149,6 +215,9 @@ def _rate_limit_error(
 def _detail(body: Any) -> str | None:
     """The server's own words from an error body, cleaned and cut for a message."""
     if isinstance(body, dict):
+        if isinstance(body.get("error"), dict):
+            # live_data's envelope: {"error": {"code", "details": [...], "message", ...}}
+            body = body["error"]
         for key in ("details", "message", "error_description", "error", "errorMessages"):
             value = body.get(key)
             if isinstance(value, list):

@@ -192,14 +192,10 @@ class TelemetryPoller(PollEngine):
             check_start_at(start_at)
         if not 0 < quota_share <= 1:
             raise InvalidRequestError("quota_share must be in (0, 1]")
-        if isinstance(poll_interval, timedelta):
-            poll_interval = poll_interval.total_seconds()
-        if poll_interval is not None and poll_interval < 0:
-            raise InvalidRequestError("poll_interval must be >= 0")
-        first_wait, max_wait = retry_wait_s
-        if not 0 <= first_wait <= max_wait:
-            raise InvalidRequestError("retry_wait_s must be (first, longest) with 0 <= first")
-        self._retry_wait_s = (float(first_wait), float(max_wait))
+        if poll_interval is not None:
+            poll_interval = validation.seconds("poll_interval", poll_interval)
+        self._retry_wait_s = validation.wait_range("retry_wait_s", retry_wait_s, allow_zero=True)
+        validation.duration("rediscover_every", rediscover_every)
         if not include_battery and self._explicit_encharges == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
         self._poll_interval = poll_interval

@@ -25,6 +25,7 @@ import attrs
 
 from . import validation
 from .exceptions import InvalidRequestError
+from .front import MAX_BACKFILL
 from .models import Granularity
 
 if TYPE_CHECKING:
@@ -213,6 +214,23 @@ async def _series(
     return series, requests
 
 
+def _data_begins(start: datetime, first_row: dict[str, tuple[int, int, int]]) -> datetime | None:
+    """Where the counters begin, judged by the reading at ``start`` (the last reading at
+    or before it): ``start`` when a battery has one, the earliest ``read_at`` when every
+    reading is later (the system's data begins there), ``None`` when there is none."""
+    if not first_row:
+        return None
+    earliest = min(read_at for read_at, _, _ in first_row.values())
+    return max(start, _dt(earliest))
+
+
+async def _first_interval(client: EnphaseClient, system_id: int, start: datetime) -> datetime:
+    """The system's first interval from its summary (``operational_at``), or ``start``."""
+    summary = await client.get_system_summary(system_id)
+    first = summary.operational_at
+    return start if first is None or first <= start else first
+
+
 async def reconcile(
     client: EnphaseClient,
     system_id: int,
@@ -228,7 +246,12 @@ async def reconcile(
     Counters are read at ``start``, every ``step`` after it, and ``end``: one request
     each; the intervals cost one request per week per battery (``per_encharge=True``,
     Kilowatt plan and up) or per week in all (``per_encharge=False``: the system
-    battery telemetry against the sum of the counters, Watt plan).
+    battery telemetry against the sum of the counters, Watt plan).  The steps before the
+    system's first interval are skipped (the reading at ``start`` says where its
+    counters begin; with no reading at all, one ``summary`` request does).
+
+    Raises :class:`~enphase_battery.InvalidRequestError`, before any request, for a
+    ``start`` in the future or more than two years back (what the API serves).
     """
     system_id = validation.system_id(system_id)
     validation.aware_datetime("start", start)
@@ -240,6 +263,13 @@ async def reconcile(
         raise InvalidRequestError(
             f"start {start.isoformat()} is in the future (now is"
             f" {now.isoformat(timespec='minutes')}): nothing to check yet"
+        )
+    if start < now - MAX_BACKFILL:
+        # The telemetry refuses a start over two years back: every counter reading
+        # before it (one request a step) would be spent for nothing.
+        raise InvalidRequestError(
+            f"start {start.isoformat()} is more than two years back (the API serves"
+            f" telemetry from {(now - MAX_BACKFILL).isoformat(timespec='minutes')})"
         )
     if end is not None:
         validation.aware_datetime("end", end)
@@ -278,12 +308,21 @@ async def reconcile(
         last_row = await read(None)
         newest = max((t for t, _, _ in last_row.values()), default=None)
         end = datetime.fromtimestamp(newest, UTC) if newest is not None else start
-    moments: list[datetime] = []
-    moment = start
+    # The counters at start first: they say where the system's data begins, and the
+    # days before its first interval are skipped (one request each, nothing to check).
+    first_row = await read(start)
+    begins = _data_begins(start, first_row)
+    if begins is None:
+        requests += 1  # the summary asked for the system's first interval
+        begins = await _first_interval(client, system_id, start)
+        if begins > start and begins < end:
+            first_row = await read(begins)
+    readings = [first_row]
+    moment = start + step
     while moment < end:
-        moments.append(moment)
+        if moment > begins:
+            readings.append(await read(moment))
         moment += step
-    readings = [await read(at) for at in moments]
     readings.append(last_row if last_row is not None else await read(end))
     spans: list[SpanCheck] = []
     serials = sorted({serial for row in readings for serial in row})

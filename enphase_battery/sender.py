@@ -24,7 +24,7 @@ from yarl import URL
 
 from .exceptions import EnphaseConnectionError, EnphaseError, InvalidRequestError
 from .governor import Admission, Outcome, QuotaGovernor
-from .http_errors import error_for
+from .http_errors import error_for, rate_limit_info
 from .retry import CallState
 from .routes import Route
 
@@ -292,27 +292,19 @@ class Sender:
         return response
 
     async def rate_limited(self, admission: Admission, raw: bytes | None) -> None:
-        """Tell the governor what a 429 said: a minute window, or the month spent."""
+        """Tell the governor what a 429 said: a minute window, or the month spent.
+
+        Any of the API's three 429 shapes (:func:`~.http_errors.rate_limit_info`); a
+        month 429 in any of them ends the month's sending.
+        """
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        info = body if isinstance(body, dict) else {}
-
-        def epoch(name: str) -> float | None:
-            value = info.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            return None
-
-        start, end = epoch("period_start"), epoch("period_end")
-        if info.get("period") == "month":
-            limit = info.get("limit")
-            await self.governor.month_spent(
-                period_start=start,
-                period_end=end,
-                limit=limit if isinstance(limit, int) else None,
-            )
+        info = rate_limit_info(body)
+        start, end = info.period_start, info.period_end
+        if info.month:
+            await self.governor.month_spent(period_start=start, period_end=end, limit=info.limit)
             return
         # A minute window (or an unnamed period): the server didn't count it.
         wait = None

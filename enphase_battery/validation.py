@@ -6,14 +6,21 @@ Each function returns the value in the form the API wants, or raises
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 
 from .exceptions import InvalidRequestError
 from .models import BatteryMode, Granularity, LoadControlMode
 
-_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: An API key or client credential: printable ASCII, no spaces (a pasted newline or a
+#: quote would otherwise go into every URL).
+_CREDENTIAL = re.compile(r"[!-~]{1,512}")
+#: [inferred] No Enphase system reported before this day (the first microinverter
+#: systems): an earlier ``end_at`` or ``summary_date`` is a mistake, not a question.
+EARLIEST_API_DATE = date(2008, 1, 1)
 
 
 def http_url(name: str, value: object) -> str:
@@ -41,7 +48,7 @@ def system_id(value: object) -> int:
 
 def serial_number(value: object) -> str:
     """A plain token: letters, digits, ``-``, ``_`` or ``.``; no slashes, spaces or queries."""
-    if not isinstance(value, str) or not _SERIAL.match(value):
+    if not isinstance(value, str) or not _SERIAL.fullmatch(value):
         raise InvalidRequestError(
             f"serial number must be a plain token of letters and digits, got {value!r}"
         )
@@ -94,13 +101,102 @@ def granularity(value: object) -> Granularity:
     raise InvalidRequestError(f"unknown granularity {value!r}; expected one of {choices}")
 
 
+def credential(name: str, value: object) -> str:
+    """An API key or client credential: printable ASCII without spaces or line breaks."""
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name} is required")
+    if not _CREDENTIAL.fullmatch(value):
+        # The value itself stays out of the message: it is a secret.
+        raise InvalidRequestError(
+            f"{name} must be printable ASCII without spaces or line breaks"
+            " (check for a pasted newline or quote)"
+        )
+    return value
+
+
+def seconds(name: str, value: object, *, minimum: float = 0.0, positive: bool = False) -> float:
+    """A finite number of seconds (an int, float or :class:`timedelta`) >= ``minimum``
+    (``> 0`` with ``positive``); ``nan`` and ``inf`` are refused."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(
+            f"{name} must be seconds or a timedelta, got {type(value).__name__}"
+        )
+    number = float(value)
+    if not math.isfinite(number) or number < minimum or (positive and number <= 0):
+        bound = "> 0" if positive else f">= {minimum:g}"
+        raise InvalidRequestError(
+            f"{name} must be a finite number of seconds {bound}, got {value!r}"
+        )
+    return number
+
+
+def duration(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """A :class:`timedelta` > 0 (>= 0 with ``allow_zero``), as seconds."""
+    if not isinstance(value, timedelta):
+        raise InvalidRequestError(f"{name} must be a timedelta, got {type(value).__name__}")
+    if value < timedelta(0) or (value == timedelta(0) and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidRequestError(f"{name} must be a timedelta {bound}, got {value!r}")
+    return value.total_seconds()
+
+
+def wait_range(name: str, value: object, *, allow_zero: bool = False) -> tuple[float, float]:
+    """``(first, longest)`` seconds, both finite, ``0 < first <= longest`` (``0 <=`` with
+    ``allow_zero``)."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise InvalidRequestError(f"{name} must be (first, longest) seconds, got {value!r}")
+    first = seconds(f"{name}[0]", value[0], positive=not allow_zero)
+    longest = seconds(f"{name}[1]", value[1])
+    if longest < first:
+        raise InvalidRequestError(f"{name} must be (first, longest) with first <= longest")
+    return first, longest
+
+
+def positive_int(name: str, value: object) -> int:
+    """An int >= 1 (``bool`` refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def api_time(name: str, value: object) -> int:
+    """A timezone-aware datetime from :data:`EARLIEST_API_DATE` to now (a minute of slack),
+    as epoch seconds."""
+    epoch = aware_datetime(name, value)
+    earliest = datetime.combine(EARLIEST_API_DATE, time(), UTC).timestamp()
+    now = datetime.now(UTC).timestamp()
+    if not earliest <= epoch <= now + 60:
+        raise InvalidRequestError(
+            f"{name} must be from {EARLIEST_API_DATE.isoformat()} to now, got {value!r}"
+        )
+    return epoch
+
+
+def api_date(name: str, value: object) -> str:
+    """A :class:`datetime.date` from :data:`EARLIEST_API_DATE` to tomorrow (the system's
+    day may be ahead of UTC), as ``YYYY-MM-DD``."""
+    text = plain_date(name, value)
+    assert isinstance(value, date)
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    if not EARLIEST_API_DATE <= value <= latest:
+        raise InvalidRequestError(
+            f"{name} must be from {EARLIEST_API_DATE.isoformat()} to today, got {text}"
+        )
+    return text
+
+
 def aware_datetime(name: str, value: object) -> int:
     """A timezone-aware datetime, as the epoch seconds the API takes."""
     if not isinstance(value, datetime):
         raise InvalidRequestError(f"{name} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidRequestError(f"{name} must be timezone-aware (e.g. tzinfo=UTC)")
-    return int(value.astimezone(UTC).timestamp())
+    try:
+        return int(value.astimezone(UTC).timestamp())
+    except (OverflowError, ValueError):
+        raise InvalidRequestError(f"{name} is out of range: {value!r}") from None
 
 
 def plain_date(name: str, value: object) -> str:

@@ -23,7 +23,11 @@ from enphase_battery import EnphaseClient, RateLimits
 
 ABORT = object()
 SYSTEM_ID = 4242
-ENCHARGE_POWER_W = (-1200, -300)
+#: Each Encharge's ``power`` in latest_telemetry (the sign is undocumented) and state.
+ENCHARGE_POWER_W = (1200, -300)
+ENCHARGE_STATE = ("Discharging", "Discharging")
+#: What the two Encharges together put out: the direction from the state.
+LATEST_DISCHARGE_W = 1500
 LATEST: dict[str, Any] = {
     "system_id": SYSTEM_ID,
     "devices": {
@@ -34,7 +38,7 @@ LATEST: dict[str, Any] = {
                 "channel": 1,
                 "last_report_at": 1780000000,
                 "power": ENCHARGE_POWER_W[0],
-                "operational_mode": "Self - Consumption",
+                "operational_mode": ENCHARGE_STATE[0],
             },
             {
                 "id": 2,
@@ -42,7 +46,7 @@ LATEST: dict[str, Any] = {
                 "channel": 2,
                 "last_report_at": 1780000100,
                 "power": ENCHARGE_POWER_W[1],
-                "operational_mode": "Self - Consumption",
+                "operational_mode": ENCHARGE_STATE[1],
             },
         ],
         "meters": [],

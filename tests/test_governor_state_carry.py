@@ -49,6 +49,10 @@ def seeded_state(plan: str) -> GovernorState:
         "bucket_tokens": 123.25,
         "bucket_at": NOW - 30.0,
         "month_from_api": True,
+        # The last admission's clock: a little earlier (not stepped back).
+        "clock_at": NOW - 10.0,
+        # Background work began this month a day ago.
+        "background_since": NOW - 86_400.0,
     }
     names = {field.name for field in attrs.fields(GovernorState)}
     assert set(values) == names, f"list the new GovernorState fields here: {names - set(values)}"
@@ -90,6 +94,7 @@ async def test_a_user_admission_carries_every_field_it_does_not_count(
         "used": 42,
         "exhausted_until": None,
         "next_slot_at": NOW + RateLimits.KILOWATT.min_spacing_s * SPACING_MARGIN,
+        "clock_at": NOW,
     }
 
 
@@ -103,11 +108,12 @@ async def test_a_background_admission_carries_every_field_it_does_not_count() ->
     state = await stored_state(governor)
     assert admission.background
     changed = {"used", "used_background", "exhausted_until", "next_slot_at"}
-    changed |= {"bucket_tokens", "bucket_at"}
+    changed |= {"bucket_tokens", "bucket_at", "clock_at"}
     assert {k: v for k, v in attrs.asdict(state).items() if k not in changed} == {
         k: v for k, v in attrs.asdict(seeded).items() if k not in changed
     }
     assert (state.used, state.used_background, state.bucket_at) == (42, 18, NOW)
+    assert state.clock_at == NOW
     # The bucket refilled for 30 s at the budget line's rate, then paid one token.
     budget = governor.background_budget
     assert budget is not None

@@ -21,6 +21,7 @@ from enphase_battery.live import LiveBudget, LiveSession
 from enphase_battery.live.now import battery_now
 from enphase_battery.models.live import LiveFrame, LiveSource
 from enphase_battery.simulator import EnphaseSimulator
+from enphase_battery.simulator.now import IDLE_BELOW_W
 
 FAST = RateLimits(100_000)
 START = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -178,11 +179,14 @@ async def test_invalid_duration_codes_from_the_simulator(sim: EnphaseSimulator) 
     url = f"{sim.base_url}/api/v4/systems/{sim.system_ids[0]}/live_data"
     headers = {"Authorization": f"Bearer {sim.token.access_token}"}
     async with aiohttp.ClientSession() as http:
-        for duration, code in (("abc", 461), ("10", 462), ("301", 463)):
+        for duration, code in (("10", 461), ("301", 462), ("abc", 463)):
             async with http.get(
-                url, params={"key": sim.api_key, "duration": duration}, headers=headers
+                url, params={"key": sim.api_key}, headers={**headers, "duration": duration}
             ) as response:
                 assert response.status == code
+                body = await response.json()
+                assert body["error"]["code"] == code
+                assert body["error"]["status"] == "INVALID_DURATION"
 
 
 async def test_latest_telemetry_matches_the_physics_and_goes_null_when_stale(
@@ -198,16 +202,17 @@ async def test_latest_telemetry_matches_the_physics_and_goes_null_when_stale(
     expected = 0
     for serial in serials:
         (iv,) = sim.ground_truth_encharge(system_id, serial, end_at - 900, end_at)
-        expected += (iv.discharge_wh - iv.charge_wh) * 4
-    assert latest.battery_power == expected
-    assert latest.battery_mode is not None
+        out_w = (iv.discharge_wh - iv.charge_wh) * 4
+        expected += 0 if abs(out_w) < IDLE_BELOW_W else out_w
+    assert latest.battery_discharge_w == expected
+    assert latest.battery_state is not None
     # A gateway that stops reporting: after 7 days the values are null.
     for serial in serials:
         sim.set_device_lag(serial, timedelta(days=30))
     sim.clock.advance(timedelta(days=8))
     stale = await client.get_latest_telemetry(system_id)
     assert all(d.power is None and d.last_report_at is None for d in stale.devices.encharges)
-    assert stale.battery_power is None
+    assert stale.battery_discharge_w is None
 
 
 async def test_meter_counters_add_up_to_the_intervals(
@@ -268,7 +273,7 @@ async def test_battery_now_latest_and_live(sim: EnphaseSimulator, client: Enphas
     latest = await client.get_latest_telemetry(system_id)
     assert now.source == "latest"
     assert now.soc_percent == telemetry.last_reported_aggregate_soc
-    assert now.battery_power == latest.battery_power
+    assert now.battery_power == latest.battery_discharge_w
     assert now.as_of == latest.last_report_at
     assert now.grid_state is None
     assert now.describe().startswith(f"SoC {now.soc_percent} % | ")

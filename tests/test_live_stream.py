@@ -26,7 +26,7 @@ from enphase_battery.models.live import LiveFrame, LiveSource
 
 from .sse_server import (
     ABORT,
-    ENCHARGE_POWER_W,
+    LATEST_DISCHARGE_W,
     SYSTEM_ID,
     RawLiveServer,
     error_event,
@@ -123,9 +123,9 @@ async def test_server_close_after_duration_reconnects_with_a_small_gap(
     assert stats.connections == 4
     assert stats.reconnects == 3
     assert len(stats.reconnect_gaps_s) == 3
-    # Each connection asked for the duration, in the header and the query.
-    assert {c.query.get("duration") for c in server.connections} == {"120"}
+    # Each connection asked for the duration in the header the spec declares, only there.
     assert {c.headers.get("duration") for c in server.connections} == {"120"}
+    assert all("duration" not in c.query for c in server.connections)
     assert all(c.headers.get("Accept") == "text/event-stream" for c in server.connections)
 
 
@@ -153,9 +153,8 @@ async def test_unsupported_gateway_falls_back_to_latest_for_good(
         stats = live.stats
     assert [f.source for f in frames] == [LiveSource.LIVE] + [LiveSource.LATEST] * 3
     latest = frames[1]
-    assert latest.battery_power == sum(ENCHARGE_POWER_W)
-    assert latest.battery_mode is not None
-    assert latest.battery_mode.value == "Self-consumption"
+    assert latest.battery_power == LATEST_DISCHARGE_W
+    assert latest.battery_mode is None  # latest_telemetry carries no profile
     assert latest.timestamp == datetime.fromtimestamp(1780000100, UTC)
     assert latest.battery_soc is None
     assert str(code) in (stats.fallback_reason or "")

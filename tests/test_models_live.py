@@ -9,6 +9,7 @@ import pytest
 from enphase_battery.models import BatteryMode, GridState, converter
 from enphase_battery.models.live import LiveFrame, LiveSource
 from enphase_battery.models.now import LatestTelemetry, StorageMeterReadings
+from enphase_battery.models.vocabulary import BatteryState
 
 
 def test_a_live_event_through_the_one_converter() -> None:
@@ -56,7 +57,7 @@ def test_latest_telemetry_with_stale_devices() -> None:
             "devices": {
                 "encharges": [
                     {"id": 1, "channel": 1, "last_report_at": 1780000000, "power": -400,
-                     "operational_mode": "Full Backup"},
+                     "operational_mode": "Charging"},
                     {"id": 2, "channel": 2, "last_report_at": None, "power": None,
                      "operational_mode": None},
                 ],
@@ -65,12 +66,12 @@ def test_latest_telemetry_with_stale_devices() -> None:
         },
         LatestTelemetry,
     )  # fmt: skip
-    assert latest.battery_power == -400
     assert latest.battery_discharge_w == -400
-    assert latest.battery_mode is BatteryMode.FULL_BACKUP
+    assert latest.battery_state is BatteryState.CHARGING
     assert latest.last_report_at == datetime.fromtimestamp(1780000000, UTC)
     empty = converter.structure({"system_id": 1, "devices": {"encharges": []}}, LatestTelemetry)
-    assert empty.battery_power is None
+    assert empty.battery_discharge_w is None
+    assert empty.battery_state is None
     assert empty.last_report_at is None
 
 
@@ -89,3 +90,41 @@ def test_meter_readings_keyed_by_serial() -> None:
     )  # fmt: skip
     assert readings.by_serial()["A"].value_charged == 10
     assert readings.by_serial()["B"].read_at is None
+
+
+def test_the_fast_frame_equals_the_one_the_constructor_builds() -> None:
+    # structure_live_frame fills the frozen frame's slots directly (issue 18 item 9): the
+    # result must be the very frame the attrs constructor would build, every field set.
+    event = {
+        "data": {
+            "pv_power": 3000,
+            "grid_power": -400.4,
+            "battery_power": "-1500",
+            "battery_soc": "40%",
+            "battery_mode": "Self - Consumption",
+            "grid_status": "on grid",
+            "consumption_power": 1100,
+            "generator_power": None,
+            "envoy_serial_number": [122100800001, "122100800002"],
+            "system_id": 7,
+        },
+        "timestamp_epoch": 1_780_000_000_000,
+        "type": "response",
+    }
+    fast = converter.structure(event, LiveFrame)
+    built = LiveFrame(
+        timestamp=datetime(2026, 5, 28, 20, 26, 40, tzinfo=UTC),
+        source=LiveSource.LIVE,
+        battery_soc=40,
+        battery_power=-1500,
+        battery_mode=BatteryMode.SELF_CONSUMPTION,
+        grid_status=GridState.ON_GRID,
+        pv_power=3000,
+        grid_power=-400,
+        consumption_power=1100,
+        generator_power=None,
+        envoy_serial_numbers=("122100800001", "122100800002"),
+    )
+    assert fast == built
+    assert hash(fast) == hash(built)
+    assert fast.battery_state is BatteryState.CHARGING

@@ -41,11 +41,18 @@ def _moment(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _whole_number(text: str) -> int:
+    """An int written in ASCII digits: ``int()`` alone reads other scripts' digits too
+    (``"١٢٣"`` is 123), which a user never meant as a system id."""
+    stripped = text.strip()
+    digits = stripped.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(stripped)
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
@@ -56,10 +63,7 @@ def _percent(low: int, high: int) -> Callable[[str], int]:
     SDK's own message would name its argument, ``reserve_soc``, not ``--reserve``)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = _whole_number(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected {low}-{high} (%), got {value}")
         return value
@@ -99,9 +103,18 @@ def _revise_for(text: str) -> timedelta:
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.strip().isascii() else math.nan
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError("seconds must be >= 0")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("seconds must be > 0")
     return value

@@ -19,7 +19,7 @@ from typing import Any
 from ..live import LiveBudget, LiveSession
 from ..live.now import battery_now
 from ..models.live import LiveFrame
-from .argtypes import _moment, _positive_int
+from .argtypes import _moment, _positive_int, _positive_seconds
 from .errors import EXIT_OK, PROG
 from .output import _cell, _jsonable, _out, _plural, _print_json, _table
 from .session import _open_client
@@ -243,7 +243,7 @@ def add_live_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     live.add_argument(
         "--poll-interval",
-        type=float,
+        type=_positive_seconds,
         metavar="S",
         help="seconds between latest_telemetry polls when live is unavailable"
         " (default: a quarter of the plan's monthly quota)",

@@ -37,7 +37,7 @@ class RealtimeEndpoints(EndpointBase):
         """Each battery's lifetime charged / discharged counters (Wh), as of ``end_at``."""
         params: dict[str, Any] = {}
         if end_at is not None:
-            params["end_at"] = validation.aware_datetime("end_at", end_at)
+            params["end_at"] = validation.api_time("end_at", end_at)
         return await self._call(
             "get_storage_meter_readings", StorageMeterReadings, system_id, params=params
         )
@@ -48,7 +48,7 @@ class RealtimeEndpoints(EndpointBase):
         """The system summary (battery capacity and power ratings, last report times)."""
         params: dict[str, Any] = {}
         if summary_date is not None:
-            params["summary_date"] = validation.plain_date("summary_date", summary_date)
+            params["summary_date"] = validation.api_date("summary_date", summary_date)
         return await self._call("get_system_summary", SystemSummary, system_id, params=params)
 
     def open_live_stream(

@@ -9,6 +9,7 @@ be billed too: we cannot tell) and refuses the next one once any limit is reache
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,9 @@ __all__ = ["LIVE_PRICE_PER_CONNECTION", "LiveBudget", "LiveLedger", "LiveSpend"]
 
 #: [secondary] US$ per ``live_data`` connection (fact sheet §7).  Change it here.
 LIVE_PRICE_PER_CONNECTION = Decimal("0.10")
+#: The largest amount a budget or price may name (US$): anything above is a typo.
+MAX_AMOUNT = Decimal("1000000000")
+_AMOUNT_TEXT = re.compile(r"\d{1,10}(\.\d{1,6})?|\.\d{1,6}")
 _HOUR_S = 3600.0
 _DAY_S = 86_400.0
 
@@ -32,12 +36,19 @@ def _money(value: Any) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
         raise InvalidRequestError(f"not an amount of money: {value!r}")
+    if isinstance(value, str):
+        text = value.strip().lstrip("$").strip()
+        # Plain digits only: "1e9999" or "NaN" is no amount a user meant.
+        if not (text.isascii() and _AMOUNT_TEXT.fullmatch(text)):
+            raise InvalidRequestError(f"not an amount of money (like 5 or 12.50): {value!r}")
     try:
         amount = Decimal(str(value).strip().lstrip("$"))
     except InvalidOperation:
         raise InvalidRequestError(f"not an amount of money: {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise InvalidRequestError(f"an amount of money must be >= 0, got {value!r}")
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        raise InvalidRequestError(
+            f"an amount of money must be from 0 to {MAX_AMOUNT:,}, got {value!r}"
+        )
     return amount
 
 
@@ -131,6 +142,9 @@ class LiveLedger:
     """Counts connections against a :class:`LiveBudget`; share one between sessions.
 
     ``clock`` returns epoch seconds (``time.time`` by default; tests pass their own).
+    Sessions take a connection with :meth:`try_record`, which checks the budget and
+    counts the connection in one step (under a lock, so threads sharing a ledger cannot
+    overspend it either).
     """
 
     def __init__(self, budget: LiveBudget, *, clock: Callable[[], float] = time.time) -> None:
@@ -139,6 +153,7 @@ class LiveLedger:
         self.budget = budget
         self._clock = clock
         self._recent: deque[float] = deque()
+        self._lock = threading.RLock()
         self.connections = 0
 
     def now(self) -> float:
@@ -162,6 +177,10 @@ class LiveLedger:
         """When the next connection fits the budget: ``now`` (or earlier) if it does now,
         a later epoch when a sliding window frees up, ``None`` if it never will."""
         now = self._clock() if now is None else now
+        with self._lock:
+            return self._next_allowed_at(now)
+
+    def _next_allowed_at(self, now: float) -> float | None:
         budget = self.budget
         if budget.total is not None and self.connections >= budget.total:
             return None
@@ -186,9 +205,25 @@ class LiveLedger:
         allowed = self.next_allowed_at(now)
         return allowed is not None and allowed <= now
 
-    def record(self, now: float | None = None) -> None:
-        """Count one connection (call before connecting: an attempt may be billed)."""
+    def try_record(self, now: float | None = None) -> bool:
+        """Check the budget and count one connection in one step (call just before
+        connecting: an attempt may be billed).  ``False``, and nothing counted, when the
+        budget allows no connection now."""
         now = self._clock() if now is None else now
+        with self._lock:
+            allowed = self._next_allowed_at(now)
+            if allowed is None or allowed > now:
+                return False
+            self._record(now)
+            return True
+
+    def record(self, now: float | None = None) -> None:
+        """Count one connection whatever the budget says (:meth:`try_record` checks)."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._record(now)
+
+    def _record(self, now: float) -> None:
         self._prune(now)
         self._recent.append(now)
         self.connections += 1

@@ -1,9 +1,9 @@
 """Opening one ``live_data`` stream through the client's transport, errors typed.
 
-How ``duration`` travels is not settled (fact sheet §7: a request header in one
-digest, a query parameter in older notes): :data:`DURATION_SENT_AS` says, and by
-default it goes both ways, because a server that ignored the one we picked would fall
-back to 30 s streams and bill ten connections where one was meant.
+``duration`` travels as the request header the official spec declares (fact sheet §8);
+older notes had a query parameter, for which no evidence was found, so it is not sent.
+:data:`DURATION_SENT_AS` is the one place to change that.  A refusal is an HTTP status
+with the JSON error envelope (:func:`~.errors.envelope_error`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from ..exceptions import ResponseFormatError
 from ..http_errors import error_for, truncate
 from ..limits import RateLimits
 from ..models.now import LatestTelemetry
+from ..redaction import printable
 from ..routes import ROUTES
 from ..transport import Transport
-from .errors import live_error
+from .errors import LIVE_ERROR_CODES, envelope_error, live_error
 from .frames import ERROR_CODE_KEYS
 
 __all__ = ["DURATION_SENT_AS", "LiveTransport", "open_live_stream"]
 
-#: [inferred] "header", "query", or both.
-DURATION_SENT_AS: frozenset[str] = frozenset({"header", "query"})
+#: How ``duration`` is sent: "header" (the spec's way, fact sheet §8), "query", or both.
+DURATION_SENT_AS: frozenset[str] = frozenset({"header"})
 _MAX_ERROR_BODY = 4096
+_MAX_DETAIL_CHARS = 300
 
 
 @contextlib.asynccontextmanager
@@ -44,9 +46,10 @@ async def open_live_stream(
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """An open ``text/event-stream`` response of ``live_data`` (status 2xx).
 
-    A live error code as the status raises its :class:`LiveDataError`; any other error
-    status the client's usual typed error (403: :class:`PermissionDeniedError`).  The
-    body is read as it arrives: ``idle_timeout_s`` bounds the silence between bytes.
+    A live error code (the status, or the envelope's ``error.code``) raises its
+    :class:`LiveDataError`; any other error status the client's usual typed error (403:
+    :class:`PermissionDeniedError`, 5xx: :class:`ApiError`).  The body is read as it
+    arrives: ``idle_timeout_s`` bounds the silence between bytes.
     """
     route = ROUTES["stream_live_data"]
     path = route.path(system_id=system_id)
@@ -65,7 +68,11 @@ async def open_live_stream(
         if not 200 <= response.status < 300:
             raw = await _read_some(response)
             body = transport.redact(truncate(raw))
-            error = live_error(response.status, None, body=body, method="GET", path=path)
+            code, words = _envelope_in(raw)
+            if code not in LIVE_ERROR_CODES:
+                code = response.status
+            detail = None if words is None else transport.redact(words)
+            error = live_error(code, detail, body=body, method="GET", path=path)
             if error is not None:
                 raise error
             raise error_for(route, path, response.status, raw, redact=transport.redact)
@@ -95,6 +102,15 @@ async def _read_some(response: aiohttp.ClientResponse) -> bytes:
         return b""
 
 
+def _envelope_in(raw: bytes) -> tuple[int | None, str | None]:
+    """The envelope's code and its words, cleaned and cut for a message."""
+    try:
+        code, words = envelope_error(loads(raw))
+    except ValueError:
+        return None, None
+    return code, None if words is None else printable(words, _MAX_DETAIL_CHARS)
+
+
 def _code_in(raw: bytes) -> int | None:
     try:
         body = loads(raw)
@@ -102,6 +118,9 @@ def _code_in(raw: bytes) -> int | None:
         return None
     if not isinstance(body, dict):
         return None
+    code, _words = envelope_error(body)
+    if code is not None:
+        return code
     for key in ERROR_CODE_KEYS:
         code = body.get(key)
         if isinstance(code, int) and not isinstance(code, bool):

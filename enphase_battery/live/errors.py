@@ -1,8 +1,11 @@
 """The live stream's error codes and what the SDK does with each.
 
-``live_data`` reports problems with codes of its own (fact sheet §7 [secondary]), as the
-HTTP status of the answer or as an error event inside the stream; the SDK treats both
-the same way, through :data:`LIVE_ERROR_CODES`, the one table to change.
+``live_data`` reports problems with codes of its own as HTTP responses whose JSON body is
+the envelope ``{"error": {"code", "details": [...], "message", "status"},
+"timestamp_epoch", "timestamp_utc", "type"}`` (fact sheet §8, the official spec).  Older
+notes had them as error events inside the stream, and the SDK still accepts those; both
+go through :data:`LIVE_ERROR_CODES`, the one table to change, and
+:func:`envelope_error` reads the envelope.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = [
     "LiveDurationError",
     "LiveServerError",
     "LiveUnsupportedError",
+    "envelope_error",
     "live_error",
 ]
 
@@ -76,18 +80,24 @@ class _Code:
     meaning: str
 
 
-#: [secondary] code -> (exception, action, meaning).  461-463 are the three invalid-
-#: duration codes (which one means what is not documented).
+#: [confirmed: fact sheet §8] code -> (exception, action, meaning).  Any other error
+#: status on connecting (a 5xx, an unlisted 4xx) counts as a failed connection: retried
+#: with back-off, then the session falls back.
 LIVE_ERROR_CODES: dict[int, _Code] = {
-    461: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration"),
-    462: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration"),
-    463: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration"),
-    466: _Code(LiveUnsupportedError, LiveAction.FALL_BACK, "gateway firmware not supported"),
+    461: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration: under 30 s"),
+    462: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration: over 300 s"),
+    463: _Code(LiveDurationError, LiveAction.RAISE, "invalid duration: not an integer"),
+    466: _Code(
+        LiveUnsupportedError,
+        LiveAction.FALL_BACK,
+        "unsupported gateway (firmware below 6.0.0 or not active)",
+    ),
+    468: _Code(LiveDataError, LiveAction.RAISE, "invalid system id"),
     472: _Code(LiveUnsupportedError, LiveAction.FALL_BACK, "live stream not supported"),
     473: _Code(GatewayNotReportingError, LiveAction.COOL_DOWN, "gateway not reporting"),
-    550: _Code(LiveServerError, LiveAction.RETRY, "live service error"),
-    551: _Code(LiveServerError, LiveAction.RETRY, "live service error"),
-    552: _Code(LiveServerError, LiveAction.RETRY, "live service error"),
+    550: _Code(LiveServerError, LiveAction.RETRY, "live service unreachable"),
+    551: _Code(LiveServerError, LiveAction.RETRY, "live service unreachable"),
+    552: _Code(LiveServerError, LiveAction.RETRY, "live connection not established"),
 }
 
 
@@ -98,6 +108,27 @@ def live_error(code: int, detail: str | None = None, **where: Any) -> LiveDataEr
         return None
     message = f"live_data {code}: {spec.meaning}" + (f" ({detail})" if detail else "")
     return spec.error(message, code=code, **where)
+
+
+def envelope_error(body: Any) -> tuple[int | None, str | None]:
+    """``(code, words)`` of a ``live_data`` error envelope, ``(None, None)`` if ``body``
+    is not one.  ``words`` joins the envelope's ``status``, ``message`` and ``details``."""
+    if not isinstance(body, dict):
+        return None, None
+    inner = body.get("error")
+    if not isinstance(inner, dict):
+        return None, None
+    code = inner.get("code")
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        code = int(code)
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = None
+    words: list[str] = []
+    for key in ("status", "message", "details"):
+        value = inner.get(key)
+        values = value if isinstance(value, list) else [value]
+        words.extend(str(v) for v in values[:5] if isinstance(v, str | int) and str(v))
+    return code, "; ".join(words) or None
 
 
 def action_for(error: BaseException) -> LiveAction:

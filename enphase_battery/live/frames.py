@@ -1,9 +1,11 @@
 """Turning ``live_data`` events and ``latest_telemetry`` answers into :class:`LiveFrame`.
 
-The event shape is second-hand (fact sheet §7): ``{"data": {...}, "timestamp_epoch":
-<ms>, "type": ...}``.  How an error event looks is not documented: the SDK takes an
-event named ``error``, or JSON with ``"type": "error"``, or a numeric code under one of
-:data:`ERROR_CODE_KEYS` and no ``data`` object, as an error carrying that code.
+The event shape is the official spec's (fact sheet §8): ``{"data": {...},
+"timestamp_epoch": <ms>, "timestamp_utc", "type": "response"}``.  The spec puts errors in
+HTTP responses, not events; an error event is still accepted, as older notes describe
+it: an event named ``error``, JSON with ``"type": "error"``, the error envelope
+(``{"error": {"code", ...}}``), or a numeric code under one of :data:`ERROR_CODE_KEYS`
+and no ``data`` object, is an error carrying that code.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from .._json import loads
 from ..models.live import LiveFrame, LiveSource, structure_live_frame
 from ..models.now import LatestTelemetry
 from ..sse import SseEvent
+from .errors import envelope_error
 
 __all__ = ["ERROR_CODE_KEYS", "frame_from_event", "frame_from_latest"]
 
@@ -28,6 +31,9 @@ def _error_code(event: SseEvent, body: Any) -> int | None:
     flagged = event.event == "error" or body.get("type") == "error"
     if not flagged and isinstance(body.get("data"), dict):
         return None
+    code, _words = envelope_error(body)
+    if code is not None:
+        return code
     for key in ERROR_CODE_KEYS:
         code = body.get(key)
         if isinstance(code, str) and code.isdigit():
@@ -66,10 +72,15 @@ def frame_from_event(event: SseEvent) -> LiveFrame | int | None:
 
 
 def frame_from_latest(latest: LatestTelemetry) -> LiveFrame:
-    """A frame from ``latest_telemetry``: battery power and mode, at the last report."""
+    """A frame from ``latest_telemetry``: battery power at the last report.
+
+    The power takes each Encharge's direction from its ``operational_mode`` and its
+    magnitude from ``power`` (whose sign is undocumented), summed as W leaving the
+    batteries, the sign ``live_data`` uses.  ``latest_telemetry`` carries no profile, so
+    ``battery_mode`` is ``None``.
+    """
     return LiveFrame(
         timestamp=latest.last_report_at or datetime.now(UTC),
         source=LiveSource.LATEST,
-        battery_power=latest.battery_power,
-        battery_mode=latest.battery_mode,
+        battery_power=latest.battery_discharge_w,
     )

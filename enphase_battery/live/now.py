@@ -11,7 +11,7 @@ import attrs
 
 from ..exceptions import PermissionDeniedError
 from ..models import BatteryMode, Granularity, GridState
-from ..models.now import _discharge_w
+from ..models.vocabulary import BatteryState
 from .budget import LiveBudget
 from .errors import LiveDataError
 
@@ -33,17 +33,23 @@ class BatteryNow:
     """
 
     soc_percent: int | None
-    #: W, signed as the API sends it (see ``BATTERY_POWER_DISCHARGE_POSITIVE``).
+    #: W leaving the batteries (negative while charging): ``live_data``'s
+    #: ``battery_power``, or from ``latest_telemetry`` each Encharge's state for the
+    #: direction and its ``power`` for the magnitude.
     battery_power: int | None
+    #: The profile (``live_data`` only: ``latest_telemetry`` does not carry it).
     battery_mode: BatteryMode | None
     grid_state: GridState | None
     as_of: datetime | None
     source: str
+    #: Charging, discharging or idle (``latest_telemetry``'s ``operational_mode``, or
+    #: the direction of ``live_data``'s power).
+    battery_state: BatteryState | None = None
 
     @property
     def battery_discharge_w(self) -> int | None:
         """W leaving the batteries (negative while charging)."""
-        return _discharge_w(self.battery_power)
+        return self.battery_power
 
     def describe(self) -> str:
         """One line: ``SoC 87 % | discharging 1200 W | Self-consumption | On Grid``."""
@@ -55,6 +61,8 @@ class BatteryNow:
             power = f"discharging {out_w} W"
         elif out_w < 0:
             power = f"charging {-out_w} W"
+        elif self.battery_state is BatteryState.UNKNOWN:
+            power = "state ?"
         else:
             power = "idle 0 W"
         mode = self.battery_mode.value if self.battery_mode else "mode ?"
@@ -68,7 +76,7 @@ async def battery_now(
 ) -> BatteryNow:
     """The battery now.
 
-    By default two requests: ``latest_telemetry`` (power, mode) and the 15-minute
+    By default two requests: ``latest_telemetry`` (power and its direction) and the 15-minute
     battery telemetry's ``last_reported_aggregate_soc``.  ``grid=True`` adds
     ``grid_status`` (a configuration endpoint: Megawatt or Partner plan).  ``live=True``
     reads one ``live_data`` event instead (one billed connection, Kilowatt and up),
@@ -88,6 +96,7 @@ async def battery_now(
                         grid_state=frame.grid_status,
                         as_of=frame.timestamp,
                         source=frame.source.value,
+                        battery_state=frame.battery_state,
                     )
         except (PermissionDeniedError, LiveDataError) as err:
             # No live data here (plan, gateway): the two-request answer instead.
@@ -101,9 +110,10 @@ async def battery_now(
         grid_state = (await client.get_system_grid_status(system_id)).grid_state
     return BatteryNow(
         soc_percent=telemetry.last_reported_aggregate_soc,
-        battery_power=latest.battery_power,
-        battery_mode=latest.battery_mode,
+        battery_power=latest.battery_discharge_w,
+        battery_mode=None,
         grid_state=grid_state,
         as_of=latest.last_report_at,
         source="latest",
+        battery_state=latest.battery_state,
     )

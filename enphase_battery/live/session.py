@@ -2,10 +2,14 @@
 
 One loop, two sources:
 
-* **live**: open a ``live_data`` stream (counted against the :class:`LiveLedger` first),
-  yield a frame per event, and when the server closes the stream after ``duration``
-  reconnect at once: the gap is one connection set-up.  A stream that dies before its
-  first frame counts as a failure; after :data:`MAX_FAILURES` in a row, cool down.
+* **live**: open a ``live_data`` stream (counted against the :class:`LiveLedger` first,
+  checked and recorded in one step), yield a frame per event, and when the server closes
+  the stream after ``duration`` reconnect at once: the gap is one connection set-up.  A
+  stream that dies before its first frame counts as a failure, and so does an error
+  status the live table does not list (a 5xx, an unlisted 4xx): the next try waits a
+  back-off (or the server's ``retry:``, capped at :data:`MAX_RECONNECT_WAIT_S`), polling
+  ``latest_telemetry`` meanwhile when the wait is long; after :data:`MAX_FAILURES` in a
+  row, cool down.
 * **latest**: poll ``latest_telemetry`` through the client's normal request path (rate
   limiter, quota, retries), every ``fallback_interval_s``.  A 403 (plan), 466/472
   (unsupported) end live for the session; a spent budget or a 473 / repeated failures
@@ -29,11 +33,15 @@ from typing import Any, Self
 import aiohttp
 
 from ..exceptions import (
+    ApiError,
+    AuthenticationError,
     EnphaseConnectionError,
     InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    ResponseFormatError,
 )
 from ..models.live import LiveFrame, LiveSource
 from ..sse import SseDecoder, SseError
@@ -50,7 +58,13 @@ from .fallback import default_fallback_interval_s
 from .frames import frame_from_event, frame_from_latest
 from .stats import LiveStats
 
-__all__ = ["DEFAULT_DURATION_S", "MAX_DURATION_S", "MIN_DURATION_S", "LiveSession"]
+__all__ = [
+    "DEFAULT_DURATION_S",
+    "MAX_DURATION_S",
+    "MAX_RECONNECT_WAIT_S",
+    "MIN_DURATION_S",
+    "LiveSession",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,6 +79,13 @@ MAX_FAILURES = 3
 #: repeated failures.
 DEFAULT_COOL_DOWN_S = 300.0
 _GAPS_KEPT = 1000
+#: The longest wait before reconnecting, whatever the server's ``retry:`` asks for (a
+#: ``retry: 86400000`` would otherwise leave the session a day without a frame).
+MAX_RECONNECT_WAIT_S = 30.0
+#: The first back-off after a failed connection (doubling, up to the cap).
+DEFAULT_RECONNECT_BACKOFF_S = 1.0
+#: A wait before reconnecting longer than this polls ``latest_telemetry`` meanwhile.
+_POLL_DURING_WAITS_OVER_S = 5.0
 #: The longest a 429 on connecting makes the session wait before trying again.
 _RATE_LIMIT_WAIT_MAX_S = 60.0
 
@@ -76,7 +97,9 @@ class LiveSession:
     bounds the connections; ``duration_s`` (30-300) is how long each stream is asked to
     last; ``fallback_interval_s`` spaces the ``latest_telemetry`` polls (default
     :func:`default_fallback_interval_s`); ``idle_timeout_s`` is how long a stream may
-    stay silent (no event, no keep-alive) before it is treated as dead.
+    stay silent (no event, no keep-alive) before it is treated as dead;
+    ``reconnect_backoff_s`` is the first wait after a failed connection (doubling up to
+    :data:`MAX_RECONNECT_WAIT_S`; a server's ``retry:`` replaces it, within the same cap).
     """
 
     def __init__(
@@ -91,6 +114,7 @@ class LiveSession:
         fallback_interval_s: float | None = None,
         cool_down_s: float = DEFAULT_COOL_DOWN_S,
         idle_timeout_s: float = 90.0,
+        reconnect_backoff_s: float = DEFAULT_RECONNECT_BACKOFF_S,
     ) -> None:
         if ledger is None:
             if budget is None:
@@ -113,6 +137,10 @@ class LiveSession:
             raise InvalidRequestError(
                 "fallback_interval_s and idle_timeout_s must be > 0, cool_down_s >= 0"
             )
+        if not 0 <= reconnect_backoff_s <= MAX_RECONNECT_WAIT_S:
+            raise InvalidRequestError(
+                f"reconnect_backoff_s must be 0-{MAX_RECONNECT_WAIT_S:g}, got {reconnect_backoff_s}"
+            )
         self._transport = transport
         self.system_id = system_id
         self.ledger = ledger
@@ -121,12 +149,15 @@ class LiveSession:
         self.fallback_interval_s = float(fallback_interval_s)
         self.cool_down_s = float(cool_down_s)
         self.idle_timeout_s = float(idle_timeout_s)
+        self.reconnect_backoff_s = float(reconnect_backoff_s)
         self._source = LiveSource.LIVE
         self._reason: str | None = None
         #: Live stays off for good (403, 466, 472).
         self._live_off = False
         self._live_retry_at = 0.0
         self._failures = 0
+        #: Monotonic time before which the next connection waits (after a failure).
+        self._reconnect_at = 0.0
         self._retry_ms: int | None = None
         self._last_event_id: str | None = None
         self._connections = 0
@@ -224,19 +255,27 @@ class LiveSession:
         self._reason = reason
 
     async def _live_connection(self) -> AsyncIterator[LiveFrame]:
+        wait = self._reconnect_at - time.monotonic()
+        if wait > 0:
+            if self.fallback and wait > _POLL_DURING_WAITS_OVER_S:
+                # A long wait (the server's retry:, a back-off): frames meanwhile.
+                reason = f"reconnecting in {wait:.0f} s after a failed live connection"
+                error = EnphaseConnectionError(reason)
+                self._fall_back(reason, until=self._reconnect_at, error=error)
+                return
+            await asyncio.sleep(wait)
+        # Checked and recorded in one step, after any wait: sessions sharing the ledger
+        # cannot all pass the check and then all connect.
         now = self.ledger.now()
-        allowed_at = self.ledger.next_allowed_at(now)
-        if allowed_at is None or allowed_at > now:
+        if not self.ledger.try_record(now):
+            allowed_at = self.ledger.next_allowed_at(now)
             when = "" if allowed_at is None else f" before {_utc(allowed_at)}"
-            error = LiveBudgetExhaustedError(
+            budget_error = LiveBudgetExhaustedError(
                 f"the live budget ({self.ledger.budget.describe()}) allows no connection{when}"
             )
             resume = None if allowed_at is None else time.monotonic()
-            self._fall_back("live budget spent", until=resume, error=error)
+            self._fall_back("live budget spent", until=resume, error=budget_error)
             return
-        if self._failures:
-            await asyncio.sleep(self._retry_wait_s())
-        self.ledger.record(now)
         self._connections += 1
         frames = 0
         started = time.monotonic()
@@ -280,6 +319,18 @@ class LiveSession:
             self._count_failure(error)
             if self._source is LiveSource.LIVE:
                 await asyncio.sleep(min(_RATE_LIMIT_WAIT_MAX_S, error.retry_after or 5.0))
+            return
+        except (AuthenticationError, NotFoundError, ResponseFormatError):
+            # Polling latest_telemetry could not help: the caller must act.
+            raise
+        except ApiError as error:
+            # A 5xx or a 4xx the live table does not list: a failed connection (retried
+            # with back-off, then the fallback), not the end of the session.
+            self._after_stream(decoder)
+            _LOGGER.info(
+                "live_data for system %s refused with HTTP %s", self.system_id, error.status
+            )
+            self._count_failure(error)
             return
         except (EnphaseConnectionError, aiohttp.ClientError, TimeoutError, SseError) as error:
             self._after_stream(decoder)
@@ -344,17 +395,24 @@ class LiveSession:
         self._failures += 1
         if self._failures >= MAX_FAILURES:
             self._failures = 0
+            self._reconnect_at = 0.0
             reason = f"{MAX_FAILURES} live connections in a row brought no data"
             self._fall_back(
                 reason,
                 until=time.monotonic() + self.cool_down_s,
                 error=error or EnphaseConnectionError(reason),
             )
+            return
+        self._reconnect_at = time.monotonic() + self._retry_wait_s()
 
     def _retry_wait_s(self) -> float:
+        """The wait before the next try: the server's ``retry:`` or a doubling back-off,
+        never over :data:`MAX_RECONNECT_WAIT_S`."""
         if self._retry_ms is not None:
-            return self._retry_ms / 1000.0
-        return float(min(30, 2 ** (self._failures - 1)))
+            wait = self._retry_ms / 1000.0
+        else:
+            wait = self.reconnect_backoff_s * 2 ** (self._failures - 1)
+        return min(MAX_RECONNECT_WAIT_S, wait)
 
     async def _poll_latest(self) -> AsyncIterator[LiveFrame]:
         if self._may_go_live():

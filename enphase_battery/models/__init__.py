@@ -23,7 +23,15 @@ from .telemetry import (
     LifetimeMeta,
     SocReading,
 )
-from .vocabulary import BatteryMode, Flag, Granularity, GridState, LoadControlMode, Percent
+from .vocabulary import (
+    BatteryMode,
+    BatteryState,
+    Flag,
+    Granularity,
+    GridState,
+    LoadControlMode,
+    Percent,
+)
 
 if TYPE_CHECKING:
     from ._converter import converter
@@ -34,6 +42,7 @@ __all__ = [
     "BatteryLifetime",
     "BatteryMode",
     "BatterySettings",
+    "BatteryState",
     "BatteryTelemetry",
     "Device",
     "DeviceGroups",

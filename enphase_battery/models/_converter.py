@@ -25,7 +25,16 @@ from .config import BatterySettings, GridStatus, StormGuard
 from .discovery import Device, DeviceGroups
 from .live import LiveFrame, structure_live_frame
 from .telemetry import BatteryInterval, EnchargeInterval
-from .vocabulary import BatteryMode, Flag, Granularity, GridState, LoadControlMode, Percent, _match
+from .vocabulary import (
+    BatteryMode,
+    BatteryState,
+    Flag,
+    Granularity,
+    GridState,
+    LoadControlMode,
+    Percent,
+    _match,
+)
 
 __all__ = ["converter"]
 
@@ -107,7 +116,7 @@ def _optional_hook(conv: cattrs.Converter) -> Any:
 
 
 #: Field types whose value is parsed from one string alone (a vocabulary word, a flag).
-_WORDS: set[Any] = {Flag, BatteryMode, GridState, LoadControlMode}
+_WORDS: set[Any] = {Flag, BatteryMode, BatteryState, GridState, LoadControlMode}
 _WORDS_MAX = 256
 _MISSING: Any = object()
 _FACTORY: type[Any] = type(attrs.Factory(list))
@@ -206,6 +215,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Granularity, _or_none(_structure_granularity, "granularity"))
     conv.register_structure_hook(BatteryMode, _lenient(BatteryMode.parse))
     conv.register_structure_hook(GridState, lambda v, _t: GridState.parse(str(v)))
+    conv.register_structure_hook(BatteryState, lambda v, _t: BatteryState.parse(str(v)))
     conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))
     conv.register_structure_hook(DeviceGroups, _structure_devices)
     # One live_data event -> a frame: hand-built, thousands a second.

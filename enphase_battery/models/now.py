@@ -1,7 +1,10 @@
 """Models of the "now" answers: latest telemetry, lifetime meter counters, the summary.
 
-Shapes are second-hand (fact sheet §7); fields the API may leave out are optional, and
-``latest_telemetry`` values are ``None`` when a device last reported over 7 days ago.
+Shapes follow the official spec (fact sheet §8); fields the API may leave out are
+optional, and ``latest_telemetry`` values are ``None`` when a device last reported over
+7 days ago.  An Encharge's ``power`` has no documented sign (the official examples
+contradict each other): the direction comes from its ``operational_mode``
+(:class:`~enphase_battery.models.vocabulary.BatteryState`), the magnitude from ``power``.
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ from datetime import date, datetime
 
 import attrs
 
-from .vocabulary import BatteryMode
+from .vocabulary import BatteryState
 
 __all__ = [
-    "BATTERY_POWER_DISCHARGE_POSITIVE",
     "LatestDevice",
     "LatestDeviceGroups",
     "LatestTelemetry",
@@ -21,18 +23,6 @@ __all__ = [
     "StorageMeterReadings",
     "SystemSummary",
 ]
-
-#: [inferred] The sign of ``battery_power`` / Encharge ``power``: positive while the
-#: battery discharges (it feeds the house), negative while it charges, as Enphase's own
-#: live status shows storage power.  The one place to flip should the API disagree.
-BATTERY_POWER_DISCHARGE_POSITIVE = True
-
-
-def _discharge_w(power_w: int | None) -> int | None:
-    """Signed battery power as "W out of the battery" whatever the API's convention."""
-    if power_w is None:
-        return None
-    return power_w if BATTERY_POWER_DISCHARGE_POSITIVE else -power_w
 
 
 @attrs.frozen
@@ -43,10 +33,19 @@ class LatestDevice:
     name: str | None = None
     channel: str | None = None
     last_report_at: datetime | None = None
-    #: Watts, signed; for an Encharge see :data:`BATTERY_POWER_DISCHARGE_POSITIVE`.
+    #: Watts as the API sends them; for an Encharge the sign is undocumented (read
+    #: :attr:`discharge_w` instead).
     power: int | None = None
-    #: The battery's operational mode as the API spells it (vocabulary not documented).
-    operational_mode: str | None = None
+    #: An Encharge's state (``Idle``, ``Charging``, ``Discharging``; anything else
+    #: :attr:`BatteryState.UNKNOWN`); ``None`` for meters and stale devices.
+    operational_mode: BatteryState | None = None
+
+    @property
+    def discharge_w(self) -> int | None:
+        """W leaving this battery (negative while charging, 0 idle), ``None`` if unknown."""
+        if self.operational_mode is None:
+            return None
+        return self.operational_mode.signed_discharge_w(self.power)
 
 
 @attrs.frozen
@@ -65,26 +64,26 @@ class LatestTelemetry:
     devices: LatestDeviceGroups = LatestDeviceGroups()
 
     @property
-    def battery_power(self) -> int | None:
-        """Sum of the Encharges' power in W (signed as the API sends it), ``None`` if none."""
-        powers = [d.power for d in self.devices.encharges if d.power is not None]
-        return sum(powers) if powers else None
-
-    @property
     def battery_discharge_w(self) -> int | None:
-        """Battery power as W leaving the batteries (negative while charging)."""
-        return _discharge_w(self.battery_power)
+        """W leaving the batteries (negative while charging), summed over the Encharges
+        whose state and power are known; ``None`` if none is."""
+        powers = [d.discharge_w for d in self.devices.encharges]
+        known = [w for w in powers if w is not None]
+        return sum(known) if known else None
 
     @property
-    def battery_mode(self) -> BatteryMode | None:
-        """The first Encharge's operational mode read as a battery profile, if it is one."""
-        for device in self.devices.encharges:
-            if device.operational_mode:
-                try:
-                    return BatteryMode.parse(device.operational_mode)
-                except ValueError:
-                    return None
-        return None
+    def battery_state(self) -> BatteryState | None:
+        """The batteries' state: the Encharges' common state, else the direction of
+        :attr:`battery_discharge_w`; ``None`` when no Encharge says."""
+        states = {d.operational_mode for d in self.devices.encharges if d.operational_mode}
+        if len(states) == 1:
+            return states.pop()
+        out_w = self.battery_discharge_w
+        if out_w is None:
+            return BatteryState.UNKNOWN if states else None
+        if out_w > 0:
+            return BatteryState.DISCHARGING
+        return BatteryState.CHARGING if out_w < 0 else BatteryState.IDLE
 
     @property
     def last_report_at(self) -> datetime | None:

@@ -7,7 +7,15 @@ import functools
 import re
 from typing import Any, NewType, TypeVar
 
-__all__ = ["BatteryMode", "Flag", "Granularity", "GridState", "LoadControlMode", "Percent"]
+__all__ = [
+    "BatteryMode",
+    "BatteryState",
+    "Flag",
+    "Granularity",
+    "GridState",
+    "LoadControlMode",
+    "Percent",
+]
 
 #: "enabled"/"disabled" (also "true"/"false", "Enabled (Inactive)") parsed to a bool.
 Flag = NewType("Flag", bool)
@@ -66,6 +74,38 @@ class BatteryMode(enum.StrEnum):
         if member is None:
             raise ValueError(f"unknown battery mode {value!r}")
         return member
+
+
+class BatteryState(enum.StrEnum):
+    """What an Encharge is doing: ``latest_telemetry``'s ``operational_mode``.
+
+    The official spec (fact sheet §8) gives ``Idle``, ``Charging`` and ``Discharging``:
+    the battery's state, not its profile (that is :class:`BatteryMode`).  Anything else
+    parses to :attr:`UNKNOWN`, so a new word from the API never fails a call.
+    """
+
+    IDLE = "Idle"
+    CHARGING = "Charging"
+    DISCHARGING = "Discharging"
+    UNKNOWN = "Unknown"
+
+    @classmethod
+    def parse(cls, value: str) -> BatteryState:
+        """Parse loosely; anything unrecognised is :attr:`UNKNOWN`."""
+        return _match(cls, value) or cls.UNKNOWN
+
+    def signed_discharge_w(self, power_w: int | None) -> int | None:
+        """W leaving the battery: the magnitude of ``power_w``, the direction of this state.
+
+        The sign of ``power`` is undocumented and the official examples contradict each
+        other, so only its magnitude is read.  ``Idle`` is 0 whatever standby power the
+        device shows; :attr:`UNKNOWN` (or no power) is ``None``.
+        """
+        if power_w is None or self is BatteryState.UNKNOWN:
+            return None
+        if self is BatteryState.IDLE:
+            return 0
+        return abs(power_w) if self is BatteryState.DISCHARGING else -abs(power_w)
 
 
 class GridState(enum.StrEnum):

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 
+from .. import validation
 from ..delivery import Batch
-from ..exceptions import EnphaseError
+from ..exceptions import EnphaseError, InvalidRequestError
 from ..fleet import FleetPoller
 from ._db import Database
 from .checkpoint import BatchWriter, PostgresCheckpoint
@@ -72,6 +73,7 @@ class LeasedFleet:
         relist_every: timedelta = timedelta(hours=1),
         **fleet_options: Any,
     ) -> None:
+        _check_options(client, relist_every, fleet_options)
         self.client = client
         self._owns_db = not isinstance(source, Database)
         self._db = source if isinstance(source, Database) else Database(source)
@@ -86,7 +88,9 @@ class LeasedFleet:
             release_surplus=False,
         )
         self.checkpoint = PostgresCheckpoint(self._db, schema=schema).fenced(self.worker)
-        self._systems = None if systems is None else sorted({int(s) for s in systems})
+        self._systems = (
+            None if systems is None else sorted({validation.system_id(s) for s in systems})
+        )
         self._relist_s = relist_every.total_seconds()
         self._fleet_options = fleet_options
         self._poller: FleetPoller | None = None
@@ -276,3 +280,17 @@ class LeasedFleet:
                 await self._register()
             except EnphaseError as err:
                 _LOGGER.warning("listing the systems failed (%s); trying again later", err)
+
+
+def _check_options(
+    client: EnphaseClient, relist_every: timedelta, fleet_options: dict[str, Any]
+) -> None:
+    """Refuse a bad setting before anything is sent: ``relist_every`` here, the
+    FleetPoller's own options by building one (no store, no system, nothing started)."""
+    validation.duration("relist_every", relist_every)
+    if "checkpoint" in fleet_options:
+        raise InvalidRequestError("LeasedFleet keeps its checkpoint in PostgreSQL: no checkpoint=")
+    try:
+        FleetPoller(client, (), **fleet_options)
+    except TypeError as err:
+        raise InvalidRequestError(f"not a FleetPoller option: {err}") from None

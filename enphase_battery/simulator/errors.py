@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["ApiProblem", "envelope", "error_response"]
+__all__ = ["LIVE_STATUS_NAMES", "ApiProblem", "envelope", "error_response", "live_envelope"]
 
 _MESSAGES = {
     400: "Bad Request",
@@ -50,6 +50,45 @@ def envelope(status: int, details: str | None = None, **extra: Any) -> dict[str,
     }
     body.update(extra)
     return body
+
+
+#: live_data's error ``status`` words (fact sheet §8; 461-463 and 429 [inferred]).
+LIVE_STATUS_NAMES = {
+    403: "FORBIDDEN",
+    429: "TOO_MANY_REQUESTS",
+    461: "INVALID_DURATION",
+    462: "INVALID_DURATION",
+    463: "INVALID_DURATION",
+    466: "UNSUPPORTED_ENVOY",
+    468: "INVALID_SYSTEM_ID",
+    472: "LIVE_STREAM_NOT_SUPPORTED",
+    473: "IQ_GATEWAY_NOT_REPORTING",
+    550: "SERVICE_UNREACHABLE",
+    551: "SERVICE_UNREACHABLE",
+    552: "CONNECTION_NOT_ESTABLISHED",
+}
+
+
+def live_envelope(code: int, message: str | None, *, now: float) -> dict[str, Any]:
+    """live_data's error body: ``{"error": {code, details, message, status},
+    "timestamp_epoch", "timestamp_utc", "type"}`` (fact sheet §8); no period fields."""
+    from datetime import UTC, datetime
+
+    try:
+        phrase = message or HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Error"
+    return {
+        "error": {
+            "code": code,
+            "details": [phrase],
+            "message": phrase,
+            "status": LIVE_STATUS_NAMES.get(code, "ERROR"),
+        },
+        "timestamp_epoch": int(now * 1000),
+        "timestamp_utc": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "type": "error",
+    }
 
 
 def error_response(status: int, details: str | None = None, **extra: Any) -> web.Response:

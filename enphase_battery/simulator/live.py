@@ -1,15 +1,20 @@
 """``GET /systems/{id}/live_data``: the server-sent-events stream, billed per connection.
 
 Each connection: checks the plan (Kilowatt and up when the simulator enforces plan
-access), reads ``duration`` (a request header or a query parameter, 30-300, default
-30), then sends ``retry:``, a frame at once and one every :attr:`LiveStreams.frame_period_s`
-real seconds with a ``: keep-alive`` comment between frames, and closes after
-``duration x duration_scale`` real seconds.  Frames come from the battery physics (the
+access), reads ``duration`` (the request header, 30-300, default 30), then sends
+``retry:``, a frame at once and one every :attr:`LiveStreams.frame_period_s` real seconds
+with a ``: keep-alive`` comment between frames, and closes after ``duration x
+duration_scale`` real seconds.  Frames come from the battery physics (the
 newest interval's average power, the SoC now, the settings and grid state).
 
+Refusals are HTTP responses with live_data's JSON error envelope (fact sheet §8:
+``{"error": {code, details, message, status}, ...}``), ``duration`` is read from the
+request header the spec declares (a query parameter is ignored).
+
 Faults on demand (``sim.live`` or ``POST /__admin/live``): an error event with any code
-after N frames, the answer's HTTP status set to a live error code, a stream cut in the
-middle of an event.  ``/__admin/state`` shows the connections and their cost.
+after N frames (older notes' way, still accepted by clients), the answer's HTTP status
+set to any code, a stream cut in the middle of an event.  ``/__admin/state`` shows the
+connections and their cost.
 """
 
 from __future__ import annotations
@@ -23,11 +28,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from aiohttp import web
 
-from ..models.now import BATTERY_POWER_DISCHARGE_POSITIVE
 from .battery import BatterySystem
 from .context import path_system_id, simulator
-from .errors import ApiProblem, envelope
-from .now import device_power_w
+from .errors import live_envelope
+from .now import device_discharge_w
 
 if TYPE_CHECKING:
     from .server import EnphaseSimulator
@@ -39,18 +43,20 @@ LIVE_PLANS = frozenset({"kilowatt", "megawatt", "partner", "unlimited"})
 #: What the simulator charges per connection, for /__admin/state (fact sheet §7).
 PRICE_PER_CONNECTION = Decimal("0.10")
 _DEFAULT_DURATION_S = 30
-#: Which invalid-duration code for which mistake [inferred: the three are undocumented].
-_NOT_A_NUMBER, _TOO_SHORT, _TOO_LONG = 461, 462, 463
+#: Which invalid-duration code for which mistake (fact sheet §8).
+_TOO_SHORT, _TOO_LONG, _NOT_A_NUMBER = 461, 462, 463
 _MESSAGES = {
-    461: "Invalid duration",
-    462: "Invalid duration: minimum is 30",
-    463: "Invalid duration: maximum is 300",
+    403: "Not authorized to access this resource",
+    461: "Invalid duration: minimum is 30",
+    462: "Invalid duration: maximum is 300",
+    463: "Invalid duration: must be an integer",
     466: "Gateway firmware does not support live data",
+    468: "Invalid system id",
     472: "Live stream not supported",
-    473: "Gateway is not reporting",
-    550: "Live data service error",
-    551: "Live data service unavailable",
-    552: "Live data service timeout",
+    473: "IQ Gateway is not reporting",
+    550: "Live data service unreachable",
+    551: "Live data service unreachable",
+    552: "Live data connection not established",
 }
 
 
@@ -58,7 +64,8 @@ _MESSAGES = {
 class LiveFault:
     """One armed fault for the next live connection."""
 
-    #: ``"error"``: an error event with ``code``; ``"status"``: answer with HTTP ``code``;
+    #: ``"error"``: an error event with ``code``; ``"status"``: answer with HTTP ``code``
+    #: and the error envelope;
     #: ``"cut"``: stop in the middle of an event and drop the connection.
     kind: str
     code: int = 550
@@ -101,7 +108,8 @@ class LiveStreams:
         self.faults.append(LiveFault("error", code, after_frames))
 
     def refuse_next(self, code: int) -> None:
-        """The next connection is answered with HTTP status ``code`` (a live error code)."""
+        """The next connection is answered with HTTP status ``code`` and the error
+        envelope (a live error code, a 5xx, any 4xx)."""
         self.faults.append(LiveFault("status", code))
 
     def cut_next(self, *, after_frames: int = 1) -> None:
@@ -152,28 +160,30 @@ class LiveStreams:
 
     def frame(self, system: BatterySystem, gateway_serial: str) -> dict[str, Any]:
         """One event's JSON from the physics now."""
-        battery_w = 0
+        # battery_power is positive while discharging, grid_power while importing
+        # (fact sheet §8).
+        discharge_w = 0
         for device in system.encharges:
             i = device.index(system.last_end_at)
             if 0 <= i < len(device):
-                battery_w += device_power_w(device, i)
-        discharge_w = battery_w if BATTERY_POWER_DISCHARGE_POSITIVE else -battery_w
+                discharge_w += device_discharge_w(device, i)
         pv_w = round(system.last_solar_w)
         load_w = round(system.last_load_w)
         return {
             "data": {
                 "pv_power": pv_w,
                 "grid_power": load_w - pv_w - discharge_w,
-                "battery_power": battery_w,
+                "battery_power": discharge_w,
                 "battery_soc": system.current_soc_percent() if system.encharges else None,
                 "battery_mode": system.settings.battery_mode,
                 "grid_status": "Off Grid" if system.off_grid else "On Grid",
                 "consumption_power": load_w,
                 "generator_power": 0,
                 "envoy_serial_number": [gateway_serial],
+                "system_id": system.system_id,
             },
             "timestamp_epoch": int(self._sim.clock.timestamp() * 1000),
-            "type": "live_data",
+            "type": "response",
         }
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -182,15 +192,13 @@ class LiveStreams:
         system_id = path_system_id(request)
         system = sim.find_system(system_id)
         if sim.enforce_plan_access and sim.plan not in LIVE_PLANS:
-            self.refused += 1
-            raise ApiProblem(403, "Not authorized to access this resource")
+            return self.refuse(403)
         duration = self._duration(request)
+        if isinstance(duration, web.Response):
+            return duration
         fault = self.faults.popleft() if self.faults else None
         if fault is not None and fault.kind == "status":
-            self.refused += 1
-            return web.json_response(
-                envelope(fault.code, _MESSAGES.get(fault.code)), status=fault.code
-            )
+            return self.refuse(fault.code)
         self.connections += 1
         self.per_system[system_id] += 1
         self.durations.append(duration)
@@ -208,8 +216,14 @@ class LiveStreams:
             self.open_now -= 1
         return response
 
-    def _duration(self, request: web.Request) -> int:
-        raw = request.headers.get("duration", request.query.get("duration"))
+    def refuse(self, code: int, message: str | None = None) -> web.Response:
+        """An HTTP ``code`` answer with live_data's error envelope (counted as refused)."""
+        self.refused += 1
+        body = live_envelope(code, message or _MESSAGES.get(code), now=self._sim.clock.timestamp())
+        return web.json_response(body, status=code)
+
+    def _duration(self, request: web.Request) -> int | web.Response:
+        raw = request.headers.get("duration")
         if raw is None:
             return _DEFAULT_DURATION_S
         try:
@@ -220,8 +234,7 @@ class LiveStreams:
             if 30 <= duration <= 300:
                 return duration
             code = _TOO_SHORT if duration < 30 else _TOO_LONG
-        self.refused += 1
-        raise ApiProblem(code, _MESSAGES[code])
+        return self.refuse(code)
 
     async def _serve(
         self,

@@ -3,8 +3,10 @@
 All three read the battery physics (:mod:`.battery`):
 
 * power "now" is the average power of the newest interval a device has reported
-  (W = Wh x 4), signed as :data:`~enphase_battery.models.now.BATTERY_POWER_DISCHARGE_POSITIVE`
-  says; values are ``null`` once the last report is over 7 days old;
+  (W = Wh x 4); an Encharge's ``operational_mode`` is its state (``Idle``, ``Charging``,
+  ``Discharging``, fact sheet §8) and its ``power`` is signed as
+  :data:`LATEST_POWER_CHARGE_POSITIVE` says (the spec leaves it undocumented); values
+  are ``null`` once the last report is over 7 days old;
 * the lifetime counters are a per-device starting offset (energy from before the
   simulated history) plus the sum of **every** computed interval up to ``read_at``,
   whether telemetry shows it yet or not: exactly what a hole check compares against;
@@ -19,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..models.now import BATTERY_POWER_DISCHARGE_POSITIVE
 from .arrival import ArrivalModel
 from .battery import INTERVAL_S, BatterySystem, Encharge
 from .context import path_system_id, simulator
@@ -30,9 +31,12 @@ if TYPE_CHECKING:
     from .server import EnphaseSimulator
 
 __all__ = [
+    "IDLE_BELOW_W",
+    "LATEST_POWER_CHARGE_POSITIVE",
     "STALE_AFTER_S",
     "counter_offsets",
-    "device_power_w",
+    "device_discharge_w",
+    "encharge_state",
     "latest_telemetry",
     "meter_reading",
     "register",
@@ -41,6 +45,16 @@ __all__ = [
 
 #: latest_telemetry nulls values whose last report is older than this (fact sheet §7).
 STALE_AFTER_S = 7 * 86_400
+#: The sign of an Encharge's ``power`` in ``latest_telemetry``.  The spec does not say
+#: and its examples contradict each other (fact sheet §8: ``-15`` with ``Idle``; ``+20``
+#: with ``Charging``, ``-10`` with ``Discharging``): the simulator follows the VPP
+#: example, positive while charging, the opposite of ``live_data``'s ``battery_power``,
+#: so a client that reads the direction from the sign instead of ``operational_mode`` is
+#: caught.  The one place to flip.
+LATEST_POWER_CHARGE_POSITIVE = True
+#: An Encharge moving less than this many W reports ``Idle`` with that standby power
+#: (like the Monitoring example's ``-15`` W).
+IDLE_BELOW_W = 25
 _W_PER_WH_INTERVAL = 3600 // INTERVAL_S
 _LOOKBACK_INTERVALS = 30 * 96
 
@@ -49,10 +63,18 @@ def _system(request: web.Request) -> BatterySystem:
     return simulator(request).find_system(path_system_id(request))
 
 
-def device_power_w(device: Encharge, i: int) -> int:
-    """Average power of interval ``i`` in W, signed like the API."""
-    discharge_w = (device.discharge_wh[i] - device.charge_wh[i]) * _W_PER_WH_INTERVAL
-    return discharge_w if BATTERY_POWER_DISCHARGE_POSITIVE else -discharge_w
+def device_discharge_w(device: Encharge, i: int) -> int:
+    """Average power of interval ``i`` in W leaving the battery (negative charging)."""
+    return (device.discharge_wh[i] - device.charge_wh[i]) * _W_PER_WH_INTERVAL
+
+
+def encharge_state(discharge_w: int) -> tuple[int, str]:
+    """``latest_telemetry``'s ``(power, operational_mode)`` for W leaving a battery."""
+    if abs(discharge_w) < IDLE_BELOW_W:
+        state = "Idle"
+    else:
+        state = "Discharging" if discharge_w > 0 else "Charging"
+    return (-discharge_w if LATEST_POWER_CHARGE_POSITIVE else discharge_w), state
 
 
 def counter_offsets(seed: int, serial: str) -> tuple[int, int]:
@@ -108,8 +130,8 @@ def latest_telemetry(sim: EnphaseSimulator, system: BatterySystem, now: float) -
             "operational_mode": None,
         }
         if fresh and last:
-            entry["power"] = device_power_w(device, device.index(last[0]))
-            entry["operational_mode"] = system.settings.battery_mode
+            discharge_w = device_discharge_w(device, device.index(last[0]))
+            entry["power"], entry["operational_mode"] = encharge_state(discharge_w)
         encharges.append(entry)
     newest = last_visible_end_at(system.encharges, sim.arrival, now, system.last_end_at)
     meters_fresh = newest is not None and now - newest[0] <= STALE_AFTER_S

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .context import API, simulator
-from .errors import ApiProblem, envelope, error_response
+from .errors import ApiProblem, envelope, error_response, live_envelope
 from .faults import FaultKind, FaultRule
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ async def api_middleware(request: web.Request, handler: _Handler) -> web.StreamR
                 raise ApiProblem(403, "Not authorized to access this resource")
             too_many = sim.limiter.admit()
             if too_many is not None:
+                if path.endswith("/live_data"):
+                    return _live_too_many(sim, too_many)
                 return web.json_response(too_many, status=429)
         response = await handler(request)
     except ApiProblem as problem:
@@ -105,6 +107,16 @@ async def api_middleware(request: web.Request, handler: _Handler) -> web.StreamR
                 )
             return await _truncated(request, response, body)
     return response
+
+
+def _live_too_many(sim: EnphaseSimulator, body: dict[str, Any]) -> web.Response:
+    """live_data's 429: its error envelope, no period fields (fact sheet §8).  A month
+    429 says so in words [inferred: the spec shows no month example for live_data]."""
+    words = str(body.get("details") or "Usage limit exceeded")
+    if body.get("period") == "month":
+        words = "Monthly " + words[:1].lower() + words[1:]
+    reply = live_envelope(429, words, now=sim.clock.timestamp())
+    return web.json_response(reply, status=429)
 
 
 def _injected_status(sim: EnphaseSimulator, rule: FaultRule) -> web.Response:
