@@ -12,6 +12,13 @@ The rules (README, "Errors and retries"):
   once more after a short pause at most: a dead host fails in about a second;
 * ``max_retry_time`` bounds the whole call from its first send: every try's timeout is
   cut to what is left of it, and no wait runs past it.
+
+The waits between tries come from ``backoff`` (:func:`jittered_waits`: its exponential
+series, each step drawn with its full jitter), for API calls and token requests alike.
+The API's loop itself stays in the transport rather than under ``backoff.on_exception``:
+the decorator's own coroutine would be one more frame on every call's hot path (each
+await passes through it), and the choice of wait depends on the error (a 429's reset
+time, a refused connection's short pause) and on the call's budget, which are ours.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 
 import attrs
 
@@ -31,7 +39,7 @@ from .exceptions import (
     ResponseFormatError,
 )
 
-__all__ = ["CallState", "RetryPolicy"]
+__all__ = ["CallState", "RetryPolicy", "jittered_waits"]
 
 _LOGGER = logging.getLogger("enphase_battery.client")
 
@@ -39,6 +47,20 @@ _LOGGER = logging.getLogger("enphase_battery.client")
 CONNECT_RETRIES = 1
 #: The shortest try worth starting: with less of the budget left, the call gives up.
 MIN_TRY_S = 0.05
+#: The API's waits between transient failures: 0.5 s doubling, 30 s at most (full jitter).
+API_WAIT_FIRST_S = 0.5
+API_WAIT_LONGEST_S = 30.0
+
+
+def jittered_waits(first_s: float, longest_s: float | None = None) -> Iterator[float]:
+    """Waits between tries: ``backoff``'s exponential series (``first_s`` doubling, up to
+    ``longest_s``), each step drawn with its full jitter (uniform from 0 to the step)."""
+    # Loaded with the first retry: a client whose calls succeed never pays for it.
+    import backoff
+
+    series = backoff.expo(factor=first_s, max_value=longest_s)
+    next(series)  # backoff's generators are primed with a first send(None)
+    return (backoff.full_jitter(step) for step in series)
 
 
 @attrs.define
@@ -51,6 +73,8 @@ class CallState:
     connect_retries: int = 0
     #: ``time.monotonic()`` by which the call must end; set at its first send.
     deadline: float | None = None
+    #: The call's exponential waits (made at its first transient failure).
+    waits: Iterator[float] | None = None
 
     def start_clock(self) -> None:
         """Start the budget (at the first send; waiting for the governor is not counted)."""
@@ -137,7 +161,9 @@ class RetryPolicy:
 
     @staticmethod
     def _backoff(call: CallState) -> float:
-        return random.uniform(0, min(30.0, 0.5 * 2 ** (call.tries - 1)))
+        if call.waits is None:
+            call.waits = jittered_waits(API_WAIT_FIRST_S, API_WAIT_LONGEST_S)
+        return next(call.waits)
 
 
 def log_retry(err: EnphaseError, call: CallState, wait: float) -> None:

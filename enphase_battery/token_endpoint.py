@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Generator
 from typing import Any
@@ -25,6 +24,7 @@ from .exceptions import (
     ResponseFormatError,
 )
 from .redaction import printable, scrub
+from .retry import jittered_waits
 from .tokens import OAuth2Token
 
 __all__ = ["TokenEndpoint"]
@@ -89,14 +89,12 @@ class TokenEndpoint:
         connect_failures = 0
 
         def waits() -> Generator[float, None, None]:
-            # Full-jitter exponential waits, each cut to half of what is left of the
-            # budget, so that a retry still has time to get its answer.
+            # The retry engine's waits (1 s doubling, full jitter), each cut to half of
+            # what is left of the budget, so that a retry still has time to get its answer.
             yield 0.0  # primed by backoff, never used as a wait
-            attempt_no = 0
-            while True:
+            for wait in jittered_waits(1.0):
                 left = deadline - time.monotonic()
-                yield min(random.uniform(0, 2.0**attempt_no), max(0.0, left / 2))
-                attempt_no += 1
+                yield min(wait, max(0.0, left / 2))
 
         @backoff.on_exception(
             waits,

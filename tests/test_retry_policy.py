@@ -88,3 +88,21 @@ def test_no_wait_runs_past_the_budget() -> None:
     assert policy.wait_before_retry(late, call, writes=False, full_state=False) is None
     call.deadline = time.monotonic()
     assert policy.wait_before_retry(SERVER_ERROR, call, writes=False, full_state=False) is None
+
+
+def test_transient_failures_wait_backoffs_exponential_series_with_full_jitter() -> None:
+    """The waits come from ``backoff`` (0.5 s doubling, 30 s at most, full jitter): the
+    n-th wait of a call lies in [0, step n], and across calls each step is reached."""
+    policy = RetryPolicy(max_retries=12, max_retry_time=1e9, write_retries=0)
+    steps = [min(30.0, 0.5 * 2**n) for n in range(12)]
+    highest = [0.0] * 12
+    for _ in range(400):
+        call = policy.new_call()
+        call.start_clock()
+        for n in range(12):
+            wait = policy.wait_before_retry(SERVER_ERROR, call, writes=False, full_state=False)
+            assert wait is not None
+            assert 0.0 <= wait <= steps[n]
+            highest[n] = max(highest[n], wait)
+    # Full jitter: the draws spread over the whole step (not a fixed fraction of it).
+    assert all(high > 0.9 * step for high, step in zip(highest, steps, strict=True))
