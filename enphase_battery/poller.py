@@ -195,7 +195,8 @@ class TelemetryPoller(PollEngine):
         if poll_interval is not None:
             poll_interval = validation.seconds("poll_interval", poll_interval)
         self._retry_wait_s = validation.wait_range("retry_wait_s", retry_wait_s, allow_zero=True)
-        validation.duration("rediscover_every", rediscover_every)
+        # 0: look for new Encharges at every poll (discovery runs inside a poll, once).
+        validation.duration("rediscover_every", rediscover_every, allow_zero=True)
         if not include_battery and self._explicit_encharges == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
         self._poll_interval = poll_interval

@@ -310,14 +310,20 @@ async def reconcile(
         end = datetime.fromtimestamp(newest, UTC) if newest is not None else start
     # The counters at start first: they say where the system's data begins, and the
     # days before its first interval are skipped (one request each, nothing to check).
-    first_row = await read(start)
-    begins = _data_begins(start, first_row)
-    if begins is None:
-        requests += 1  # the summary asked for the system's first interval
-        begins = await _first_interval(client, system_id, start)
-        if begins > start and begins < end:
-            first_row = await read(begins)
-    readings = [first_row]
+    readings: list[dict[str, tuple[int, int, int]]] = []
+    begins = start
+    if start < end:
+        first_row = await read(start)
+        found = _data_begins(start, first_row)
+        if found is None:
+            requests += 1  # the summary asked for the system's first interval
+            found = await _first_interval(client, system_id, start)
+            if start < found < end:
+                first_row = await read(found)
+        begins = found
+        readings.append(first_row)
+    # else: the newest reading is before start (the API's "now" may lag ours): nothing
+    # after start to check, and a reading at start would be "in the future".
     moment = start + step
     while moment < end:
         if moment > begins:
