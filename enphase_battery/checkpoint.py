@@ -37,6 +37,7 @@ __all__ = [
     "SqliteCheckpoint",
     "StreamState",
     "TransactionalCheckpointStore",
+    "covered_from",
     "live_store",
     "make_state",
     "nowait_saver",
@@ -123,22 +124,28 @@ class StreamState:
         revising: intervals that went out partial and are still re-read for a revision
             (ascending by end); part of the state so that a restart neither loses a
             pending revision nor emits one twice.
+        covered: ``(report_at, ready_end)`` of the stream's latest poll that reached the
+            newest data: the systems list's ``last_report_at`` it covered, and the end of
+            the newest interval it could hand out (not one held back as partial).  A
+            fleet that restarts skips the stream while the list shows no later report
+            and that interval was delivered.
     """
 
     watermark: int
     delivered: tuple[int, ...] = ()
     revising: tuple[PendingRevision, ...] = ()
+    covered: tuple[int, int] | None = None
 
     def to_json(self) -> str:
         """Compact JSON for a store."""
         # Formatted by hand: this runs once per delivered interval.
         delivered = ", ".join(map(str, self.delivered))
-        if not self.revising:
-            return f'{{"watermark": {self.watermark}, "delivered": [{delivered}]}}'
-        revising = revising_to_json(self.revising)
-        return (
-            f'{{"watermark": {self.watermark}, "delivered": [{delivered}], "revising": {revising}}}'
-        )
+        text = f'{{"watermark": {self.watermark}, "delivered": [{delivered}]'
+        if self.revising:
+            text += f', "revising": {revising_to_json(self.revising)}'
+        if self.covered is not None:
+            text += f', "covered": [{self.covered[0]}, {self.covered[1]}]'
+        return text + "}"
 
     @classmethod
     def from_json(cls, text: str) -> StreamState:
@@ -146,10 +153,12 @@ class StreamState:
         try:
             data = json.loads(text)
             revising = data.get("revising")
+            covered = data.get("covered")
             return cls(
                 int(data["watermark"]),
                 tuple(int(v) for v in data.get("delivered", ())),
                 _revising_from_data(revising) if revising else (),
+                covered_from(covered),
             )
         except (TypeError, KeyError, AttributeError, ValueError) as err:
             raise ValueError(f"not a stream state: {text[:80]!r}") from err
@@ -158,26 +167,47 @@ class StreamState:
 _END = attrgetter("end")
 
 
-def _state_maker() -> Callable[[int, tuple[int, ...], tuple[PendingRevision, ...]], StreamState]:
+def covered_from(data: Any) -> tuple[int, int] | None:
+    """``StreamState.covered`` from its stored form (``[report_at, ready_end]`` or
+    ``None``); ``ValueError`` on anything else."""
+    if data is None:
+        return None
+    try:
+        report_at, ready_end = data
+        return (int(report_at), int(ready_end))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"not a covered report: {data!r}") from err
+
+
+_Maker = Callable[
+    [int, tuple[int, ...], tuple[PendingRevision, ...], "tuple[int, int] | None"], StreamState
+]
+
+
+def _state_maker() -> _Maker:
     new = object.__new__
-    set_watermark, set_delivered, set_revising = slot_setters(
-        StreamState, "watermark", "delivered", "revising"
+    set_watermark, set_delivered, set_revising, set_covered = slot_setters(
+        StreamState, "watermark", "delivered", "revising", "covered"
     )
 
     def make(
-        watermark: int, delivered: tuple[int, ...], revising: tuple[PendingRevision, ...] = ()
+        watermark: int,
+        delivered: tuple[int, ...],
+        revising: tuple[PendingRevision, ...],
+        covered: tuple[int, int] | None,
     ) -> StreamState:
         state = new(StreamState)
         set_watermark(state, watermark)
         set_delivered(state, delivered)
         set_revising(state, revising)
+        set_covered(state, covered)
         return state
 
     return make
 
 
-#: ``StreamState(watermark, delivered, revising)`` without the frozen ``__init__`` (a
-#: quarter of its cost): the poller makes one per interval it hands out.
+#: ``StreamState(watermark, delivered, revising, covered)`` without the frozen
+#: ``__init__`` (a quarter of its cost): the poller makes one per interval it hands out.
 make_state = _state_maker()
 
 

@@ -329,9 +329,7 @@ class FleetPoller(PollEngine):
                 not backfill
                 and not system.entry.forced
                 and reported is not None
-                and log.newest is not None
-                and log.newest >= reported
-                and not log.held
+                and log.shown_through(reported)
             ):
                 continue  # this stream has shown everything the system has reported
             if not backfill:
@@ -339,6 +337,12 @@ class FleetPoller(PollEngine):
             outcome = await self._fetch_stream(system, log, windows=_LIVE_WINDOWS)
             if outcome is StreamOutcome.STOP:
                 return False
+            seen = system.entry.seen_report_at
+            if outcome is StreamOutcome.DONE and not backfill and seen:
+                # Saved with the stream: after a restart, the list showing no later
+                # report spares this stream a request.
+                log.reached(seen)
+                await self._delivery.save(log)
             if outcome is StreamOutcome.MORE:
                 backlog = True  # the window came back full: more history to fetch
         return backlog

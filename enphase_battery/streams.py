@@ -225,6 +225,7 @@ class StreamLog:
     """Bookkeeping of one stream: what is done, queued for the consumer, held back."""
 
     __slots__ = (
+        "covered",
         "cursor",
         "delivered",
         "dirty",
@@ -255,6 +256,9 @@ class StreamLog:
         #: what ``revising`` holds for each once delivered (``None``: the emission is
         #: complete, nothing more to revise).
         self.in_flight: dict[int, PendingRevision | None] = {}
+        #: ``(report_at, ready_end)`` of the latest poll that reached the newest data
+        #: (see :attr:`StreamState.covered`).
+        self.covered: tuple[int, int] | None = state.covered if state else None
         #: End of the newest interval the API has shown for this stream.
         self.newest: int | None = None
         #: Where the current poll's next request starts (epoch seconds).
@@ -281,7 +285,40 @@ class StreamLog:
             watermark,
             tuple(sorted(delivered)) if delivered else (),
             tuple(revising[end] for end in sorted(revising)) if revising else (),
+            self.covered,
         )
+
+    def reached(self, report_at: int) -> None:
+        """A poll that covered the systems list's ``report_at`` reached the newest data
+        the API shows for this stream."""
+        # What it could hand out: an interval held back (partial, within settle) moves
+        # only with news (its late device's upload, or newer data), so it need not be
+        # fetched again after a restart until the list shows a later report.
+        ready = max((*self.queued, *self.delivered), default=self.watermark)
+        if ready is None or self.watermark is None:
+            return
+        covered = (report_at, max(ready, self.watermark))
+        if self.covered != covered:
+            self.covered = covered
+            self.dirty = True
+
+    def shown_through(self, report_at: int) -> bool:
+        """Whether this stream has everything the system reported by ``report_at``:
+        the API has shown data up to it, or (resumed from the checkpoint, nothing shown
+        in this run yet) a poll that covered it reached the newest data and all it could
+        hand out then was delivered."""
+        if self.held:
+            return False
+        if self.newest is not None:
+            return self.newest >= report_at
+        covered = self.covered
+        if covered is None or report_at > covered[0] or self.watermark is None:
+            return False
+        # A stream's intervals go out oldest first: when the newest one it could hand
+        # out was delivered, so was every one before it.  Held-back partial intervals
+        # and pending revisions move only with news, which a later report would show.
+        ready_end = covered[1]
+        return ready_end <= self.watermark or ready_end in self.delivered
 
     def poll_start(self) -> int | None:
         """Where a poll of this stream starts: the watermark, or before the oldest

@@ -185,3 +185,17 @@ def test_any_lateness_and_crashes_end_with_final_values(
         assert not any(x.partial for x in last.values())
     else:
         assert all(x.revision == 0 for x in emitted)
+
+
+def test_the_covered_report_round_trips_and_says_when_a_resumed_stream_is_current() -> None:
+    state = StreamState(at(4), (at(6),), (), (at(9), at(6)))
+    assert StreamState.from_json(state.to_json()) == state
+    log = StreamLog((1, "battery"), state)
+    # Everything it could hand out by the report at(9) was delivered: nothing new before
+    # a later report; a later one is news.
+    assert log.shown_through(at(9))
+    assert not log.shown_through(at(9) + 1)
+    # The newest interval it could hand out was not delivered: poll again.
+    assert not StreamLog((1, "battery"), StreamState(at(4), (), (), (at(9), at(6)))).shown_through(
+        at(9)
+    )

@@ -48,13 +48,13 @@ async def test_pending_revisions_round_trip_and_a_version_1_database_is_upgraded
             PendingRevision(3600, 2, 99, 7, None, None),
         )
         await store.save("1/battery", StreamState(3600, (), pending))
-        await store.save("1/other", StreamState(900, (), pending[:1]))
+        await store.save("1/other", StreamState(900, (), pending[:1], (5400, 900)))
     finally:
         await store.close()
     again = PostgresCheckpoint(postgres_dsn, schema=pg_schema)
     try:
         assert await again.load("1/battery") == StreamState(3600, (), pending)
-        assert await again.load("1/other") == StreamState(900, (), pending[:1])
+        assert await again.load("1/other") == StreamState(900, (), pending[:1], (5400, 900))
     finally:
         await again.close()
     conn = await asyncpg.connect(postgres_dsn)

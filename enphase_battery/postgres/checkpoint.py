@@ -122,7 +122,7 @@ class PostgresCheckpoint:
         async def op(conn: Connection) -> StreamState | None:
             await self._ready(conn)
             row = await conn.fetchrow(
-                f"SELECT watermark, delivered, revising::text, revision"
+                f"SELECT watermark, delivered, revising::text, covered, revision"
                 f" FROM {self._s}.stream_checkpoint WHERE stream = $1",
                 key,
             )

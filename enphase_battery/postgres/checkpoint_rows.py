@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..checkpoint import StreamState, revising_from_json, revising_to_json
+from ..checkpoint import StreamState, covered_from, revising_from_json, revising_to_json
 from ._db import Connection
 
 __all__ = ["compare_and_set", "revisions", "state_of", "stored_rows", "stored_states"]
@@ -29,7 +29,13 @@ def state_of(row: Any) -> StreamState:
         int(row["watermark"]),
         tuple(int(v) for v in row["delivered"]),
         revising_from_json(row["revising"]),
+        covered_from(row["covered"]),
     )
+
+
+def _covered_literal(state: StreamState) -> str | None:
+    covered = state.covered
+    return None if covered is None else f"{{{covered[0]},{covered[1]}}}"
 
 
 async def compare_and_set(
@@ -47,9 +53,9 @@ async def compare_and_set(
         rows = await conn.fetch(
             f"UPDATE {s}.stream_checkpoint AS c SET watermark = u.watermark,"
             " delivered = u.delivered::bigint[], revising = u.revising::jsonb,"
-            " revision = c.revision + 1, updated_at = now()"
-            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])"
-            " AS u(stream, watermark, delivered, revision, revising)"
+            " covered = u.covered::bigint[], revision = c.revision + 1, updated_at = now()"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[],"
+            " $6::text[]) AS u(stream, watermark, delivered, revision, revising, covered)"
             " WHERE c.stream = u.stream AND c.revision = u.revision"
             " RETURNING c.stream, c.revision",
             updates,
@@ -57,19 +63,23 @@ async def compare_and_set(
             [_array_literal(states[k].delivered) for k in updates],
             [expected[k] for k in updates],
             [revising_to_json(states[k].revising) for k in updates],
+            [_covered_literal(states[k]) for k in updates],
         )
         written.update((r["stream"], int(r["revision"])) for r in rows)
     if inserts:
         rows = await conn.fetch(
-            f"INSERT INTO {s}.stream_checkpoint (stream, watermark, delivered, revising)"
-            " SELECT u.stream, u.watermark, u.delivered::bigint[], u.revising::jsonb"
-            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])"
-            " AS u(stream, watermark, delivered, revising)"
+            f"INSERT INTO {s}.stream_checkpoint"
+            " (stream, watermark, delivered, revising, covered)"
+            " SELECT u.stream, u.watermark, u.delivered::bigint[], u.revising::jsonb,"
+            " u.covered::bigint[]"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])"
+            " AS u(stream, watermark, delivered, revising, covered)"
             " ON CONFLICT (stream) DO NOTHING RETURNING stream, revision",
             inserts,
             [states[k].watermark for k in inserts],
             [_array_literal(states[k].delivered) for k in inserts],
             [revising_to_json(states[k].revising) for k in inserts],
+            [_covered_literal(states[k]) for k in inserts],
         )
         written.update((r["stream"], int(r["revision"])) for r in rows)
     return written
@@ -89,7 +99,7 @@ async def stored_rows(
 ) -> dict[str, tuple[int, StreamState]]:
     """The stored (revision, state) of each of ``keys`` that has a row."""
     rows = await conn.fetch(
-        f"SELECT stream, watermark, delivered, revising::text, revision"
+        f"SELECT stream, watermark, delivered, revising::text, covered, revision"
         f" FROM {s}.stream_checkpoint WHERE stream = ANY($1::text[])",
         keys,
     )
@@ -99,8 +109,8 @@ async def stored_rows(
 async def stored_states(conn: Connection, s: str, keys: list[str]) -> dict[str, StreamState]:
     """The stored state of each of ``keys`` that has a row."""
     rows = await conn.fetch(
-        f"SELECT stream, watermark, delivered, revising::text FROM {s}.stream_checkpoint"
-        " WHERE stream = ANY($1::text[])",
+        f"SELECT stream, watermark, delivered, revising::text, covered"
+        f" FROM {s}.stream_checkpoint WHERE stream = ANY($1::text[])",
         keys,
     )
     return {r["stream"]: state_of(r) for r in rows}

@@ -70,6 +70,10 @@ def _version_2(s: str) -> list[str]:
         # ...]``, saved with the watermark so a restart or a takeover neither loses a
         # pending revision nor sends one twice.
         f"ALTER TABLE {s}.stream_checkpoint ADD COLUMN revising jsonb NOT NULL DEFAULT '[]'",
+        # ``[report_at, ready_end]`` of the stream's latest poll that reached the newest
+        # data: a fleet that restarts skips the stream while the systems list shows no
+        # later report and everything shown was delivered.
+        f"ALTER TABLE {s}.stream_checkpoint ADD COLUMN covered bigint[]",
     ]
 
 
