@@ -710,3 +710,40 @@ def test_the_readmes_cli_lines_run_against_the_simulator(
         )  # fmt: skip
         assert done.returncode == 0, (line, done.stderr)
     assert (tmp_path / "battery.jsonl").read_text(encoding="utf-8").count("\n") > 0
+
+
+def test_every_cli_line_of_the_docs_parses() -> None:
+    """The hand-written command lines (the CLI reference's overview, the recipes) are
+    commands the parser accepts; ``[...]`` marks an optional part, ``#`` a comment."""
+    from enphase_battery.cli import build_parser
+
+    parser = build_parser()
+    lines = [
+        line.split(" #")[0].strip()
+        for path in pages()
+        for block in blocks(path)
+        if block.language == "sh"
+        for line in block.source.replace("\\\n", " ").splitlines()
+        if line.startswith("enphase-battery ")
+    ]
+    assert len(lines) >= 25
+    for line in lines:
+        words = shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:]
+        try:
+            parser.parse_args(words)
+        except SystemExit:
+            pytest.fail(f"enphase-battery does not accept: {line}")
+
+
+def test_the_cli_reference_holds_every_commands_help() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import docs_hooks
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    page = (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    assert docs_hooks.MARKER in page
+    rendered = docs_hooks.on_page_markdown(page)
+    for command in ("stream", "auth login", "settings set", "load-control set", "simulate"):
+        assert f"### `enphase-battery {command}`" in rendered
+    assert "usage: enphase-battery stream" in rendered
