@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check enphase_battery tests benchmarks scripts
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict enphase_battery
+	$(BIN)/mypy --strict enphase_battery scripts/docs_hooks.py
 
 # The suite runs with orjson (installed by the dev extra); the suites that decode API
 # bodies run again on the standard library, the path of an install without [speed].
