@@ -597,8 +597,12 @@ async def test_the_battery_reply_describes_the_battery_now(block: Block) -> None
         async with sim.make_client(rate_limits=FAST) as client:
             reply = await battery_reply(client, system_id)
             failed = await battery_reply(client, system_id + 1)
-    assert re.match(r"SoC \d+ % \| ", reply), reply
-    assert "as of" in reply
+    # The shape the recipe's comment shows: two requests, no profile, no grid state.
+    assert re.fullmatch(
+        r"SoC \d+ % \| (idle|charging|discharging) \d+ W \| mode \? \| grid \? \|"
+        r" as of .+ \(latest\)",
+        reply,
+    ), reply
     assert failed.startswith("Enphase said: ")
 
 
