@@ -70,8 +70,8 @@ class EnphaseClient(
             (plan spacing, the month's count, the background share); share one between
             clients of one API key.  Default: one of ``rate_limits`` in memory.
         write_retries: how often a write (PUT) may be sent again, and only where the
-            server cannot have applied it or the write sets the whole state (README,
-            "Errors and retries"); a write that got any 2xx is never sent again.
+            server cannot have applied it or the write sets the whole state
+            (docs/concepts/errors.md); a write that got any 2xx is never sent again.
 
     Use as ``async with EnphaseClient(...) as client:`` or call :meth:`close`.
     """

@@ -152,9 +152,9 @@ class EnphaseSettings:
         """Resolve every setting: the arguments, then the environment, then ``config.json``.
 
         Args:
-            api_key, client_id, client_secret, base_url, token_url, authorize_url, plan,
-                system_id: explicit values, which win over the environment and the file
-                (``None`` or ``""``: not given).
+            api_key: an explicit value, which wins over the environment and the file
+                (``None`` or ``""``: not given); so are ``client_id``, ``client_secret``,
+                ``base_url``, ``token_url``, ``authorize_url``, ``plan`` and ``system_id``.
             config_file: the config file; default ``ENPHASE_CONFIG``, else
                 ``<config dir>/config.json``.  A file named here or by ``ENPHASE_CONFIG``
                 must exist; the default one may be missing.

@@ -1,6 +1,6 @@
 """Which failures of an API call are retried, how often, and how long to wait between tries.
 
-The rules (README, "Errors and retries"):
+The rules (docs/concepts/errors.md, "Retries"):
 
 * **reads** (GET) are retried on 429, 5xx, timeouts, dropped connections and 2xx answers
   whose body is broken, up to ``max_retries`` times;

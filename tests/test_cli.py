@@ -1214,36 +1214,3 @@ def test_simulate_prints_exports_that_set_up_every_command(tmp_path: Path) -> No
     finally:
         server.terminate()
         server.communicate(timeout=30)
-
-
-def _readme_block(heading: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(heading) :]
-    match = re.search(r"```python\n(.*?)```", section, flags=re.S)
-    assert match is not None, f"no python block under {heading!r}"
-    return match[1]
-
-
-def test_readme_simulator_fixture_runs_under_strict_mode(tmp_path: Path) -> None:
-    snippet = tmp_path / "test_readme_snippet.py"
-    snippet.write_text(_readme_block("### The simulator in your own tests"), encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "asyncio_mode=strict",
-            "-q",
-            str(snippet),
-        ],
-        cwd=tmp_path,
-        env=subprocess_env({}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
