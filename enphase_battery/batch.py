@@ -14,7 +14,7 @@ from .ready_queue import Run
 from .streams import TelemetryInterval
 
 if TYPE_CHECKING:
-    from .batch_handout import BatchHandOut
+    from .delivery import Delivery
 
 __all__ = ["Batch", "BatchIterator"]
 
@@ -42,7 +42,7 @@ class Batch:
 
     __slots__ = ("_committed", "_delivery", "_failed", "intervals", "runs")
 
-    def __init__(self, delivery: BatchHandOut, runs: tuple[Run, ...]) -> None:
+    def __init__(self, delivery: Delivery, runs: tuple[Run, ...]) -> None:
         self._delivery = delivery
         #: The batch by stream: runs of one stream each, in the order handed out.
         self.runs = runs
@@ -79,7 +79,7 @@ class Batch:
 class BatchIterator:
     """``async for batch in poller.batches(...)``."""
 
-    def __init__(self, delivery: BatchHandOut, max_size: int, max_wait: float) -> None:
+    def __init__(self, delivery: Delivery, max_size: int, max_wait: float) -> None:
         self._delivery = delivery
         self._max_size = max_size
         self._max_wait = max_wait
