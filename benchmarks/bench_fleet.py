@@ -169,7 +169,7 @@ async def _run_fleet(systems: int, days: float, speed: float, setup: Setup) -> d
                     if sim.clock.timestamp() >= end:
                         break
                 sim.clock.speed = 0
-                memory = _deep_size(poller._systems, set())
+                memory = _deep_size(poller._engine.systems, set())
                 streams = poller.progress.streams
                 per_system = [poller.progress_of(s).requests for s in poller.system_ids]
             stop.set()

@@ -1,21 +1,27 @@
 """The poll engine both pollers run on: one implementation of the stream logic.
 
 A :class:`~enphase_battery.FleetPoller` (many systems) and a
-:class:`~enphase_battery.TelemetryPoller` (one) are fronts over this engine:
+:class:`~enphase_battery.TelemetryPoller` (one) are thin fronts that each hold one
+:class:`PollEngine`.  The engine owns its parts:
 
-* the :class:`~enphase_battery.scheduler.FleetScheduler` says which job is next (poll a
-  system, list its devices, list the systems);
-* the :class:`~enphase_battery.fleet_workers.WorkerPool` runs the jobs, as background
-  work of the client's :class:`~enphase_battery.QuotaGovernor`, sleeping on the engine's
-  :class:`~enphase_battery.Clock`;
-* a job's requests go stream by stream through :func:`~enphase_battery.window.fetch_window`
-  (one request for one stream) into the :class:`~enphase_battery.delivery.Delivery`,
-  with the checkpoint saved as the stream moves.
+* the checkpoint store (opened for a path, held for the poller's life, saved on exit);
+* the :class:`~enphase_battery.delivery.Delivery`, which hands out what was fetched under
+  the commit rule;
+* the :class:`~enphase_battery.scheduler.FleetScheduler`, which says which job is next
+  (poll a system, list its devices, list the systems);
+* the :class:`~enphase_battery.fleet_workers.WorkerPool`, which runs the jobs as
+  background work of the client's :class:`~enphase_battery.QuotaGovernor`, sleeping on
+  the engine's :class:`~enphase_battery.Clock`;
+* the followed systems and their stream logs; a job's requests go stream by stream
+  through :func:`~enphase_battery.window.fetch_window` (one request for one stream) into
+  the delivery, with the checkpoint saved as the stream moves.
 
-What differs between one system and many is a handful of choices a front makes here:
-which streams a poll visits and how many windows each (:meth:`PollEngine._visit`), what a
-failure does (:meth:`PollEngine._failed`: backed off and reported for a fleet, retried or
-raised for one system), and whether the systems list is read (:meth:`PollEngine._relist`).
+It reads its :class:`~enphase_battery.poll_settings.PollSettings` (validated before the
+engine exists) and asks a small :class:`PollPolicy` what differs between one system and
+many: which streams a poll visits and how many windows each (:meth:`PollPolicy.visit`),
+what a failure does (:meth:`PollPolicy.failed`: backed off and reported for a fleet,
+retried or raised for one system) and whether the systems list is read
+(:meth:`PollPolicy.relist`).
 """
 
 from __future__ import annotations
@@ -24,29 +30,30 @@ import enum
 import logging
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .checkpoint import CheckpointStore
+from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
 from .clock import Clock
+from .delivery import Delivery
 from .exceptions import (
     AuthenticationError,
     EnphaseError,
+    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
 )
 from .fleet_system import FollowedSystem
 from .fleet_workers import WorkerPool
-from .front import PollerFront
+from .poll_settings import PollSettings
 from .scheduler import Discover, FleetScheduler, Job, Poll, Relist
-from .streams import BATTERY, StreamLog
+from .streams import BATTERY, StreamKey, StreamLog
 from .window import fetch_window
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
-__all__ = ["PollEngine", "StreamOutcome"]
+__all__ = ["PollEngine", "PollPolicy", "StreamOutcome"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,177 +69,203 @@ class StreamOutcome(enum.Enum):
     STOP = "stop"
 
 
-class PollEngine(PollerFront):
-    """The engine under both pollers (see the module docstring); a front subclasses it.
+class PollPolicy(Protocol):
+    """What differs between one system and a fleet; the engine calls it, never the
+    other way round except through the engine's public operations."""
+
+    #: Whether the current poll has fetched all it will (a batch then goes out at once
+    #: rather than wait for data that cannot come yet); ``None``: never known.
+    poll_over: Callable[[], bool] | None
+
+    async def begin(self) -> None:
+        """Follow the first streams or systems (the checkpoint is held by then; the
+        workers start right after)."""
+
+    async def visit(self, system: FollowedSystem, job: Poll) -> bool:
+        """One poll of ``system``'s streams; returns whether history is left."""
+
+    def failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
+        """A job of ``system`` failed with ``err``: report the scheduler, or raise."""
+
+    def succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
+        """A job of ``system`` is over (after the scheduler has been told)."""
+
+    async def relist(self) -> None:
+        """Read the systems list (when the scheduler has a :class:`Relist` job)."""
+
+    async def stream_failed(
+        self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
+    ) -> None:
+        """An Encharge stream answered 403 or 404: raise it for the consumer to see, or
+        keep the stream followed and retry it (on record, backed off on its own)."""
+
+    def before_request(self) -> None:
+        """A request is about to be spent (may raise to refuse it)."""
+
+    def window_done(self, ready: bool) -> None:
+        """A window was fetched and its intervals (``ready``: any) offered."""
+
+    def emptied(self) -> None:
+        """Handing out an interval or a batch has left nothing pending."""
+
+    def attach(self, engine: PollEngine) -> None:
+        """Keep ``engine`` (its operations: add, drop, stream, discover, fetch_stream...);
+        called once by the engine when its parts are built."""
+
+
+class PollEngine:
+    """The engine under both pollers (see the module docstring); a front holds one.
 
     Args:
         client: the client; its governor paces and counts every request.
-        checkpoint / settle / late_horizon / revise_for / poll_over: for
-            :class:`.PollerFront`.
-        start_at: where new streams begin (``None``: the system's current day).
-        clock: what time it is (default: the governor's clock).
+        settings: the validated settings.
+        checkpoint: ``None`` (memory), a path, a DSN or a store (refused before the
+            client is looked at).
         scheduler: which job is next.
-        concurrency: workers (requests in flight at once).
-        max_pending: above this, the workers fetch (and pay for) nothing more.
-        on_demand: fetch only while the consumer waits with nothing ready (one system:
-            a request is spent only when the consumer needs it).
+        policy: the one-system or fleet choices; the engine calls
+            ``policy.attach(engine)`` once its parts are built.
+        clock: what time it is (default: the governor's clock).
     """
+
+    policy: PollPolicy
 
     def __init__(
         self,
         client: EnphaseClient,
+        settings: PollSettings,
         *,
         checkpoint: CheckpointStore | str | os.PathLike[str] | None,
-        start_at: datetime | None,
-        clock: Clock | None,
-        settle: timedelta,
-        late_horizon: timedelta,
-        revise_for: timedelta,
         scheduler: FleetScheduler,
-        concurrency: int,
-        max_pending: int,
-        on_demand: bool = False,
-        poll_over: Callable[[], bool] | None = None,
+        policy: PollPolicy,
+        clock: Clock | None = None,
     ) -> None:
-        # The front first: a bad checkpoint is refused before the client is looked at.
-        super().__init__(
-            checkpoint,
-            settle=settle,
-            late_horizon=late_horizon,
-            revise_for=revise_for,
-            poll_over=poll_over,
-        )
+        try:
+            self.store = open_store(checkpoint)
+        except TypeError as err:
+            raise InvalidRequestError(str(err)) from None
+        self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
+        self.settings = settings
         self.client = client
         self.clock: Clock = clock or client.governor.clock
-        self.start_at = start_at
         self.scheduler = scheduler
-        self._systems: dict[int, FollowedSystem] = {}
-        self._workers = WorkerPool(
-            concurrency=concurrency,
-            clock=self.clock,
-            next_job=self.scheduler.next_job,
-            run=self._run,
-            pending=lambda: self._delivery.pending,
-            max_pending=max_pending,
-            on_demand=on_demand,
-            ready=lambda: self._delivery.ready,
+        self.policy = policy
+        #: The systems followed now, by id.
+        self.systems: dict[int, FollowedSystem] = {}
+        self.delivery = Delivery(
+            self.store,
+            self.fill,
+            settings.late_horizon_s,
+            poll_over=policy.poll_over,
+            emptied=policy.emptied,
         )
-        #: Requests this poller spent (polls, discovery, listing).
+        self.workers = WorkerPool(
+            concurrency=settings.concurrency,
+            clock=self.clock,
+            next_job=scheduler.next_job,
+            run=self._run,
+            pending=lambda: self.delivery.pending,
+            max_pending=settings.max_pending,
+            on_demand=settings.on_demand,
+            ready=lambda: self.delivery.ready,
+        )
+        #: Requests spent (polls, discovery, listing).
         self.requests = 0
-        self._requests_day: tuple[int, int] = (0, 0)
+        #: The day (epoch days) of the latest request, and the requests spent on it.
+        self.requests_day: tuple[int, int] = (0, 0)
+        #: Started and not closed: the consumer's next interval is the delivery's.
+        self.running = False
+        self.started = False
+        self.closed = False
+        self._held = False
+        policy.attach(self)
 
-    # -- the engine's part of the front (:class:`~enphase_battery.front.PollerFront`) --
+    # -- lifecycle ------------------------------------------------------------------
 
-    async def _begin(self) -> None:
-        self._workers.start()
+    async def acquire(self) -> None:
+        """Hold the checkpoint for this poller's life (a second poller is refused)."""
+        if self._held or self.closed:
+            return
+        if isinstance(self.store, LockingCheckpointStore):
+            await self.store.acquire()
+        self._held = True
 
-    async def _stop(self) -> None:
-        await self._workers.stop()
+    async def start(self) -> None:
+        """Hold the checkpoint, follow the first streams, start the workers (once)."""
+        if self.started:
+            return
+        await self.acquire()
+        self.started = True
+        self.running = True
+        await self.policy.begin()
+        self.workers.start()
 
-    def _streams_now(self) -> list[StreamLog]:
-        return [log for system in self._systems.values() for log in system.streams.values()]
-
-    async def _fill(self) -> None:
+    async def fill(self) -> None:
         """Wait until the workers have offered something (or one failed for good)."""
-        await self._start()
-        await self._workers.wait_progress()
+        await self.start()
+        await self.workers.wait_progress()
 
-    @property
-    def idle(self) -> bool:
-        """Whether nothing is due and everything fetched has been handed out."""
-        return self._workers.idle
+    async def close(self) -> None:
+        """Stop the workers, save what was committed and release the checkpoint."""
+        if self.closed:
+            return
+        self.closed = True
+        self.running = False
+        try:
+            await self.workers.stop()
+            streams = [log for system in self.systems.values() for log in system.streams.values()]
+            await self.delivery.close(streams)
+        finally:
+            try:
+                if self._held and isinstance(self.store, LockingCheckpointStore):
+                    await self.store.release()
+            finally:
+                self._held = False
+                if self._owns_store:
+                    await self.store.close()
 
-    async def wait_idle(self) -> None:
-        """Return once every worker waits for something to become due, nothing pending."""
-        await self._workers.wait_idle()
+    # -- what the policies use --------------------------------------------------------
 
-    # -- what a front decides -------------------------------------------------------
-
-    async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
-        """One poll of ``system``'s streams; returns whether history is left."""
-        raise NotImplementedError
-
-    def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
-        """A job of ``system`` failed with ``err``: report the scheduler, or raise."""
-        raise NotImplementedError
-
-    def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
-        """A job of ``system`` is over (after the scheduler has been told)."""
-
-    async def _relist(self) -> None:
-        """Read the systems list (a front that schedules :class:`Relist` implements it)."""
-        raise NotImplementedError
-
-    async def _stream_failed(
-        self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
-    ) -> None:
-        """An Encharge stream answered 403 or 404; by default that is the caller's to see.
-
-        A front that goes on instead must not let the stream fall behind unseen: it
-        keeps the stream followed and retries it (the fleet: on record in ``problems``,
-        backed off on its own).
-        """
-        raise err
-
-    def _window_done(self, ready: bool) -> None:
-        """A window was fetched and its intervals (``ready``: any) offered."""
-        if ready:
-            self._workers.offered()
-
-    # -- the engine -----------------------------------------------------------------
-
-    def _add(self, system_id: int, *, priority: bool) -> FollowedSystem:
-        system = self._systems.get(system_id)
+    def add(self, system_id: int, *, priority: bool) -> FollowedSystem:
+        """Follow ``system_id`` (scheduled; ``priority`` first when it has news)."""
+        system = self.systems.get(system_id)
         if system is not None:
             if priority:
                 self.scheduler.add(system_id, priority=True, now=self.clock.time())
             return system
         entry = self.scheduler.add(system_id, priority=priority, now=self.clock.time())
-        system = self._systems[system_id] = FollowedSystem(entry)
+        system = self.systems[system_id] = FollowedSystem(entry)
         return system
 
-    def _count_request(self, system: FollowedSystem | None) -> None:
+    def drop(self, system_id: int) -> None:
+        """Follow ``system_id`` no more: what is queued of it is dropped, its checkpoint kept."""
+        system = self.systems.pop(system_id, None)
+        self.scheduler.remove(system_id)
+        if system is not None:
+            for log in system.streams.values():
+                self.delivery.forget(log)
+
+    async def save(self, log: StreamLog) -> None:
+        """Save ``log``'s state if it changed (see :meth:`Delivery.save`)."""
+        await self.delivery.save(log)
+
+    def count_request(self, system: FollowedSystem | None) -> None:
+        """One request more (``system``'s, or the systems list's)."""
+        self.policy.before_request()
         self.requests += 1
         day = int(self.clock.time() // 86_400)
-        seen_day, count = self._requests_day
-        self._requests_day = (day, count + 1 if seen_day == day else 1)
+        seen_day, count = self.requests_day
+        self.requests_day = (day, count + 1 if seen_day == day else 1)
         if system is not None:
             system.entry.requests += 1
 
-    async def _run(self, job: Job) -> None:
-        if isinstance(job, Relist):
-            await self._relist()
-            return
-        system = self._systems.get(job.system_id)
-        if system is None:
-            self.scheduler.finished(job, self.clock.time(), ok=True)
-            return
-        try:
-            if isinstance(job, Discover):
-                await self._discover(system)
-                backlog = system.entry.backlog
-            else:
-                self.scheduler.started(job, self.clock.time())
-                backlog = await self._visit(system, job)
-                if not job.backfill:
-                    system.entry.forced = False
-        except (AuthenticationError, QuotaExceededError):
-            self.scheduler.finished(job, self.clock.time(), ok=False)
-            raise
-        except EnphaseError as err:
-            self._failed(system, job, err)
-            return
-        self.scheduler.finished(job, self.clock.time(), ok=True, backlog=backlog)
-        self._succeeded(system, job)
-
-    async def _discover(self, system: FollowedSystem) -> None:
+    async def discover(self, system: FollowedSystem) -> None:
         """List the system's devices: follow new Encharges, drop those no longer listed."""
-        self._count_request(system)
+        self.count_request(system)
         devices = await self.client.get_system_devices(system.entry.system_id)
         current = set(devices.encharge_serials)
         for serial in sorted(current):
             if serial not in system.streams:
-                if await self._stream(system, serial) is None:
+                if await self.stream(system, serial) is None:
                     return  # unfollowed while its checkpoint loaded
                 # A new stream has history to fetch: poll the system soon.
                 system.entry.seen_report_at = None
@@ -241,26 +274,27 @@ class PollEngine(PollerFront):
                 _LOGGER.info("Encharge %s is no longer listed; not following it", source)
                 del system.streams[source]
                 system.stream_problems.pop(source, None)
-                self._delivery.forget(log)
+                self.delivery.forget(log)
 
-    async def _stream(self, system: FollowedSystem, source: str) -> StreamLog | None:
+    async def stream(self, system: FollowedSystem, source: str) -> StreamLog | None:
         """The stream ``source`` of ``system``, followed from its checkpoint on
         (``None``: the system was unfollowed while the checkpoint loaded)."""
         log = system.streams.get(source)
         if log is not None:
             return log
-        start_at = int(self.start_at.timestamp()) if self.start_at is not None else None
         system_id = system.entry.system_id
-        log = await self._load_stream((system_id, source), start_at, system.start_for_new())
-        if self._systems.get(system_id) is not system:
+        log = await self._load_stream(
+            (system_id, source), self.settings.start_at_s, system.start_for_new()
+        )
+        if self.systems.get(system_id) is not system:
             # Dropped meanwhile (unfollowed, no longer listed, handed to another worker):
             # saving its new stream would write for a system this poller no longer holds.
             return None
         system.streams[source] = log
-        await self._delivery.save(log)
+        await self.delivery.save(log)
         return log
 
-    async def _fetch_stream(
+    async def fetch_stream(
         self, system: FollowedSystem, log: StreamLog, *, windows: int | None
     ) -> StreamOutcome:
         """Windows of ``log`` from its cursor, up to ``windows`` (``None``: until the
@@ -272,39 +306,103 @@ class PollEngine(PollerFront):
             # the battery stream did, not at a later "current day".
             log.start_at(began)
             log.cursor = log.poll_start()
+        settings = self.settings
         fetched = 0
         while windows is None or fetched < windows:
-            await self._workers.room()
-            self._count_request(system)
+            await self.workers.room()
+            self.count_request(system)
             fresh = log.watermark is None
             try:
                 result = await fetch_window(
                     self.client,
                     log,
-                    settle_s=self._settle_s,
-                    late_horizon_s=self._late_horizon_s,
-                    revise_s=self._revise_s,
+                    settle_s=settings.settle_s,
+                    late_horizon_s=settings.late_horizon_s,
+                    revise_s=settings.revise_s,
                     last_reports=system.last_reports,
                 )
             except (PermissionDeniedError, NotFoundError) as err:
                 if battery:
                     raise
                 log.cursor = None  # the next poll starts it again from its watermark
-                await self._stream_failed(system, log, err)
-                if self._systems.get(system.entry.system_id) is not system:
+                await self.policy.stream_failed(system, log, err)
+                if self.systems.get(system.entry.system_id) is not system:
                     return StreamOutcome.STOP
                 return StreamOutcome.DONE
-            if self._systems.get(system.entry.system_id) is not system:
+            if self.systems.get(system.entry.system_id) is not system:
                 return StreamOutcome.STOP  # unfollowed meanwhile: deliver nothing more of it
             if battery and fresh and system.began is None:
                 system.began = log.watermark  # where the system's new Encharges start
             if system.stream_problems:
                 system.stream_recovered(log.source)
-            self._delivery.offer(log, result.ready, result.ends)
-            self._window_done(bool(result.ready))
-            await self._delivery.save(log)
+            ready = bool(result.ready)
+            self.delivery.offer(log, result.ready, result.ends)
+            self.policy.window_done(ready)
+            if ready:
+                self.workers.offered()
+            await self.delivery.save(log)
             if result.done:
                 log.cursor = None
                 return StreamOutcome.DONE
             fetched += 1
         return StreamOutcome.MORE
+
+    # -- the engine -----------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        policy = self.policy
+        if isinstance(job, Relist):
+            await policy.relist()
+            return
+        system = self.systems.get(job.system_id)
+        if system is None:
+            self.scheduler.finished(job, self.clock.time(), ok=True)
+            return
+        try:
+            if isinstance(job, Discover):
+                await self.discover(system)
+                backlog = system.entry.backlog
+            else:
+                self.scheduler.started(job, self.clock.time())
+                backlog = await policy.visit(system, job)
+                if not job.backfill:
+                    system.entry.forced = False
+        except (AuthenticationError, QuotaExceededError):
+            self.scheduler.finished(job, self.clock.time(), ok=False)
+            raise
+        except EnphaseError as err:
+            policy.failed(system, job, err)
+            return
+        self.scheduler.finished(job, self.clock.time(), ok=True, backlog=backlog)
+        policy.succeeded(system, job)
+
+    async def _load_stream(
+        self, key: StreamKey, start_at: int | None, began: int | None
+    ) -> StreamLog:
+        """A stream to follow from now on: where its checkpoint says, else at
+        ``start_at``, else (an Encharge) where its system's battery stream ``began`` in
+        this run, else nowhere yet.
+
+        Every stream of a system starts at the same place: ``start_at``, or the
+        system's current day as the API's day window answers it.  ``began`` (see
+        :meth:`~enphase_battery.fleet_system.FollowedSystem.start_for_new`) is where the
+        battery stream started in this run when it had no checkpoint, not where it has
+        got to since: the Encharge's intervals in between would never be fetched.  A
+        stream without a position asks the API's day window at its first poll, like the
+        battery stream of a first run; so does an Encharge first listed in a later run
+        (its system's battery stream came from the checkpoint).
+
+        The caller keeps it, then saves it with ``self.delivery.save`` at once: a run
+        that stops before polling it must not leave a rerun (without ``start_at``) to
+        begin at "today" and skip history.
+        """
+        stream = StreamLog(key, None)
+        saved = await self.store.load(stream.store_key)
+        if saved is not None:
+            stream = StreamLog(key, saved)
+        elif start_at is not None:
+            stream.start_at(start_at)
+        elif key[1] != BATTERY and began is not None:
+            stream.start_at(began)  # a new Encharge starts where its system's streams did
+        _LOGGER.debug("following stream %s from %s", stream.store_key, stream.watermark)
+        return stream

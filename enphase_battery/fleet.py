@@ -6,7 +6,8 @@ ids given) with the same exactly-once, late and partial semantics as
 :class:`~enphase_battery.TelemetryPoller`: the same per-stream logic
 (:mod:`.streams`), the same request-for-a-stream logic (:mod:`.window`), the same
 delivery front and commit rule (:mod:`.delivery`) and the same engine (:mod:`.engine`,
-of which the one-system poller is the one-system case).  What it adds:
+which the one-system poller runs on too); :class:`FleetPoller` is a thin front over it
+with the fleet's policy (:class:`FleetPolicy`).  What it adds:
 
 * every request goes through the client's :class:`~enphase_battery.QuotaGovernor` as
   background work, so the fleet spends at most ``quota_share`` of the month, evenly;
@@ -23,7 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,21 +42,22 @@ from .exceptions import (
 )
 from .fleet_system import FollowedSystem
 from .fleet_views import FleetProgress, SystemProblem, SystemProgress, fleet_progress
-from .front import DEFAULT_REVISE_FOR, check_start_at
+from .front import PollerFront
+from .poll_settings import DEFAULT_REVISE_FOR, PollSettings, check_start_at
 from .scheduler import Discover, FleetScheduler, Poll, relist_interval
 from .streams import BATTERY, StreamLog
 
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
-__all__ = ["FleetPoller"]
+__all__ = ["FleetPolicy", "FleetPoller"]
 
 _LOGGER = logging.getLogger(__name__)
 #: A live poll fetches at most this many windows of a stream; the rest is backfill.
 _LIVE_WINDOWS = 1
 
 
-class FleetPoller(PollEngine):
+class FleetPoller(PollerFront):
     """Async iterator over new intervals of many systems, exactly once, under one quota.
 
     Args:
@@ -104,17 +106,13 @@ class FleetPoller(PollEngine):
         max_pending: int = 20_000,
         gather: timedelta = timedelta(minutes=2),
     ) -> None:
-        self._explicit = None if systems is None else [validation.system_id(s) for s in systems]
-        self._priority = {validation.system_id(s) for s in priority}
-        # Unfollowed by the caller: a relist (systems=None) doesn't bring them back.
-        self._excluded: set[int] = set()
+        explicit = None if systems is None else [validation.system_id(s) for s in systems]
+        priority_ids = {validation.system_id(s) for s in priority}
         if start_at is not None:
             validation.aware_datetime("start_at", start_at)
             # Judged on the poller's clock (a simulated one in a simulation).
             check_start_at(start_at, None if clock is None else _utc(clock.time()))
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InvalidRequestError("concurrency must be an int >= 1")
-        self._backoff = validation.wait_range("backoff", backoff)
+        backoff_s = validation.wait_range("backoff", backoff)
         if relist_every is not None:
             validation.duration("relist_every", relist_every)
         validation.duration("rediscover_every", rediscover_every)
@@ -122,61 +120,54 @@ class FleetPoller(PollEngine):
         validation.positive_int("max_pending", max_pending)
         if not isinstance(gather, timedelta) or gather < timedelta(0):
             raise InvalidRequestError("gather must be a non-negative timedelta")
-        self._fixed_relist = relist_every.total_seconds() if relist_every else None
-        super().__init__(
-            client,
-            checkpoint=checkpoint,
+        settings = PollSettings(
             start_at=start_at,
-            clock=clock,
             settle=settle,
             late_horizon=late_horizon,
             revise_for=revise_for,
+            concurrency=concurrency,
+            max_pending=max_pending,
+        )
+        fixed_relist = relist_every.total_seconds() if relist_every else None
+        self._policy = policy = FleetPolicy(
+            explicit,
+            priority=priority_ids,
+            backoff=backoff_s,
+            fixed_relist_s=fixed_relist,
+        )
+        self._engine = PollEngine(
+            client,
+            settings,
+            checkpoint=checkpoint,
             scheduler=FleetScheduler(
-                relist_every_s=self._fixed_relist or 900.0,
+                relist_every_s=fixed_relist or 900.0,
                 rediscover_every_s=rediscover_every.total_seconds(),
                 max_quiet_s=max_quiet.total_seconds(),
                 discover=encharges,
                 gather_s=gather.total_seconds(),
             ),
-            concurrency=concurrency,
-            max_pending=max_pending,
+            policy=policy,
+            clock=clock,
         )
-        #: When the systems were listed in the last hour, and ``requests`` then.
-        self._relist_marks: collections.deque[tuple[float, int]] = collections.deque()
+        self._delivery = self._engine.delivery
 
     def __repr__(self) -> str:
-        return f"FleetPoller(systems={len(self._systems)}, requests={self.requests})"
+        return f"FleetPoller(systems={len(self._engine.systems)}, requests={self.requests})"
 
     # -- following ----------------------------------------------------------------
 
     def follow(self, system_id: int, *, priority: bool = False) -> None:
         """Follow one more system from now on (its battery stream first)."""
-        system_id = validation.system_id(system_id)
-        self._excluded.discard(system_id)
-        if self._explicit is not None and system_id not in self._explicit:
-            self._explicit.append(system_id)
-        self._add(system_id, priority=priority or system_id in self._priority)
-        self._workers.wake()
+        self._policy.follow(validation.system_id(system_id), priority=priority)
 
     def unfollow(self, system_id: int) -> None:
         """Stop following a system; what is queued of it is dropped, its checkpoint kept."""
-        system_id = validation.system_id(system_id)
-        self._excluded.add(system_id)
-        self._drop(system_id)
-
-    def _drop(self, system_id: int) -> None:
-        if self._explicit is not None and system_id in self._explicit:
-            self._explicit.remove(system_id)
-        system = self._systems.pop(system_id, None)
-        self.scheduler.remove(system_id)
-        if system is not None:
-            for log in system.streams.values():
-                self._delivery.forget(log)
+        self._policy.unfollow(validation.system_id(system_id))
 
     @property
     def system_ids(self) -> tuple[int, ...]:
         """The systems followed now."""
-        return tuple(self._systems)
+        return tuple(self._engine.systems)
 
     # -- views --------------------------------------------------------------------
 
@@ -186,7 +177,7 @@ class FleetPoller(PollEngine):
         not be polled lately (backed off, retried later).  A stream that falls behind
         is here with its reason until it answers again."""
         found: list[SystemProblem] = []
-        for system in self._systems.values():
+        for system in self._engine.systems.values():
             if system.problem is not None:
                 found.append(system.problem)
             found.extend(system.stream_problems.values())
@@ -194,47 +185,109 @@ class FleetPoller(PollEngine):
 
     def progress_of(self, system_id: int) -> SystemProgress:
         """One system's progress."""
-        return self._systems[system_id].progress(self.clock.time())
+        engine = self._engine
+        return engine.systems[system_id].progress(engine.clock.time())
 
     @property
     def progress(self) -> FleetProgress:
         """The fleet's progress in total (see :meth:`progress_of` for one system)."""
-        day, today = self._requests_day
+        engine = self._engine
+        day, today = engine.requests_day
         return fleet_progress(
-            [self.progress_of(sid) for sid in self._systems],
-            self.client.governor.usage_now(),
-            intervals_delivered=self._delivery.handed_out,
-            requests=self.requests,
-            requests_today=today if day == int(self.clock.time() // 86_400) else 0,
-            systems_waiting=self.scheduler.waiting_live(),
+            [self.progress_of(sid) for sid in engine.systems],
+            engine.client.governor.usage_now(),
+            intervals_delivered=engine.delivery.handed_out,
+            requests=engine.requests,
+            requests_today=today if day == int(engine.clock.time() // 86_400) else 0,
+            systems_waiting=engine.scheduler.waiting_live(),
         )
 
-    # -- the fleet's choices in the engine (:class:`~enphase_battery.engine.PollEngine`) --
 
-    async def _begin(self) -> None:
+class FleetPolicy:
+    """The fleet's choices in the engine (:class:`~enphase_battery.engine.PollEngine`):
+    systems from the systems list (or the ids given), a live poll reads one window of
+    each stream with news and backfill visits fetch the rest, and a failing system (or
+    one Encharge stream) is reported, backed off and retried while the others go on.
+    """
+
+    engine: PollEngine
+
+    def __init__(
+        self,
+        explicit: list[int] | None,
+        *,
+        priority: set[int],
+        backoff: tuple[float, float],
+        fixed_relist_s: float | None,
+    ) -> None:
+        self._explicit = explicit
+        self._priority = priority
+        # Unfollowed by the caller: a relist (systems=None) doesn't bring them back.
+        self._excluded: set[int] = set()
+        self._backoff = backoff
+        self._fixed_relist = fixed_relist_s
+        #: When the systems were listed in the last hour, and ``requests`` then.
+        self._relist_marks: collections.deque[tuple[float, int]] = collections.deque()
+        self.poll_over: Callable[[], bool] | None = None
+
+    def attach(self, engine: PollEngine) -> None:
+        self.engine = engine
+
+    # -- following (the front's) ----------------------------------------------------
+
+    def follow(self, system_id: int, *, priority: bool) -> None:
+        """Follow ``system_id`` from now on (see :meth:`FleetPoller.follow`)."""
+        self._excluded.discard(system_id)
+        if self._explicit is not None and system_id not in self._explicit:
+            self._explicit.append(system_id)
+        self.engine.add(system_id, priority=priority or system_id in self._priority)
+        self.engine.workers.wake()
+
+    def unfollow(self, system_id: int) -> None:
+        """Follow ``system_id`` no more, not even when a relist shows it."""
+        self._excluded.add(system_id)
+        self._drop(system_id)
+
+    def _drop(self, system_id: int) -> None:
+        if self._explicit is not None and system_id in self._explicit:
+            self._explicit.remove(system_id)
+        self.engine.drop(system_id)
+
+    # -- what the engine asks -------------------------------------------------------
+
+    async def begin(self) -> None:
         if self._explicit is not None:
             for system_id in self._explicit:
-                self._add(system_id, priority=system_id in self._priority)
-        await super()._begin()
+                self.engine.add(system_id, priority=system_id in self._priority)
 
-    def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
+    def before_request(self) -> None:
+        pass
+
+    def window_done(self, ready: bool) -> None:
+        pass
+
+    def emptied(self) -> None:
+        pass
+
+    def failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
         # Isolated: reported and backed off, never raised (the others go on).
-        now = self.clock.time()
+        engine = self.engine
+        now = engine.clock.time()
         wait = system.failed(err, self._backoff, now)
-        self.scheduler.finished(job, now, ok=False, retry_after_s=wait)
+        engine.scheduler.finished(job, now, ok=False, retry_after_s=wait)
 
-    async def _stream_failed(
+    async def stream_failed(
         self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
     ) -> None:
         # One Encharge's 403 (no grant, or a passing refusal) or 404 (removed?): that
         # stream alone is on record and backed off; it stays followed at its watermark
         # and is retried, the system's other streams go on.  (A plan without
         # per-Encharge telemetry: FleetPoller(encharges=False).)
-        system.stream_failed(log.source, err, self._backoff, self.clock.time())
+        system.stream_failed(log.source, err, self._backoff, self.engine.clock.time())
         if isinstance(err, NotFoundError):
             system.entry.discovered_at = None  # list its devices soon: still there?
 
-    def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
+    def succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
         if system.problem is not None:
             _LOGGER.info("system %s recovered from %s", job.system_id, system.problem.error)
             system.problem = None
@@ -242,51 +295,52 @@ class FleetPoller(PollEngine):
         if due is not None:
             # A stream backed off on its own: poll the system when it is due, whatever
             # the systems list says.
-            self.scheduler.poll_at(job.system_id, due)
+            self.engine.scheduler.poll_at(job.system_id, due)
 
-    async def _relist(self) -> None:
+    async def relist(self) -> None:
+        engine = self.engine
         # The fleet keeps up with the news when it spent clearly less than the budget's
         # pace over the last half hour or more (uploads come in bursts: a shorter look
         # would see a burst, not the pace); then the list's interval is what delays news.
-        now = self.clock.time()
+        now = engine.clock.time()
         marks = self._relist_marks
-        marks.append((now, self.requests))
+        marks.append((now, engine.requests))
         while len(marks) > 1 and now - marks[1][0] >= 3600:
             marks.popleft()
         since, requests_then = marks[0]
-        rate = self.client.governor.background_rate(now)
+        rate = engine.client.governor.background_rate(now)
         keeping_up = (
-            now - since >= 1800 and (self.requests - requests_then) / (now - since) < 0.8 * rate
+            now - since >= 1800 and (engine.requests - requests_then) / (now - since) < 0.8 * rate
         )
         try:
-            listed = await self.client.list_systems()
+            listed = await engine.client.list_systems()
         except (AuthenticationError, QuotaExceededError):
             raise
         except EnphaseError as err:
             _LOGGER.warning(
                 "listing the systems failed (%s: %s); trying again", type(err).__name__, err
             )
-            self.scheduler.relisted(self.clock.time(), ok=False)
+            engine.scheduler.relisted(engine.clock.time(), ok=False)
             return
         pages = max(1, -(-len(listed) // 100))
         for _ in range(pages):
-            self._count_request(None)
+            engine.count_request(None)
         seen = {s.system_id for s in listed}
         if self._explicit is None:
             for system in listed:
                 if system.system_id not in self._excluded:
-                    self._add(system.system_id, priority=system.system_id in self._priority)
-            for system_id in [sid for sid in self._systems if sid not in seen]:
+                    engine.add(system.system_id, priority=system.system_id in self._priority)
+            for system_id in [sid for sid in engine.systems if sid not in seen]:
                 _LOGGER.info("system %s is no longer listed; not following it", system_id)
                 self._drop(system_id)
         for system in listed:
             report = system.last_report_at
-            self.scheduler.listed(
+            engine.scheduler.listed(
                 system.system_id,
                 int(report.timestamp()) if report is not None else None,
-                self.clock.time(),
+                engine.clock.time(),
             )
-        self.scheduler.relisted(self.clock.time(), ok=True)
+        engine.scheduler.relisted(engine.clock.time(), ok=True)
         if self._fixed_relist is not None:
             return
         if self._explicit is not None and pages > len(self._explicit):
@@ -299,21 +353,22 @@ class FleetPoller(PollEngine):
                 len(listed),
                 pages,
             )
-            self.scheduler.stop_relisting(poll_every_s=900.0)
+            engine.scheduler.stop_relisting(poll_every_s=900.0)
             return
-        self.scheduler.relist_every_s = relist_interval(pages, rate, keeping_up=keeping_up)
-        self.scheduler.relisted(self.clock.time(), ok=True)
+        engine.scheduler.relist_every_s = relist_interval(pages, rate, keeping_up=keeping_up)
+        engine.scheduler.relisted(engine.clock.time(), ok=True)
 
-    async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
+    async def visit(self, system: FollowedSystem, job: Poll) -> bool:
         """One visit of a system's streams; returns whether history is left."""
+        engine = self.engine
         backfill = job.backfill
-        if await self._stream(system, BATTERY) is None:
+        if await engine.stream(system, BATTERY) is None:
             return False  # unfollowed while its checkpoint loaded
         system.last_reports.clear()
         # Encharges first: their last report times can spare the battery stream a request.
         logs = sorted(system.streams.values(), key=lambda log: log.source == BATTERY)
         backlog = False
-        now = self.clock.time()
+        now = engine.clock.time()
         for log in logs:
             if system.streams.get(log.source) is not log:
                 continue  # dropped meanwhile (no longer listed)
@@ -334,7 +389,7 @@ class FleetPoller(PollEngine):
                 continue  # this stream has shown everything the system has reported
             if not backfill:
                 log.cursor = log.poll_start()
-            outcome = await self._fetch_stream(system, log, windows=_LIVE_WINDOWS)
+            outcome = await engine.fetch_stream(system, log, windows=_LIVE_WINDOWS)
             if outcome is StreamOutcome.STOP:
                 return False
             seen = system.entry.seen_report_at
@@ -342,7 +397,7 @@ class FleetPoller(PollEngine):
                 # Saved with the stream: after a restart, the list showing no later
                 # report spares this stream a request.
                 log.reached(seen)
-                await self._delivery.save(log)
+                await engine.save(log)
             if outcome is StreamOutcome.MORE:
                 backlog = True  # the window came back full: more history to fetch
         return backlog

@@ -2,124 +2,43 @@
 the checkpoint's lock and the streams' start.
 
 :class:`~enphase_battery.TelemetryPoller` (one system) and
-:class:`~enphase_battery.FleetPoller` (many) run on one engine (:mod:`.engine`) under this
-one front: the engine decides what to fetch and when, offers what it fetched to the
-:class:`Delivery` and makes progress in ``_fill``; the front hands the intervals out under
-the commit rule (:mod:`.delivery`), holds the checkpoint for the poller's life and saves
-it on any exit.
+:class:`~enphase_battery.FleetPoller` (many) are thin fronts, each holding one
+:class:`~enphase_battery.engine.PollEngine` (which owns the delivery, the workers, the
+scheduler and the stream logs, and asks the front's policy what differs).  What the
+consumer sees of both is the same and is written once here: :class:`PollerFront` only
+forwards to the engine; it has no hooks for a front to override.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable
+from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
+from .checkpoint import CheckpointStore
 from .delivery import Batch, BatchIterator, Delivery
-from .exceptions import InvalidRequestError
-from .streams import BATTERY, StreamKey, StreamLog, TelemetryInterval
+from .poll_settings import DEFAULT_REVISE_FOR, MAX_BACKFILL, check_start_at
+from .streams import TelemetryInterval
+
+if TYPE_CHECKING:
+    from .client import EnphaseClient
+    from .clock import Clock
+    from .engine import PollEngine
+    from .scheduler import FleetScheduler
 
 __all__ = ["DEFAULT_REVISE_FOR", "MAX_BACKFILL", "PollerFront", "check_start_at", "collect"]
 
-_LOGGER = logging.getLogger(__name__)
-
-#: How far back the API serves telemetry.
-MAX_BACKFILL = timedelta(days=730)
-#: How long an interval that went out partial is re-read for a revision, by default.
-#: The one production integration of this API we know (SolarNetwork's Enphase datum
-#: stream) re-reads incomplete intervals for up to 3 h after they end; cellular gateways
-#: upload about every 6 h, so one Encharge's part of an interval can come that much after
-#: its siblings'.  The re-read rides on the window each poll reads anyway, so a longer
-#: horizon costs no request, only a few entries of checkpoint state.
-DEFAULT_REVISE_FOR = timedelta(hours=6)
-
-
-def check_start_at(start_at: datetime, now: datetime | None = None) -> None:
-    """Refuse a ``start_at`` in the future or more than two years back (before any
-    request: the only clock there is then is the local one)."""
-    now = now or datetime.now(UTC)
-    earliest = now - MAX_BACKFILL
-    if not earliest <= start_at <= now + timedelta(minutes=1):
-        raise InvalidRequestError(
-            f"start_at {start_at.isoformat()} is outside what the API serves: from"
-            f" {earliest.isoformat(timespec='minutes')} (two years back) to now"
-            f" ({now.isoformat(timespec='minutes')})"
-        )
-
 
 class PollerFront:
-    """What every poller's consumer sees; an engine subclasses it.
+    """What every poller's consumer sees, forwarded to the poller's engine.
 
-    An engine implements :meth:`_fill` (one step: a request, or a wait for the next
-    poll), :meth:`_begin` (set up on first use), :meth:`_streams_now` (every stream
-    followed, saved on close) and, if it needs them, :meth:`_stop` (its own tasks) and
-    :meth:`_emptied` (when nothing is left pending).
+    A front sets ``_engine`` (and ``_delivery``, the engine's, for the hot path) in its
+    constructor; everything else is the engine's.
     """
 
-    def __init__(
-        self,
-        checkpoint: CheckpointStore | str | os.PathLike[str] | None,
-        *,
-        settle: timedelta,
-        late_horizon: timedelta,
-        revise_for: timedelta = DEFAULT_REVISE_FOR,
-        poll_over: Callable[[], bool] | None = None,
-    ) -> None:
-        if not isinstance(settle, timedelta) or settle < timedelta(0):
-            raise InvalidRequestError("settle must be a non-negative timedelta")
-        if not isinstance(late_horizon, timedelta) or not (
-            settle <= late_horizon < timedelta(days=7)
-        ):
-            raise InvalidRequestError("late_horizon must lie between settle and one week")
-        if not isinstance(revise_for, timedelta) or not (
-            revise_for == timedelta(0) or settle < revise_for < timedelta(days=7)
-        ):
-            # A partial interval goes out once it is ``settle`` old: a shorter horizon
-            # would never re-read it; the re-read must fit in the week one request reads.
-            raise InvalidRequestError(
-                "revise_for must be 0 (no revisions) or longer than settle and under one week"
-            )
-        try:
-            self._store = open_store(checkpoint)
-        except TypeError as err:
-            raise InvalidRequestError(str(err)) from None
-        self._owns_store = checkpoint is None or isinstance(checkpoint, str | os.PathLike)
-        self._settle_s = settle.total_seconds()
-        self._late_horizon_s = late_horizon.total_seconds()
-        self._revise_s = revise_for.total_seconds()
-        self._delivery = Delivery(
-            self._store,
-            self._fill,
-            self._late_horizon_s,
-            poll_over=poll_over,
-            emptied=self._emptied,
-        )
-        self._started = False
-        self._held = False
-        self._closed = False
-
-    # -- what an engine provides --------------------------------------------------
-
-    async def _fill(self) -> None:
-        """Make progress: offer intervals to the delivery, or wait for something to do."""
-        raise NotImplementedError
-
-    async def _begin(self) -> None:
-        """Set up on first use (the checkpoint is held by then)."""
-
-    def _streams_now(self) -> Iterable[StreamLog]:
-        """Every stream followed now (saved on close)."""
-        raise NotImplementedError
-
-    async def _stop(self) -> None:
-        """Stop the engine's own tasks (before the last save)."""
-
-    def _emptied(self) -> None:
-        """Called when handing out an interval or a batch has left nothing pending."""
+    _engine: PollEngine
+    _delivery: Delivery
 
     # -- async iterator / context manager ----------------------------------------
 
@@ -128,14 +47,15 @@ class PollerFront:
 
     def __anext__(self) -> Awaitable[TelemetryInterval]:
         # The hot path (once per interval): the delivery's own coroutine, no other.
-        if self._started and not self._closed:
+        if self._engine.running:
             return self._delivery.next()
         return self._first_next()
 
     async def _first_next(self) -> TelemetryInterval:
-        if self._closed:
+        engine = self._engine
+        if engine.closed:
             raise StopAsyncIteration
-        await self._start()
+        await engine.start()
         return await self._delivery.next()
 
     async def commit(self) -> None:
@@ -155,7 +75,7 @@ class PollerFront:
         the checkpoint inside your own SQLite transaction (see :class:`Batch`).
         """
         iterator = self._delivery.batches(max_size, max_wait)
-        return _StartingBatches(self, iterator)
+        return _StartingBatches(self._engine, iterator)
 
     @property
     def intervals_emitted(self) -> int:
@@ -170,10 +90,44 @@ class PollerFront:
     @property
     def checkpoint(self) -> CheckpointStore:
         """The checkpoint store in use (the one given, or the one opened for a path)."""
-        return self._store
+        return self._engine.store
+
+    @property
+    def client(self) -> EnphaseClient:
+        """The client the poller polls with."""
+        return self._engine.client
+
+    @property
+    def clock(self) -> Clock:
+        """What time it is for the poller (the governor's clock unless given)."""
+        return self._engine.clock
+
+    @property
+    def start_at(self) -> datetime | None:
+        """Where new streams begin (``None``: the system's current day)."""
+        return self._engine.settings.start_at
+
+    @property
+    def scheduler(self) -> FleetScheduler:
+        """Which job is next (poll a system, list its devices, list the systems)."""
+        return self._engine.scheduler
+
+    @property
+    def requests(self) -> int:
+        """Requests this poller spent (polls, discovery, listing)."""
+        return self._engine.requests
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is due and everything fetched has been handed out."""
+        return self._engine.workers.idle
+
+    async def wait_idle(self) -> None:
+        """Return once every worker waits for something to become due, nothing pending."""
+        await self._engine.workers.wait_idle()
 
     async def __aenter__(self) -> Self:
-        await self._acquire()
+        await self._engine.acquire()
         return self
 
     async def __aexit__(
@@ -190,83 +144,22 @@ class PollerFront:
         The interval (or batch) in hand is not counted as delivered: call
         :meth:`commit` first if it was stored, or it comes again after a restart.
         """
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._stop()
-            await self._delivery.close(list(self._streams_now()))
-        finally:
-            try:
-                if self._held and isinstance(self._store, LockingCheckpointStore):
-                    await self._store.release()
-            finally:
-                self._held = False
-                if self._owns_store:
-                    await self._store.close()
-
-    # -- for the engines ----------------------------------------------------------
-
-    async def _acquire(self) -> None:
-        """Hold the checkpoint for this poller's life (a second poller is refused)."""
-        if self._held or self._closed:
-            return
-        if isinstance(self._store, LockingCheckpointStore):
-            await self._store.acquire()
-        self._held = True
-
-    async def _start(self) -> None:
-        if self._started:
-            return
-        await self._acquire()
-        self._started = True
-        await self._begin()
-
-    async def _load_stream(
-        self, key: StreamKey, start_at: int | None, began: int | None
-    ) -> StreamLog:
-        """A stream to follow from now on: where its checkpoint says, else at
-        ``start_at``, else (an Encharge) where its system's battery stream ``began`` in
-        this run, else nowhere yet.
-
-        Every stream of a system starts at the same place: ``start_at``, or the
-        system's current day as the API's day window answers it.  ``began`` (see
-        :meth:`~enphase_battery.fleet_system.FollowedSystem.start_for_new`) is where the
-        battery stream started in this run when it had no checkpoint, not where it has
-        got to since: the Encharge's intervals in between would never be fetched.  A
-        stream without a position asks the API's day window at its first poll, like the
-        battery stream of a first run; so does an Encharge first listed in a later run
-        (its system's battery stream came from the checkpoint).
-
-        The engine keeps it, then saves it with ``self._delivery.save`` at once: a run
-        that stops before polling it must not leave a rerun (without ``start_at``) to
-        begin at "today" and skip history.
-        """
-        stream = StreamLog(key, None)
-        saved = await self._store.load(stream.store_key)
-        if saved is not None:
-            stream = StreamLog(key, saved)
-        elif start_at is not None:
-            stream.start_at(start_at)
-        elif key[1] != BATTERY and began is not None:
-            stream.start_at(began)  # a new Encharge starts where its system's streams did
-        _LOGGER.debug("following stream %s from %s", stream.store_key, stream.watermark)
-        return stream
+        await self._engine.close()
 
 
 class _StartingBatches(BatchIterator):
     """A poller's batch iterator: starts the poller on first use."""
 
-    def __init__(self, poller: PollerFront, inner: BatchIterator) -> None:
-        self._poller = poller
+    def __init__(self, engine: PollEngine, inner: BatchIterator) -> None:
+        self._engine = engine
         self._inner = inner
 
     async def __anext__(self) -> Batch:
-        poller = self._poller
-        if poller._closed:
+        engine = self._engine
+        if engine.closed:
             raise StopAsyncIteration
-        if not poller._started:
-            await poller._start()
+        if not engine.started:
+            await engine.start()
         return await self._inner.__anext__()
 
 

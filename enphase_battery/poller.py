@@ -18,10 +18,11 @@ How it stays correct against the real service:
   other calls; its requests are background work of the client's governor, so the user's
   own calls never queue behind them.
 
-The poller is the one-system case of the engine the fleet runs on (:mod:`.engine`): one
-system, no systems list, a poll every pacing interval that fetches every stream and
-catches up within the poll, one request at a time and only when the consumer wants more,
-and errors raised to the consumer instead of isolated.
+The poller is a thin front over the engine the fleet runs on (:mod:`.engine`), with the
+one-system policy (:class:`OneSystemPolicy`): one system, no systems list, a poll every
+pacing interval that fetches every stream and catches up within the poll, one request at
+a time and only when the consumer wants more, and errors raised to the consumer instead
+of isolated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import collections
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,7 @@ from .exceptions import (
     ResponseFormatError,
 )
 from .fleet_system import FollowedSystem
-from .front import DEFAULT_REVISE_FOR, MAX_BACKFILL, check_start_at, collect
+from .front import PollerFront, collect
 from .pacing import (
     MIN_POLL_INTERVAL_S,
     MONTH_S,
@@ -58,6 +59,7 @@ from .pacing import (
     retry_wait,
     share_spent,
 )
+from .poll_settings import DEFAULT_REVISE_FOR, MAX_BACKFILL, PollSettings, check_start_at
 from .scheduler import Discover, FleetScheduler, Poll
 from .streams import BATTERY, StreamLog, TelemetryInterval
 
@@ -69,6 +71,7 @@ __all__ = [
     "MAX_BACKFILL",
     "MIN_POLL_INTERVAL_S",
     "Batch",
+    "OneSystemPolicy",
     "PollerProgress",
     "TelemetryInterval",
     "TelemetryPoller",
@@ -96,7 +99,7 @@ class PollerProgress:
 FORMAT_RETRIES = 3
 
 
-class TelemetryPoller(PollEngine):
+class TelemetryPoller(PollerFront):
     """Async iterator over new battery and Encharge intervals of one system, exactly once.
 
     Args:
@@ -183,7 +186,7 @@ class TelemetryPoller(PollEngine):
         from . import validation
 
         self.system_id = validation.system_id(system_id)
-        self._explicit_encharges = (
+        explicit = (
             None if encharges is None else tuple(validation.serial_number(s) for s in encharges)
         )
         self.include_battery = include_battery
@@ -194,75 +197,79 @@ class TelemetryPoller(PollEngine):
             raise InvalidRequestError("quota_share must be in (0, 1]")
         if poll_interval is not None:
             poll_interval = validation.seconds("poll_interval", poll_interval)
-        self._retry_wait_s = validation.wait_range("retry_wait_s", retry_wait_s, allow_zero=True)
+        retry_wait = validation.wait_range("retry_wait_s", retry_wait_s, allow_zero=True)
         # 0: look for new Encharges at every poll (discovery runs inside a poll, once).
         validation.duration("rediscover_every", rediscover_every, allow_zero=True)
-        if not include_battery and self._explicit_encharges == ():
+        if not include_battery and explicit == ():
             raise InvalidRequestError("nothing to poll: no battery stream and no Encharges")
-        self._poll_interval = poll_interval
-        self._quota_share = quota_share
-        self._rediscover_s = rediscover_every.total_seconds()
-        # The streams still to visit in the current poll (None: between polls); a retry
-        # after a failure goes on from the stream that failed, at its cursor.
-        self._plan: collections.deque[StreamLog] | None = None
-        super().__init__(
-            client,
-            checkpoint=checkpoint,
+        settings = PollSettings(
             start_at=start_at,
-            clock=None,
             settle=settle,
             late_horizon=late_horizon,
             revise_for=revise_for,
+            concurrency=1,
+            max_pending=0,
+            on_demand=True,
+        )
+        rediscover_s = rediscover_every.total_seconds()
+        self._policy = policy = OneSystemPolicy(
+            self.system_id,
+            include_battery=include_battery,
+            encharges=explicit,
+            poll_interval=poll_interval,
+            quota_share=quota_share,
+            rediscover_s=rediscover_s,
+            retry_wait_s=retry_wait,
+        )
+        self._engine = PollEngine(
+            client,
+            settings,
+            checkpoint=checkpoint,
             # One system: no systems list, no change detection, discovery inside the
             # poll; polls come when paced (poll_at), never "when quiet".
             scheduler=FleetScheduler(
                 relist_every_s=None,
-                rediscover_every_s=self._rediscover_s,
+                rediscover_every_s=rediscover_s,
                 max_quiet_s=math.inf,
                 discover=False,
             ),
-            concurrency=1,
-            max_pending=0,
-            on_demand=True,
-            poll_over=lambda: self._plan is None,
+            policy=policy,
         )
-        self._system: FollowedSystem = self._add(self.system_id, priority=False)
-        self._poll_began = 0.0
-        self._poll_interval_s = 0.0
-        self._poll_requested = False
-        self._caught_up = False
-        self._poll_complete = False
-        self._drained = asyncio.Event()
-        self._failures = 0
-        self._format_failures = 0
-        self._warned_share = False
-        #: Retries of the poller's own, after the client gave up on a request.
-        self.retries = 0
-        #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
-        self.last_poll_wait_s: float | None = None
+        self._delivery = self._engine.delivery
 
     def __repr__(self) -> str:
-        streams = [(self.system_id, source) for source in self._system.streams]
+        streams = [(self.system_id, source) for source in self._policy.system.streams]
         return f"TelemetryPoller(system_id={self.system_id}, streams={streams})"
 
     # -- views and controls ---------------------------------------------------------
 
     @property
+    def retries(self) -> int:
+        """Retries of the poller's own, after the client gave up on a request."""
+        return self._policy.retries
+
+    @property
+    def last_poll_wait_s(self) -> float | None:
+        """Seconds the poller chose to wait before its latest poll (``None``: none yet)."""
+        return self._policy.last_poll_wait_s
+
+    @property
     def sources(self) -> tuple[str, ...]:
         """The streams followed so far."""
-        return tuple(self._system.streams)
+        return tuple(self._policy.system.streams)
 
     @property
     def progress(self) -> PollerProgress:
         """How far the poller has come."""
-        logs = self._system.streams.values()
+        policy = self._policy
+        logs = policy.system.streams.values()
         newest = [s.newest for s in logs if s.newest is not None]
         return PollerProgress(
             intervals_emitted=self.intervals_emitted,
             requests=self.requests,
             newest_end_at=datetime.fromtimestamp(max(newest), UTC) if newest else None,
-            caught_up=self._caught_up,
-            retries=self.retries,
+            caught_up=policy.caught_up,
+            retries=policy.retries,
             watermarks={
                 s.source: datetime.fromtimestamp(s.watermark, UTC)
                 if s.watermark is not None
@@ -278,7 +285,7 @@ class TelemetryPoller(PollEngine):
         holds with ``poll_interval=0`` too; ``enphase-battery stream --until-caught-up``
         stops on it.
         """
-        await self._drained.wait()
+        await self._policy.drained.wait()
 
     def poll_now(self) -> None:
         """Start the next poll now instead of waiting for the pacing interval.
@@ -287,10 +294,72 @@ class TelemetryPoller(PollEngine):
         stream, so calling this often spends the quota faster than the pacing would (the
         governor then slows the poller down to its share of the month).
         """
-        self._caught_up = False
+        self._policy.poll_now()
+
+    def current_poll_interval(self) -> float:
+        """Seconds between polls in steady state."""
+        return self._policy.current_poll_interval()
+
+
+class OneSystemPolicy:
+    """The one-system choices in the engine (:class:`~enphase_battery.engine.PollEngine`):
+    every stream of the system each poll, caught up within the poll; a poll every pacing
+    interval (or at :meth:`poll_now`); transient failures retried with backoff, anything
+    else raised to the consumer; discovery inside the poll; no systems list.
+    """
+
+    engine: PollEngine
+    system: FollowedSystem
+
+    def __init__(
+        self,
+        system_id: int,
+        *,
+        include_battery: bool,
+        encharges: tuple[str, ...] | None,
+        poll_interval: float | None,
+        quota_share: float,
+        rediscover_s: float,
+        retry_wait_s: tuple[float, float],
+    ) -> None:
+        self.system_id = system_id
+        self._include_battery = include_battery
+        self._explicit_encharges = encharges
+        self._poll_interval = poll_interval
+        self._quota_share = quota_share
+        self._rediscover_s = rediscover_s
+        self._retry_wait_s = retry_wait_s
+        # The streams still to visit in the current poll (None: between polls); a retry
+        # after a failure goes on from the stream that failed, at its cursor.
+        self._plan: collections.deque[StreamLog] | None = None
+        self.poll_over: Callable[[], bool] | None = lambda: self._plan is None
+        self._poll_began = 0.0
+        self._poll_interval_s = 0.0
+        self._poll_requested = False
+        self.caught_up = False
+        self._poll_complete = False
+        self.drained = asyncio.Event()
+        self._failures = 0
+        self._format_failures = 0
+        self._warned_share = False
+        #: Retries of the poller's own, after the client gave up on a request.
+        self.retries = 0
+        #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
+        self.last_poll_wait_s: float | None = None
+
+    def attach(self, engine: PollEngine) -> None:
+        self.engine = engine
+        self.system = engine.add(self.system_id, priority=False)
+
+    # -- controls (the front's) -----------------------------------------------------
+
+    def poll_now(self) -> None:
+        """Poll now (see :meth:`TelemetryPoller.poll_now`)."""
+        engine = self.engine
+        self.caught_up = False
         self._poll_requested = True
-        self.scheduler.poll_at(self.system_id, self.clock.time())
-        self._workers.wake()
+        engine.scheduler.poll_at(self.system_id, engine.clock.time())
+        engine.workers.wake()
 
     def current_poll_interval(self) -> float:
         """Seconds between polls in steady state."""
@@ -298,53 +367,58 @@ class TelemetryPoller(PollEngine):
             return self._poll_interval
         discovery = MONTH_S / self._rediscover_s if self._explicit_encharges is None else 0.0
         return poll_interval_for(
-            self.client,
-            max(1, len(self._system.streams)),
+            self.engine.client,
+            max(1, len(self.system.streams)),
             quota_share=self._quota_share,
             extra_calls=discovery,
         )
 
-    # -- the one-system choices in the engine (:class:`~enphase_battery.engine.PollEngine`) --
+    # -- what the engine asks -------------------------------------------------------
 
-    def _emptied(self) -> None:
+    def emptied(self) -> None:
         if self._poll_complete:
             self._signal_drained()
 
-    async def _begin(self) -> None:
-        if self.include_battery:
-            await self._stream(self._system, BATTERY)
+    async def begin(self) -> None:
+        engine = self.engine
+        if self._include_battery:
+            await engine.stream(self.system, BATTERY)
         for serial in self._explicit_encharges or ():
-            await self._stream(self._system, serial)
-        await super()._begin()
+            await engine.stream(self.system, serial)
 
-    async def _visit(self, system: FollowedSystem, job: Poll) -> bool:
+    async def relist(self) -> None:
+        raise NotImplementedError("one system: the systems list is never read")
+
+    async def visit(self, system: FollowedSystem, job: Poll) -> bool:
         if self._plan is None:
             await self._begin_poll(system)
         plan = self._plan
         assert plan is not None
+        fetch_stream = self.engine.fetch_stream
         while plan:
             log = plan[0]
             if system.streams.get(log.source) is log:
-                await self._fetch_stream(system, log, windows=None)
+                await fetch_stream(system, log, windows=None)
             plan.popleft()
         self._plan = None
         return False
 
     async def _begin_poll(self, system: FollowedSystem) -> None:
+        engine = self.engine
+        clock = engine.clock
         self._poll_requested = False
-        self._caught_up = False
+        self.caught_up = False
         self._poll_complete = False
         system.last_reports.clear()
         entry = system.entry
         if self._explicit_encharges is None and (
-            entry.discovered_at is None
-            or self.clock.time() - entry.discovered_at >= self._rediscover_s
+            entry.discovered_at is None or clock.time() - entry.discovered_at >= self._rediscover_s
         ):
             # Discovery too: a transient failure of it is retried like any other.
-            await self._discover(system)
-            entry.discovered_at = self.clock.time()
+            await engine.discover(system)
+            entry.discovered_at = clock.time()
             entry.seen_report_at = 0  # new Encharges are fetched by this very poll
-        self._poll_began = self.clock.time()
+        self._poll_began = clock.time()
         self._poll_interval_s = self.current_poll_interval()
         for log in system.streams.values():
             log.cursor = log.poll_start()
@@ -354,8 +428,8 @@ class TelemetryPoller(PollEngine):
             sorted(system.streams.values(), key=lambda s: s.source == BATTERY)
         )
 
-    def _count_request(self, system: FollowedSystem | None) -> None:
-        usage = self.client.governor.usage_now()
+    def before_request(self) -> None:
+        usage = self.engine.client.governor.usage_now()
         # Background work would wait for next month; one poller says so instead.
         check_month(usage)
         if share_spent(usage) and not self._warned_share:
@@ -366,16 +440,14 @@ class TelemetryPoller(PollEngine):
                 self.system_id,
                 usage.background_budget,
             )
-        super()._count_request(system)
 
-    def _window_done(self, ready: bool) -> None:
+    def window_done(self, ready: bool) -> None:
         self._failures = 0
         self._format_failures = 0
         if ready:
-            self._drained.clear()  # new intervals: not caught up until they are out
-        super()._window_done(ready)
+            self.drained.clear()  # new intervals: not caught up until they are out
 
-    def _failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
+    def failed(self, system: FollowedSystem, job: Poll | Discover, err: EnphaseError) -> None:
         if not is_transient(err):
             raise err
         self._failures += 1
@@ -391,29 +463,32 @@ class TelemetryPoller(PollEngine):
         _LOGGER.warning(
             "poll of %s failed (%s: %s); retrying in %.0f s", where, type(err).__name__, err, wait
         )
-        self.scheduler.finished(job, self.clock.time(), ok=False, retry_after_s=wait)
+        engine = self.engine
+        engine.scheduler.finished(job, engine.clock.time(), ok=False, retry_after_s=wait)
 
-    async def _stream_failed(
+    async def stream_failed(
         self, system: FollowedSystem, log: StreamLog, err: PermissionDeniedError | NotFoundError
     ) -> None:
         # A 404 on a discovered Encharge may mean it was removed: list the devices now.
         # One no longer listed is dropped (logged); any other 403/404 of an Encharge is
         # raised, as the battery stream's: no stream stops without the consumer seeing.
         if isinstance(err, NotFoundError) and self._explicit_encharges is None:
-            await self._discover(system)
-            system.entry.discovered_at = self.clock.time()
+            engine = self.engine
+            await engine.discover(system)
+            system.entry.discovered_at = engine.clock.time()
             if system.streams.get(log.source) is not log:
                 return
         raise err
 
-    def _succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
-        now = self.clock.time()
-        self._caught_up = True
+    def succeeded(self, system: FollowedSystem, job: Poll | Discover) -> None:
+        engine = self.engine
+        now = engine.clock.time()
+        self.caught_up = True
         self._poll_complete = True
         self._signal_drained()
         due = now if self._poll_requested else self._poll_began + self._poll_interval_s
         self.last_poll_wait_s = max(0.0, due - now)
-        self.scheduler.poll_at(self.system_id, due)
+        engine.scheduler.poll_at(self.system_id, due)
 
     def _signal_drained(self) -> None:
         """A poll has come to the end of what the API shows, and all of it is out.
@@ -421,5 +496,5 @@ class TelemetryPoller(PollEngine):
         Latched until a later poll finds new intervals: a consumer that asks once it has
         stored the last one still sees it, even when the next poll has begun.
         """
-        if self._poll_complete and self._delivery.pending == 0:
-            self._drained.set()
+        if self._poll_complete and self.engine.delivery.pending == 0:
+            self.drained.set()
