@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from .checkpoint import CheckpointStore, LockingCheckpointStore, open_store
@@ -53,7 +53,7 @@ from .window import fetch_window
 if TYPE_CHECKING:
     from .client import EnphaseClient
 
-__all__ = ["PollEngine", "PollPolicy", "StreamOutcome"]
+__all__ = ["EngineOps", "PollEngine", "PollPolicy", "StreamOutcome"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,9 +69,37 @@ class StreamOutcome(enum.Enum):
     STOP = "stop"
 
 
+class EngineOps(Protocol):
+    """What a policy may use of its engine: the followed systems, the operations on
+    streams, the scheduler and the clock; never the delivery or the workers directly."""
+
+    @property
+    def client(self) -> EnphaseClient: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def scheduler(self) -> FleetScheduler: ...
+    @property
+    def systems(self) -> Mapping[int, FollowedSystem]: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+
+    def add(self, system_id: int, *, priority: bool) -> FollowedSystem: ...
+    def drop(self, system_id: int) -> None: ...
+    def wake(self) -> None: ...
+    def count_request(self, system: FollowedSystem | None) -> None: ...
+    async def discover(self, system: FollowedSystem) -> None: ...
+    async def stream(self, system: FollowedSystem, source: str) -> StreamLog | None: ...
+    async def fetch_stream(
+        self, system: FollowedSystem, log: StreamLog, *, windows: int | None
+    ) -> StreamOutcome: ...
+
+
 class PollPolicy(Protocol):
-    """What differs between one system and a fleet; the engine calls it, never the
-    other way round except through the engine's public operations."""
+    """What differs between one system and a fleet; the engine calls it, and it acts
+    on the engine only through :class:`EngineOps`."""
 
     #: Whether the current poll has fetched all it will (a batch then goes out at once
     #: rather than wait for data that cannot come yet); ``None``: never known.
@@ -108,9 +136,8 @@ class PollPolicy(Protocol):
     def emptied(self) -> None:
         """Handing out an interval or a batch has left nothing pending."""
 
-    def attach(self, engine: PollEngine) -> None:
-        """Keep ``engine`` (its operations: add, drop, stream, discover, fetch_stream...);
-        called once by the engine when its parts are built."""
+    def attach(self, engine: EngineOps) -> None:
+        """Keep ``engine``; called once by the engine when its parts are built."""
 
 
 class PollEngine:
@@ -223,7 +250,16 @@ class PollEngine:
                 if self._owns_store:
                     await self.store.close()
 
-    # -- what the policies use --------------------------------------------------------
+    # -- what the policies use (:class:`EngineOps`) -----------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Intervals fetched and not yet handed out."""
+        return self.delivery.pending
+
+    def wake(self) -> None:
+        """Have the sleeping workers ask the scheduler again (something new to do)."""
+        self.workers.wake()
 
     def add(self, system_id: int, *, priority: bool) -> FollowedSystem:
         """Follow ``system_id`` (scheduled; ``priority`` first when it has news)."""

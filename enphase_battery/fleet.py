@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from . import validation
 from .checkpoint import CheckpointStore
 from .clock import Clock
-from .engine import PollEngine, StreamOutcome
+from .engine import EngineOps, PollEngine, StreamOutcome
 from .exceptions import (
     AuthenticationError,
     EnphaseError,
@@ -210,7 +210,7 @@ class FleetPolicy:
     one Encharge stream) is reported, backed off and retried while the others go on.
     """
 
-    engine: PollEngine
+    engine: EngineOps
 
     def __init__(
         self,
@@ -230,7 +230,7 @@ class FleetPolicy:
         self._relist_marks: collections.deque[tuple[float, int]] = collections.deque()
         self.poll_over: Callable[[], bool] | None = None
 
-    def attach(self, engine: PollEngine) -> None:
+    def attach(self, engine: EngineOps) -> None:
         self.engine = engine
 
     # -- following (the front's) ----------------------------------------------------
@@ -241,7 +241,7 @@ class FleetPolicy:
         if self._explicit is not None and system_id not in self._explicit:
             self._explicit.append(system_id)
         self.engine.add(system_id, priority=priority or system_id in self._priority)
-        self.engine.workers.wake()
+        self.engine.wake()
 
     def unfollow(self, system_id: int) -> None:
         """Follow ``system_id`` no more, not even when a relist shows it."""

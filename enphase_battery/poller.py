@@ -40,7 +40,7 @@ import attrs
 
 from .checkpoint import CheckpointStore
 from .delivery import Batch
-from .engine import PollEngine
+from .engine import EngineOps, PollEngine
 from .exceptions import (
     EnphaseError,
     InvalidRequestError,
@@ -308,7 +308,7 @@ class OneSystemPolicy:
     else raised to the consumer; discovery inside the poll; no systems list.
     """
 
-    engine: PollEngine
+    engine: EngineOps
     system: FollowedSystem
 
     def __init__(
@@ -347,7 +347,7 @@ class OneSystemPolicy:
         #: Seconds the poller chose to wait before its latest poll (``None``: none yet).
         self.last_poll_wait_s: float | None = None
 
-    def attach(self, engine: PollEngine) -> None:
+    def attach(self, engine: EngineOps) -> None:
         self.engine = engine
         self.system = engine.add(self.system_id, priority=False)
 
@@ -359,7 +359,7 @@ class OneSystemPolicy:
         self.caught_up = False
         self._poll_requested = True
         engine.scheduler.poll_at(self.system_id, engine.clock.time())
-        engine.workers.wake()
+        engine.wake()
 
     def current_poll_interval(self) -> float:
         """Seconds between polls in steady state."""
@@ -496,5 +496,5 @@ class OneSystemPolicy:
         Latched until a later poll finds new intervals: a consumer that asks once it has
         stored the last one still sees it, even when the next poll has begun.
         """
-        if self._poll_complete and self.engine.delivery.pending == 0:
+        if self._poll_complete and self.engine.pending == 0:
             self.drained.set()
