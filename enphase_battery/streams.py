@@ -185,6 +185,16 @@ _FIRST = itemgetter(0)
 _STEP = timedelta(seconds=INTERVAL_S)
 
 
+def _complete(iv: TelemetryInterval) -> bool:
+    """Whether every battery the interval counts has reported it (or the API says
+    nothing of how many did)."""
+    return (
+        iv.devices_reporting is None
+        or iv.total_devices is None
+        or iv.devices_reporting >= iv.total_devices
+    )
+
+
 def _pending(end: int, revision: int, iv: TelemetryInterval) -> PendingRevision:
     return PendingRevision(
         end, revision, iv.charge_wh, iv.discharge_wh, iv.soc_percent, iv.devices_reporting
@@ -382,11 +392,7 @@ class StreamLog:
         for end, iv in zip(ends, intervals, strict=True):
             if end <= watermark or end in delivered or end in queued:
                 continue
-            complete = (
-                iv.devices_reporting is None
-                or iv.total_devices is None
-                or iv.devices_reporting >= iv.total_devices
-            )
+            complete = _complete(iv)
             if not complete and self.newest - end < settle_s:
                 held.add(end)
                 continue
@@ -419,18 +425,9 @@ class StreamLog:
             if i is None or end in in_flight:
                 continue  # not in this answer, or its last revision is not delivered yet
             iv = intervals[i]
-            if (iv.charge_wh, iv.discharge_wh, iv.soc_percent, iv.devices_reporting) == (
-                pending.charge_wh,
-                pending.discharge_wh,
-                pending.soc_percent,
-                pending.devices_reporting,
-            ):
-                continue
-            complete = (
-                iv.devices_reporting is None
-                or iv.total_devices is None
-                or iv.devices_reporting >= iv.total_devices
-            )
+            if _pending(end, pending.revision, iv) == pending:
+                continue  # the values the consumer has: nothing to revise
+            complete = _complete(iv)
             revision = pending.revision + 1
             in_flight[end] = None if complete else _pending(end, revision, iv)
             queued.add(end)
