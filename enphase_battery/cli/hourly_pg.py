@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..delivery import Batch
-from ..postgres import Connection, Database, LeasedFleet
+from ..postgres import Connection, Database, LeasedFleet, quote_ident
 from ..statistics import HourlyEnergy, HourlyRow
 from ..streams import StreamKey, TelemetryInterval, checkpoint_key
 from .errors import EXIT_USAGE, CliError
@@ -26,16 +26,10 @@ __all__ = ["PgHourlyState", "check_pg_mode"]
 TABLE = "hourly_energy"
 
 
-def _quoted(schema: str) -> str:
-    # The schema name was checked by the checkpoint's own Database (quote_ident): only
-    # [a-z_][a-z0-9_]* reaches here.
-    return f'"{schema}"'
-
-
 async def check_pg_mode(db: Database, schema: str, *, hourly: bool) -> None:
     """Refuse a schema written in the other mode (intervals with and without
     ``--hourly`` would leave sums missing intervals), before any API request."""
-    s = _quoted(schema)
+    s = quote_ident(schema)
 
     async def peek(conn: Connection) -> tuple[bool, bool]:
         table = bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{s}.{TABLE}"))
@@ -67,7 +61,7 @@ class PgHourlyState:
 
     def __init__(self, db: Database, schema: str) -> None:
         self._db = db
-        self._s = _quoted(schema)
+        self._s = quote_ident(schema)
         self.rows_written = 0
 
     async def create(self) -> None:

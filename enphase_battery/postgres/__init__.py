@@ -22,7 +22,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "enphase_battery.postgres needs the asyncpg driver: pip install 'enphase-battery[postgres]'"
     ) from err
 
-from ._db import Connection, Database
+from ._db import Connection, Database, quote_ident
 from .checkpoint import BatchWriter, Fence, PostgresCheckpoint, RowWriter
 from .errors import CheckpointConflictError, LeaseLostError
 from .fleet import LeasedFleet
@@ -46,4 +46,5 @@ __all__ = [
     "PostgresGovernorBackend",
     "RowWriter",
     "SchemaVersionError",
+    "quote_ident",
 ]
