@@ -103,10 +103,14 @@ def test_hourly_and_plain_runs_refuse_a_schema_of_the_other_kind(
     try:
         code, _, err = cli(
             "stream", "--all-systems", "--hourly", "--since", SINCE, "--checkpoint",
-            postgres_dsn, "--pg-schema", other, "--max-intervals", "3", "--out",
-            str(tmp_path / "h"),
+            postgres_dsn, "--pg-schema", other, "--max-intervals", "3", "--format", "csv",
+            "--out", str(tmp_path / "h.csv"),
         )  # fmt: skip
         assert code == 0, err
+        # One header, the hourly rows' own (not the intervals' as well).
+        lines = (tmp_path / "h.csv").read_text().splitlines()
+        assert lines[0].startswith("system_id,source,start,")
+        assert sum(line.startswith("system_id,") for line in lines) == 1
         before = requests_seen(simulator)
         code, _, err = cli(
             "stream", "--all-systems", "--checkpoint", postgres_dsn, "--pg-schema", other

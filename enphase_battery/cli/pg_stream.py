@@ -72,8 +72,9 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
         await db.close()
         raise
     out_handle, owns_handle, header = _open_output(args.out)
-    writer = _IntervalWriter(out_handle, args.format, header=header)
+    # One writer on the handle: each writes its own CSV header.
     hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
+    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
     hourly = PgHourlyState(db, schema) if args.hourly else None
     progress = _FleetProgress(sys.stderr)
     if hourly is not None:
@@ -121,6 +122,7 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
                         hourly.rows_written += len(rows)
                         progress.rows = hourly.rows_written
                 else:
+                    assert writer is not None
                     for interval in batch:
                         writer.write(interval)
                     # Written and flushed: only now does it count as delivered.
