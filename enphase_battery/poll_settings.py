@@ -18,8 +18,8 @@ from .exceptions import InvalidRequestError
 
 __all__ = ["DEFAULT_REVISE_FOR", "MAX_BACKFILL", "PollSettings", "check_start_at"]
 
-#: How far back the API serves telemetry.
-MAX_BACKFILL = timedelta(days=730)
+#: How far back the API serves telemetry (one constant, in :mod:`.validation`).
+MAX_BACKFILL = validation.MAX_BACKFILL
 #: How long an interval that went out partial is re-read for a revision, by default.
 #: The one production integration of this API we know (SolarNetwork's Enphase datum
 #: stream) re-reads incomplete intervals for up to 3 h after they end; cellular gateways

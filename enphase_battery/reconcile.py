@@ -25,7 +25,6 @@ import attrs
 
 from . import validation
 from .exceptions import InvalidRequestError
-from .front import MAX_BACKFILL
 from .models import Granularity
 
 if TYPE_CHECKING:
@@ -264,12 +263,12 @@ async def reconcile(
             f"start {start.isoformat()} is in the future (now is"
             f" {now.isoformat(timespec='minutes')}): nothing to check yet"
         )
-    if start < now - MAX_BACKFILL:
+    if start < now - validation.MAX_BACKFILL:
         # The telemetry refuses a start over two years back: every counter reading
         # before it (one request a step) would be spent for nothing.
         raise InvalidRequestError(
             f"start {start.isoformat()} is more than two years back (the API serves"
-            f" telemetry from {(now - MAX_BACKFILL).isoformat(timespec='minutes')})"
+            f" telemetry from {(now - validation.MAX_BACKFILL).isoformat(timespec='minutes')})"
         )
     if end is not None:
         validation.aware_datetime("end", end)

@@ -21,6 +21,8 @@ _CREDENTIAL = re.compile(r"[!-~]{1,512}")
 #: [inferred] No Enphase system reported before this day (the first microinverter
 #: systems): an earlier ``end_at`` or ``summary_date`` is a mistake, not a question.
 EARLIEST_API_DATE = date(2008, 1, 1)
+#: How far back the API serves telemetry (pollers, reconcile and the CLI refuse more).
+MAX_BACKFILL = timedelta(days=730)
 
 
 def http_url(name: str, value: object) -> str:
