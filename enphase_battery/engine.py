@@ -71,7 +71,7 @@ class StreamOutcome(enum.Enum):
 
 class EngineOps(Protocol):
     """What a policy may use of its engine: the followed systems, the operations on
-    streams (follow, discover, fetch, save), the scheduler and the clock; never the
+    streams (follow, discover, fetch), the scheduler and the clock; never the
     delivery or the workers directly."""
 
     @property
@@ -91,7 +91,6 @@ class EngineOps(Protocol):
     def drop(self, system_id: int) -> None: ...
     def wake(self) -> None: ...
     def count_request(self, system: FollowedSystem | None) -> None: ...
-    async def save(self, log: StreamLog) -> None: ...
     async def discover(self, system: FollowedSystem) -> None: ...
     async def stream(self, system: FollowedSystem, source: str) -> StreamLog | None: ...
     async def fetch_stream(
@@ -282,10 +281,6 @@ class PollEngine:
             for log in system.streams.values():
                 self.delivery.forget(log)
 
-    async def save(self, log: StreamLog) -> None:
-        """Save ``log``'s state if it changed (see :meth:`Delivery.save`)."""
-        await self.delivery.save(log)
-
     def count_request(self, system: FollowedSystem | None) -> None:
         """One request more (``system``'s, or the systems list's)."""
         self.policy.before_request()
@@ -378,6 +373,12 @@ class PollEngine:
             self.policy.window_done(ready)
             if ready:
                 self.workers.offered()
+            seen = system.entry.seen_report_at
+            if result.done and seen:
+                # Saved with this window: after a restart, a systems list showing no
+                # later report spares the stream a request (a one-system poller lists
+                # nothing, so it records nothing).
+                log.reached(seen)
             await self.delivery.save(log)
             if result.done:
                 log.cursor = None

@@ -392,12 +392,6 @@ class FleetPolicy:
             outcome = await engine.fetch_stream(system, log, windows=_LIVE_WINDOWS)
             if outcome is StreamOutcome.STOP:
                 return False
-            seen = system.entry.seen_report_at
-            if outcome is StreamOutcome.DONE and not backfill and seen:
-                # Saved with the stream: after a restart, the list showing no later
-                # report spares this stream a request.
-                log.reached(seen)
-                await engine.save(log)
             if outcome is StreamOutcome.MORE:
                 backlog = True  # the window came back full: more history to fetch
         return backlog

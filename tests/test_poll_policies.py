@@ -57,9 +57,6 @@ class _Engine:
     def count_request(self, system: FollowedSystem | None) -> None:
         self.requests += 1
 
-    async def save(self, log: StreamLog) -> None:
-        raise AssertionError("not used here")
-
     async def discover(self, system: FollowedSystem) -> None:
         raise AssertionError("not used here")
 
