@@ -35,6 +35,7 @@ from .exceptions import AuthenticationError, InvalidRequestError
 from .token_endpoint import TokenEndpoint
 from .token_refresher import BackgroundRefresher
 from .tokens import FileTokenStore, OAuth2Token, TokenStore, utcnow
+from .transport import AccessTokenProvider
 
 __all__ = [
     "DEFAULT_AUTHORIZE_URL",
@@ -53,11 +54,6 @@ DEFAULT_TOKEN_URL = "https://api.enphaseenergy.com/oauth/token"
 DEFAULT_AUTHORIZE_URL = "https://api.enphaseenergy.com/oauth/authorize"
 #: The redirect URI Enphase registers for apps by default (fact sheet §1).
 DEFAULT_REDIRECT_URI = "https://api.enphaseenergy.com/oauth/redirect_uri"
-
-#: A coroutine function returning a currently valid access token; the client accepts
-#: one in place of a :class:`TokenManager` (Home Assistant style, where the host owns
-#: the OAuth2 session).
-AccessTokenProvider = Callable[[], Awaitable[str]]
 
 
 #: Set while a TokenManager awaits its ``on_refresh`` hook, so a hook that calls back

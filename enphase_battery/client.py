@@ -127,6 +127,7 @@ class EnphaseClient(
             quota_used=quota_used,
             governor=governor,
         )
+        self._token_manager = token_manager
         # A token manager :meth:`from_env` made for this client: started and stopped with it.
         self._owned_token_manager: TokenManager | None = None
 
@@ -291,7 +292,7 @@ class EnphaseClient(
     @property
     def token_manager(self) -> TokenManager | None:
         """The :class:`TokenManager` given as ``auth`` (``None`` for a token provider)."""
-        return self._transport.token_manager
+        return self._token_manager
 
     @property
     def quota_remaining(self) -> int | None:

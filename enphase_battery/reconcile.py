@@ -19,21 +19,20 @@ from __future__ import annotations
 import enum
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
 from . import validation
 from .exceptions import InvalidRequestError
-from .models import Granularity
-
-if TYPE_CHECKING:
-    from .client import EnphaseClient
+from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
+from .models.now import StorageMeterReadings, SystemSummary
 
 __all__ = [
     "BATTERY_TOTAL",
     "TOLERANCE_WH_FIXED",
     "TOLERANCE_WH_PER_INTERVAL",
+    "LifetimeReads",
     "Reconciliation",
     "SpanCheck",
     "Verdict",
@@ -51,6 +50,29 @@ _WEEK_S = 7 * 86_400
 
 #: end_at epoch -> (charge Wh, discharge Wh).
 Series = dict[int, tuple[int, int]]
+
+
+class LifetimeReads(Protocol):
+    """The four reads the hole check makes: :class:`~enphase_battery.EnphaseClient`
+    has them (passed down so that this module never imports the client)."""
+
+    async def get_battery_telemetry(
+        self, system_id: int, start_at: datetime | None = ..., granularity: Granularity | str = ...
+    ) -> BatteryTelemetry: ...
+
+    async def get_encharge_telemetry(
+        self,
+        system_id: int,
+        serial_no: str,
+        start_at: datetime | None = ...,
+        granularity: Granularity | str = ...,
+    ) -> EnchargeTelemetry: ...
+
+    async def get_system_summary(self, system_id: int) -> SystemSummary: ...
+
+    async def get_storage_meter_readings(
+        self, system_id: int, end_at: datetime | None = ...
+    ) -> StorageMeterReadings: ...
 
 
 class Verdict(enum.StrEnum):
@@ -191,7 +213,7 @@ def check_span(
 
 
 async def _series(
-    client: EnphaseClient, system_id: int, serial: str | None, lo: int, hi: int
+    client: LifetimeReads, system_id: int, serial: str | None, lo: int, hi: int
 ) -> tuple[Series, int]:
     """Intervals with end_at in (lo, hi] (and a little after), a week per request; and
     the request count."""
@@ -223,7 +245,7 @@ def _data_begins(start: datetime, first_row: dict[str, tuple[int, int, int]]) ->
     return max(start, _dt(earliest))
 
 
-async def _first_interval(client: EnphaseClient, system_id: int, start: datetime) -> datetime:
+async def _first_interval(client: LifetimeReads, system_id: int, start: datetime) -> datetime:
     """The system's first interval from its summary (``operational_at``), or ``start``."""
     summary = await client.get_system_summary(system_id)
     first = summary.operational_at
@@ -231,7 +253,7 @@ async def _first_interval(client: EnphaseClient, system_id: int, start: datetime
 
 
 async def reconcile(
-    client: EnphaseClient,
+    client: LifetimeReads,
     system_id: int,
     start: datetime,
     end: datetime | None = None,

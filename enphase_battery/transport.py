@@ -14,13 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import attrs
 
 from ._json import loads
-from .auth import AccessTokenProvider, TokenManager
 from .exceptions import (
     EnphaseConnectionError,
     EnphaseError,
@@ -35,12 +34,32 @@ from .retry import CallState, RetryPolicy, log_retry
 from .routes import ROUTES, Route
 from .sender import MAX_RESPONSE_BYTES, Answer, FinalError, Sender
 
-__all__ = ["MAX_RESPONSE_BYTES", "Transport"]
+__all__ = ["MAX_RESPONSE_BYTES", "AccessTokenProvider", "RefreshingTokens", "Transport"]
 
 # The client's logger: the choke point logs as the client users configure.
 _LOGGER = logging.getLogger("enphase_battery.client")
 _T = TypeVar("_T")
 _NO_PARAMS: Mapping[str, Any] = {}
+
+#: A coroutine function returning a currently valid access token; the client accepts
+#: one in place of a :class:`~enphase_battery.TokenManager` (Home Assistant style, where
+#: the host owns the OAuth2 session).
+AccessTokenProvider = Callable[[], Awaitable[str]]
+
+
+class RefreshingTokens(Protocol):
+    """The token manager as the choke point uses it: :class:`~enphase_battery.TokenManager`
+    has this shape (the HTTP layer sits below the auth package and never imports it)."""
+
+    def current_access_token(self) -> str | None: ...
+
+    async def access_token(self) -> str: ...
+
+    async def refresh(self, *, stale_access_token: str | None = None) -> object: ...
+
+    def lend_session(self, session: aiohttp.ClientSession) -> None: ...
+
+    def secrets(self) -> tuple[str, ...]: ...
 
 
 class Transport:
@@ -51,7 +70,7 @@ class Transport:
         self,
         *,
         api_key: str,
-        token_manager: TokenManager | None,
+        token_manager: RefreshingTokens | None,
         token_provider: AccessTokenProvider,
         session: aiohttp.ClientSession | None,
         base_url: str,

@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import attrs
 
 from ..exceptions import PermissionDeniedError
-from ..models import BatteryMode, Granularity, GridState
+from ..models import BatteryMode, BatteryTelemetry, Granularity, GridState, GridStatus
+from ..models.now import LatestTelemetry
 from ..models.vocabulary import BatteryState
 from .budget import LiveBudget
 from .errors import LiveDataError
+from .session import LiveSession
 
-if TYPE_CHECKING:
-    from ..client import EnphaseClient
-
-__all__ = ["BatteryNow", "battery_now"]
+__all__ = ["BatteryNow", "NowReads", "battery_now"]
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class NowReads(Protocol):
+    """What :func:`battery_now` calls: :class:`~enphase_battery.EnphaseClient` has it
+    (passed down so that the live package never imports the client)."""
+
+    def live(
+        self, system_id: int, *, budget: LiveBudget | None = ..., **options: Any
+    ) -> LiveSession: ...
+
+    async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry: ...
+
+    async def get_battery_telemetry(
+        self, system_id: int, start_at: datetime | None = ..., granularity: Granularity | str = ...
+    ) -> BatteryTelemetry: ...
+
+    async def get_system_grid_status(self, system_id: int) -> GridStatus: ...
 
 
 @attrs.frozen
@@ -72,7 +88,7 @@ class BatteryNow:
 
 
 async def battery_now(
-    client: EnphaseClient, system_id: int, *, grid: bool = False, live: bool = False
+    client: NowReads, system_id: int, *, grid: bool = False, live: bool = False
 ) -> BatteryNow:
     """The battery now.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -32,7 +32,6 @@ from .fence import Fence, check_fence, system_of
 from .schema import ensure_schema
 
 if TYPE_CHECKING:
-    from ..delivery import Batch
     from ..streams import TelemetryInterval
 
 __all__ = ["BatchWriter", "Fence", "PostgresCheckpoint", "RowWriter"]
@@ -46,6 +45,18 @@ _STAGED: contextvars.ContextVar[dict[str, StreamState] | None] = contextvars.Con
 RowWriter = Callable[[Connection], Awaitable[object]]
 #: The consumer's part of :meth:`PostgresCheckpoint.commit_batch`.
 BatchWriter = Callable[[Connection, "tuple[TelemetryInterval, ...]"], Awaitable[object]]
+
+
+class Batch(Protocol):
+    """What :meth:`PostgresCheckpoint.commit_batch` needs of a poller's
+    :class:`~enphase_battery.Batch` (the store sits below the pollers)."""
+
+    @property
+    def intervals(self) -> tuple[TelemetryInterval, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    async def commit(self, conn: Any = None) -> None: ...
 
 
 class PostgresCheckpoint:
