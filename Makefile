@@ -42,7 +42,7 @@ docs: $(STAMP)
 test: lint typecheck docs pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m enphase_battery.demo
+	$(BIN)/python -m enphase_battery.cli.demo
 
 # Every benchmarks/bench_*.py, then one table (figure, SDK, baseline, ratio, goal, met).
 bench: $(STAMP)

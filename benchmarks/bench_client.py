@@ -160,7 +160,7 @@ async def measure(calls: int, warmup: int, profile: bool = False) -> dict[str, A
     ``profile``: first run ``calls`` SDK week calls under cProfile and print the top
     entries (by own time) on stderr.
     """
-    from enphase_battery import _json
+    from enphase_battery.util import json_decoder as _json
 
     week = week_body()
     runner, base_url = await serve(week)

@@ -51,11 +51,12 @@ from typing import Any
 from benchtable import Row, emit, is_smoke
 
 from enphase_battery import FleetPoller, QuotaGovernor, RateLimits, TelemetryInterval
-from enphase_battery.governor import background_work, calendar_month
+from enphase_battery.models.delivered import BATTERY
+from enphase_battery.poll.stream_log import StreamLog
+from enphase_battery.poll.window import fetch_window
+from enphase_battery.quota.state import background_work, calendar_month
 from enphase_battery.simulator import DEFAULT_START, EnphaseSimulator
 from enphase_battery.simulator.uplink import FleetMix
-from enphase_battery.streams import BATTERY, StreamLog
-from enphase_battery.window import fetch_window
 
 SHARE = 0.8
 

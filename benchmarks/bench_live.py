@@ -37,10 +37,10 @@ from aiohttp import web
 from benchtable import Row, emit, is_smoke
 
 from enphase_battery import LiveBudget, RateLimits
-from enphase_battery._json import BACKEND, loads
+from enphase_battery.http.sse import SseDecoder
 from enphase_battery.live.frames import frame_from_event
 from enphase_battery.simulator import EnphaseSimulator
-from enphase_battery.sse import SseDecoder
+from enphase_battery.util.json_decoder import BACKEND, loads
 
 PARSE_TARGET = 1.5
 GAP_TARGET_S = 1.0

@@ -38,7 +38,8 @@ from typing import Any
 from benchtable import Row, emit, is_smoke
 
 from enphase_battery import EnphaseClient, OAuth2Token, RateLimits, TokenManager
-from enphase_battery.poller import TelemetryPoller, poll_interval_for
+from enphase_battery.poll.pacing import poll_interval_for
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 
 FAST = RateLimits(1_000_000)

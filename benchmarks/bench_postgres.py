@@ -122,8 +122,8 @@ def governor_rows(
 async def sink_worker(dsn: str, schema: str, batches: int) -> dict[str, float]:
     import asyncpg
 
-    from enphase_battery.checkpoint import StreamState
     from enphase_battery.postgres import LeaseWorker, PostgresCheckpoint
+    from enphase_battery.store.checkpoint import StreamState
 
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
     worker = LeaseWorker(pool, schema=schema, worker_id=f"bench-{os.getpid()}", ttl=60.0)

@@ -25,7 +25,7 @@ from typing import Any
 from benchtable import Row, emit, is_smoke
 
 from enphase_battery import FleetPoller, QuotaGovernor, RateLimits, TelemetryPoller
-from enphase_battery.poller import BATTERY, TelemetryInterval
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.simulator import EnphaseSimulator
 
 LATE = {"late_probability": 0.05, "late_delay": timedelta(hours=2)}

@@ -1,319 +1,98 @@
 """enphase_battery: asyncio SDK for Enphase IQ Batteries (Enlighten Systems API v4).
 
-The public API is importable from here; see README.md for a quick start.
+What a user types in the first screens of the docs is importable from here; the rest
+from its sub-package (``enphase_battery.models``, ``.live``, ``.store``, ``.poll``,
+``.quota``, ``.auth``, ``.postgres``...).  The package's rooms, from the bottom up (a
+module imports only from its own room or lower ones; ``tests/test_layers.py`` checks):
+
+* ``util``: the clock, JSON decoding, redaction, lazy names: no domain.
+* ``exceptions``: every error the SDK raises.
+* ``models``: the API's answers, what the pollers deliver, argument checks.
+* ``statistics``: hourly energy that adds up, from delivered intervals.
+* ``quota``: plan limits and the quota governor with its backends.
+* ``http``: the one choke point: routes, sending, retries, error mapping, SSE.
+* ``auth``: OAuth2 tokens, their refresh and their storage.
+* ``live``: the budgeted ``live_data`` stream and ``battery_now``.
+* ``reconcile``: the hole check against the lifetime meters.
+* ``client``: :class:`EnphaseClient`, its endpoint groups, settings from the environment.
+* ``store``: the pollers' checkpoints: the protocol, memory and SQLite.
+* ``postgres``: PostgreSQL: a checkpoint, leases and fencing, a governor backend.
+* ``poll``: the pollers: stream logic, scheduling, delivery and batches, the engine,
+  :class:`TelemetryPoller`, :class:`FleetPoller`, ``LeasedFleet``.
+* ``simulator``: a faithful stand-in of the API on loopback HTTP.
+* ``cli``: the ``enphase-battery`` command line and ``make demo``.
 
 Names are imported on first use (module ``__getattr__``): ``import enphase_battery`` costs
 next to nothing, and ``from enphase_battery import EnphaseClient`` loads the client and
-what it needs, not the poller, the fleet engine, SQLite, the simulator or the CLI.
+what it needs, not the poller, SQLite, the simulator or the CLI.  The names are listed
+once, in the ``TYPE_CHECKING`` block below (:mod:`enphase_battery.util.lazy` reads it).
+Import paths of the flat layout before 0.2 still work for one release, with a
+:class:`DeprecationWarning` naming the new one (:mod:`enphase_battery.util.moved`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import _lazy
+from enphase_battery.util import lazy as _lazy
+from enphase_battery.util import moved as _moved
+from enphase_battery.util.version import VERSION
 
 if TYPE_CHECKING:
-    from .auth import (
-        DEFAULT_AUTHORIZE_URL,
-        DEFAULT_REDIRECT_URI,
-        DEFAULT_TOKEN_URL,
-        AccessTokenProvider,
-        FileTokenStore,
-        OAuth2Token,
-        TokenManager,
-        TokenStore,
-    )
-    from .checkpoint import CheckpointStore, MemoryCheckpoint, SqliteCheckpoint, StreamState
-    from .client import DEFAULT_BASE_URL, EnphaseClient
-    from .clock import SYSTEM_CLOCK, Clock
-    from .delivery import Batch
-    from .exceptions import (
-        ApiError,
-        AuthenticationError,
-        CheckpointError,
-        CheckpointInUseError,
-        EnphaseConnectionError,
-        EnphaseError,
-        InvalidRequestError,
-        NotFoundError,
-        NotSignedInError,
-        PermissionDeniedError,
-        QuotaExceededError,
-        RateLimitError,
-        ResponseFormatError,
-        SettingsError,
-    )
-    from .fleet import FleetPoller
-    from .fleet_views import FleetProgress, SystemProblem, SystemProgress
-    from .governor import QuotaGovernor, QuotaUsage, background_work
-    from .governor_file import FileGovernorBackend
-    from .limits import MonthlyQuota, RateLimits
-    from .live import (
-        GatewayNotReportingError,
-        LiveBudget,
-        LiveBudgetExhaustedError,
-        LiveDataError,
-        LiveDurationError,
-        LiveLedger,
-        LiveServerError,
-        LiveSession,
-        LiveSpend,
-        LiveStats,
-        LiveUnsupportedError,
-    )
-    from .live.now import BatteryNow, battery_now
-    from .models import (
-        Address,
-        BatteryInterval,
-        BatteryLifetime,
-        BatteryMode,
-        BatterySettings,
-        BatteryState,
-        BatteryTelemetry,
-        Device,
-        DeviceGroups,
-        EnchargeInterval,
-        EnchargeTelemetry,
-        EnergyReading,
-        Granularity,
-        GridState,
-        GridStatus,
-        LifetimeDay,
-        LifetimeMeta,
-        LoadCircuit,
-        LoadControl,
-        LoadControlMode,
-        SocReading,
-        StormGuard,
-        System,
-        SystemDevices,
-    )
-    from .models.live import LiveFrame, LiveSource
-    from .models.now import (
-        LatestDevice,
-        LatestTelemetry,
-        MeterReading,
-        StorageMeterReadings,
-        SystemSummary,
-    )
-    from .poller import BATTERY, PollerProgress, TelemetryInterval, TelemetryPoller
-    from .reconcile import Reconciliation, SpanCheck, Verdict
-    from .routes import ROUTES, Route
-    from .statistics import HourlyEnergy, HourlyRow, StatisticPoint, hourly_rows
+    from enphase_battery.auth import FileTokenStore as FileTokenStore
+    from enphase_battery.auth import OAuth2Token as OAuth2Token
+    from enphase_battery.auth import TokenManager as TokenManager
+    from enphase_battery.auth import TokenStore as TokenStore
+    from enphase_battery.client import EnphaseClient as EnphaseClient
+    from enphase_battery.exceptions import ApiError as ApiError
+    from enphase_battery.exceptions import AuthenticationError as AuthenticationError
+    from enphase_battery.exceptions import CheckpointError as CheckpointError
+    from enphase_battery.exceptions import EnphaseConnectionError as EnphaseConnectionError
+    from enphase_battery.exceptions import EnphaseError as EnphaseError
+    from enphase_battery.exceptions import InvalidRequestError as InvalidRequestError
+    from enphase_battery.exceptions import NotFoundError as NotFoundError
+    from enphase_battery.exceptions import NotSignedInError as NotSignedInError
+    from enphase_battery.exceptions import PermissionDeniedError as PermissionDeniedError
+    from enphase_battery.exceptions import QuotaExceededError as QuotaExceededError
+    from enphase_battery.exceptions import RateLimitError as RateLimitError
+    from enphase_battery.exceptions import ResponseFormatError as ResponseFormatError
+    from enphase_battery.live import LiveBudget as LiveBudget
+    from enphase_battery.live import LiveDataError as LiveDataError
+    from enphase_battery.live import LiveSession as LiveSession
+    from enphase_battery.live import battery_now as battery_now
+    from enphase_battery.models import BatteryMode as BatteryMode
+    from enphase_battery.models import BatterySettings as BatterySettings
+    from enphase_battery.models import BatteryTelemetry as BatteryTelemetry
+    from enphase_battery.models import Granularity as Granularity
+    from enphase_battery.models import LatestTelemetry as LatestTelemetry
+    from enphase_battery.models import System as System
+    from enphase_battery.models import TelemetryInterval as TelemetryInterval
+    from enphase_battery.poll import Batch as Batch
+    from enphase_battery.poll import FleetPoller as FleetPoller
+    from enphase_battery.poll import FleetProgress as FleetProgress
+    from enphase_battery.poll import PollerProgress as PollerProgress
+    from enphase_battery.poll import SystemProblem as SystemProblem
+    from enphase_battery.poll import TelemetryPoller as TelemetryPoller
+    from enphase_battery.quota import MonthlyQuota as MonthlyQuota
+    from enphase_battery.quota import QuotaGovernor as QuotaGovernor
+    from enphase_battery.quota import QuotaUsage as QuotaUsage
+    from enphase_battery.quota import RateLimits as RateLimits
+    from enphase_battery.statistics import HourlyEnergy as HourlyEnergy
+    from enphase_battery.statistics import HourlyRow as HourlyRow
+    from enphase_battery.statistics import hourly_rows as hourly_rows
+    from enphase_battery.store import CheckpointStore as CheckpointStore
+    from enphase_battery.store import MemoryCheckpoint as MemoryCheckpoint
+    from enphase_battery.store import SqliteCheckpoint as SqliteCheckpoint
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
-__all__ = [
-    "BATTERY",
-    "DEFAULT_AUTHORIZE_URL",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_REDIRECT_URI",
-    "DEFAULT_TOKEN_URL",
-    "ROUTES",
-    "SYSTEM_CLOCK",
-    "AccessTokenProvider",
-    "Address",
-    "ApiError",
-    "AuthenticationError",
-    "Batch",
-    "BatteryInterval",
-    "BatteryLifetime",
-    "BatteryMode",
-    "BatteryNow",
-    "BatterySettings",
-    "BatteryState",
-    "BatteryTelemetry",
-    "CheckpointError",
-    "CheckpointInUseError",
-    "CheckpointStore",
-    "Clock",
-    "Device",
-    "DeviceGroups",
-    "EnchargeInterval",
-    "EnchargeTelemetry",
-    "EnergyReading",
-    "EnphaseClient",
-    "EnphaseConnectionError",
-    "EnphaseError",
-    "FileGovernorBackend",
-    "FileTokenStore",
-    "FleetPoller",
-    "FleetProgress",
-    "GatewayNotReportingError",
-    "Granularity",
-    "GridState",
-    "GridStatus",
-    "HourlyEnergy",
-    "HourlyRow",
-    "InvalidRequestError",
-    "LatestDevice",
-    "LatestTelemetry",
-    "LifetimeDay",
-    "LifetimeMeta",
-    "LiveBudget",
-    "LiveBudgetExhaustedError",
-    "LiveDataError",
-    "LiveDurationError",
-    "LiveFrame",
-    "LiveLedger",
-    "LiveServerError",
-    "LiveSession",
-    "LiveSource",
-    "LiveSpend",
-    "LiveStats",
-    "LiveUnsupportedError",
-    "LoadCircuit",
-    "LoadControl",
-    "LoadControlMode",
-    "MemoryCheckpoint",
-    "MeterReading",
-    "MonthlyQuota",
-    "NotFoundError",
-    "NotSignedInError",
-    "OAuth2Token",
-    "PermissionDeniedError",
-    "PollerProgress",
-    "QuotaExceededError",
-    "QuotaGovernor",
-    "QuotaUsage",
-    "RateLimitError",
-    "RateLimits",
-    "Reconciliation",
-    "ResponseFormatError",
-    "Route",
-    "SettingsError",
-    "SocReading",
-    "SpanCheck",
-    "SqliteCheckpoint",
-    "StatisticPoint",
-    "StorageMeterReadings",
-    "StormGuard",
-    "StreamState",
-    "System",
-    "SystemDevices",
-    "SystemProblem",
-    "SystemProgress",
-    "SystemSummary",
-    "TelemetryInterval",
-    "TelemetryPoller",
-    "TokenManager",
-    "TokenStore",
-    "Verdict",
-    "__version__",
-    "background_work",
-    "battery_now",
-    "hourly_rows",
-]
-
-#: Public name -> the module that defines it.  A new public name goes in three places:
-#: the TYPE_CHECKING imports above, ``__all__`` and here (tests/test_lazy_imports.py
-#: checks that they agree).
-_SUBMODULE: dict[str, str] = {
-    "DEFAULT_AUTHORIZE_URL": ".auth",
-    "DEFAULT_REDIRECT_URI": ".auth",
-    "DEFAULT_TOKEN_URL": ".auth",
-    "AccessTokenProvider": ".auth",
-    "FileTokenStore": ".auth",
-    "OAuth2Token": ".auth",
-    "TokenManager": ".auth",
-    "TokenStore": ".auth",
-    "CheckpointStore": ".checkpoint",
-    "MemoryCheckpoint": ".checkpoint",
-    "SqliteCheckpoint": ".checkpoint",
-    "StreamState": ".checkpoint",
-    "DEFAULT_BASE_URL": ".client",
-    "EnphaseClient": ".client",
-    "SYSTEM_CLOCK": ".clock",
-    "Clock": ".clock",
-    "ApiError": ".exceptions",
-    "AuthenticationError": ".exceptions",
-    "CheckpointError": ".exceptions",
-    "CheckpointInUseError": ".exceptions",
-    "EnphaseConnectionError": ".exceptions",
-    "EnphaseError": ".exceptions",
-    "InvalidRequestError": ".exceptions",
-    "NotFoundError": ".exceptions",
-    "NotSignedInError": ".exceptions",
-    "PermissionDeniedError": ".exceptions",
-    "QuotaExceededError": ".exceptions",
-    "RateLimitError": ".exceptions",
-    "ResponseFormatError": ".exceptions",
-    "SettingsError": ".exceptions",
-    "FleetPoller": ".fleet",
-    "FleetProgress": ".fleet_views",
-    "SystemProblem": ".fleet_views",
-    "SystemProgress": ".fleet_views",
-    "QuotaGovernor": ".governor",
-    "QuotaUsage": ".governor",
-    "background_work": ".governor",
-    "FileGovernorBackend": ".governor_file",
-    "MonthlyQuota": ".limits",
-    "RateLimits": ".limits",
-    "GatewayNotReportingError": ".live",
-    "LiveBudget": ".live",
-    "LiveBudgetExhaustedError": ".live",
-    "LiveDataError": ".live",
-    "LiveDurationError": ".live",
-    "LiveLedger": ".live",
-    "LiveServerError": ".live",
-    "LiveSession": ".live",
-    "LiveSpend": ".live",
-    "LiveStats": ".live",
-    "LiveUnsupportedError": ".live",
-    "BatteryNow": ".live.now",
-    "battery_now": ".live.now",
-    "Address": ".models",
-    "BatteryInterval": ".models",
-    "BatteryLifetime": ".models",
-    "BatteryMode": ".models",
-    "BatterySettings": ".models",
-    "BatteryState": ".models",
-    "BatteryTelemetry": ".models",
-    "Device": ".models",
-    "DeviceGroups": ".models",
-    "EnchargeInterval": ".models",
-    "EnchargeTelemetry": ".models",
-    "EnergyReading": ".models",
-    "Granularity": ".models",
-    "GridState": ".models",
-    "GridStatus": ".models",
-    "LifetimeDay": ".models",
-    "LifetimeMeta": ".models",
-    "LoadCircuit": ".models",
-    "LoadControl": ".models",
-    "LoadControlMode": ".models",
-    "SocReading": ".models",
-    "StormGuard": ".models",
-    "System": ".models",
-    "SystemDevices": ".models",
-    "LiveFrame": ".models.live",
-    "LiveSource": ".models.live",
-    "LatestDevice": ".models.now",
-    "LatestTelemetry": ".models.now",
-    "MeterReading": ".models.now",
-    "StorageMeterReadings": ".models.now",
-    "SystemSummary": ".models.now",
-    "Batch": ".delivery",
-    "BATTERY": ".poller",
-    "PollerProgress": ".poller",
-    "TelemetryInterval": ".poller",
-    "TelemetryPoller": ".poller",
-    "Reconciliation": ".reconcile",
-    "SpanCheck": ".reconcile",
-    "Verdict": ".reconcile",
-    "ROUTES": ".routes",
-    "Route": ".routes",
-    "HourlyEnergy": ".statistics",
-    "HourlyRow": ".statistics",
-    "StatisticPoint": ".statistics",
-    "hourly_rows": ".statistics",
-}
+_moved.install()
+_names, _load, __dir__ = _lazy.exports(__name__)
+__all__ = ["__version__", *_names]
 
 
 def __getattr__(name: str) -> Any:
-    return _lazy.load(__name__, globals(), _SUBMODULE, name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_SUBMODULE})
+    try:
+        return _load(name)
+    except AttributeError:
+        return _moved.attribute(__name__, name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .redaction import printable
+from enphase_battery.util.redaction import printable
 
 __all__ = [
     "ApiError",

@@ -23,10 +23,9 @@ from typing import Protocol
 
 import attrs
 
-from . import validation
-from .exceptions import InvalidRequestError
-from .models import BatteryTelemetry, EnchargeTelemetry, Granularity
-from .models.now import StorageMeterReadings, SystemSummary
+from enphase_battery.exceptions import InvalidRequestError
+from enphase_battery.models import BatteryTelemetry, EnchargeTelemetry, Granularity, validation
+from enphase_battery.models.now import StorageMeterReadings, SystemSummary
 
 __all__ = [
     "BATTERY_TOTAL",

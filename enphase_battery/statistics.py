@@ -7,7 +7,7 @@ incremental aggregator: intervals arrive late, out of order and revised; it says
 rows to (re-)emit, and its state saves to a compact JSON string) and :func:`hourly_rows`
 (the same rows from a finished set of intervals, in one pass).
 
-Pure code over :class:`~enphase_battery.streams.TelemetryInterval`: no I/O, no clock.  It
+Pure code over :class:`~enphase_battery.poll.stream_log.TelemetryInterval`: no I/O, no clock.  It
 imports only the streams/models level of the package, never the poller, the client or
 the CLI, so a consumer (a Home Assistant integration, the CLI) can use it on intervals
 from anywhere.
@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from .streams import INTERVAL_S, StreamKey, TelemetryInterval
+from enphase_battery.models.delivered import INTERVAL_S, StreamKey, TelemetryInterval
 
 __all__ = [
     "DEFAULT_HORIZON",

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from enphase_battery import EnphaseClient, OAuth2Token, RateLimits, TokenManager
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 
 ROW_SQL = (
     "CREATE TABLE IF NOT EXISTS battery_interval"

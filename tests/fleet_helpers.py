@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 from enphase_battery import EnphaseClient, FleetPoller, QuotaGovernor, RateLimits, TelemetryInterval
-from enphase_battery.checkpoint import CheckpointStore
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.simulator.uplink import FleetMix
+from enphase_battery.store.checkpoint import CheckpointStore
 
 Key = tuple[int, str]
 

@@ -23,10 +23,11 @@ from typing import Any
 import asyncpg
 
 from enphase_battery import EnphaseClient, OAuth2Token, QuotaGovernor, RateLimits, TokenManager
-from enphase_battery.postgres import LeasedFleet, PostgresGovernorBackend
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll import LeasedFleet
+from enphase_battery.postgres import PostgresGovernorBackend
 from enphase_battery.postgres._db import Connection
 from enphase_battery.simulator.clock import SimClock
-from enphase_battery.streams import TelemetryInterval
 
 
 async def main(spec: dict[str, Any]) -> None:

@@ -17,9 +17,9 @@ import time
 
 import asyncpg
 
-from enphase_battery.checkpoint import StreamState
 from enphase_battery.postgres import LeaseLostError, LeaseWorker, PostgresCheckpoint
 from enphase_battery.postgres._db import Connection
+from enphase_battery.store.checkpoint import StreamState
 
 SYSTEM_ID = 1
 KEY = f"{SYSTEM_ID}/battery"

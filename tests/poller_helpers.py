@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import attrs
 
 from enphase_battery import EnphaseClient, QuotaGovernor, RateLimits, TokenManager
-from enphase_battery.checkpoint import LockingCheckpointStore
-from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
+from enphase_battery.store.checkpoint import LockingCheckpointStore
 
 #: Rate limits that never slow a test down, without a monthly quota.
 FAST = RateLimits(100000)

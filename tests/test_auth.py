@@ -22,7 +22,7 @@ from enphase_battery import (
     OAuth2Token,
     TokenManager,
 )
-from enphase_battery.auth import DEFAULT_REDIRECT_URI
+from enphase_battery.auth.manager import DEFAULT_REDIRECT_URI
 
 from .conftest import MakeClient, MakeManager, seeded_token
 from .fake_api import (

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from enphase_battery import CheckpointError, InvalidRequestError
-from enphase_battery.checkpoint import MemoryCheckpoint
-from enphase_battery.delivery import Batch
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.batch import Batch
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import MemoryCheckpoint
 
 from .poller_helpers import (
     HOUR,

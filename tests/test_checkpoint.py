@@ -14,14 +14,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enphase_battery import InvalidRequestError
-from enphase_battery.checkpoint import (
+from enphase_battery.models.delivered import BATTERY
+from enphase_battery.poll import open_store
+from enphase_battery.poll.front import collect
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import (
     CheckpointStore,
     MemoryCheckpoint,
-    SqliteCheckpoint,
     StreamState,
-    open_store,
 )
-from enphase_battery.poller import BATTERY, TelemetryPoller, collect
+from enphase_battery.store.sqlite import SqliteCheckpoint
 
 from .poller_helpers import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from enphase_battery import CheckpointError, CheckpointInUseError, EnphaseError
-from enphase_battery.checkpoint import MemoryCheckpoint
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery import CheckpointError, EnphaseError
+from enphase_battery.exceptions import CheckpointInUseError
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import MemoryCheckpoint
 
 from .poller_helpers import HOUR, NO_WAIT, Driver, Env, open_env
 
@@ -72,7 +73,7 @@ async def test_a_second_poller_on_one_checkpoint_is_refused_at_once(
 
 HOLDER = """
 import asyncio, sys, time
-from enphase_battery.sqlite_checkpoint import SqliteCheckpoint
+from enphase_battery.store.sqlite import SqliteCheckpoint
 store = SqliteCheckpoint(sys.argv[1])
 asyncio.run(store.acquire())
 print("held", flush=True)

@@ -29,7 +29,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from enphase_battery import DEFAULT_REDIRECT_URI, FileTokenStore, OAuth2Token
+from enphase_battery import FileTokenStore, OAuth2Token
+from enphase_battery.auth import DEFAULT_REDIRECT_URI
 from enphase_battery.cli import main
 from enphase_battery.simulator import EnphaseSimulator
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.statistics import HourlyRow, hourly_rows
-from enphase_battery.streams import BATTERY, TelemetryInterval
 
 from .test_cli import (  # noqa: F401  (fixtures)
     SINCE,

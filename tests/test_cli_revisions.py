@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import pytest
 
-from enphase_battery.poller import BATTERY, TelemetryInterval
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.simulator import EnphaseSimulator
 
 from .poller_helpers import (

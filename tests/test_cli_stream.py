@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
-from enphase_battery.sqlite_checkpoint import SqliteCheckpoint
+from enphase_battery.store.sqlite import SqliteCheckpoint
 
 from .test_cli import (  # noqa: F401  (fixtures)
     SINCE,

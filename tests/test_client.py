@@ -23,9 +23,7 @@ from enphase_battery import (
     EnphaseConnectionError,
     EnphaseError,
     Granularity,
-    GridState,
     InvalidRequestError,
-    LoadControlMode,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -33,6 +31,7 @@ from enphase_battery import (
     RateLimits,
     ResponseFormatError,
 )
+from enphase_battery.models import GridState, LoadControlMode
 
 from .conftest import MakeClient, MakeManager
 from .fake_api import (

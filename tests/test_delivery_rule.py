@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from enphase_battery.checkpoint import MemoryCheckpoint
-from enphase_battery.poller import TelemetryInterval, TelemetryPoller
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import MemoryCheckpoint
 
 from .poller_helpers import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
 

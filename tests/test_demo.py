@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from enphase_battery.demo import main
+from enphase_battery.cli.demo import main
 
 
 def test_demo_ends_on_a_short_summary(capsys: pytest.CaptureFixture[str]) -> None:

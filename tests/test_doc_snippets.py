@@ -36,13 +36,8 @@ from typing import Any
 
 import pytest
 
-from enphase_battery import (
-    DEFAULT_REDIRECT_URI,
-    EnphaseClient,
-    FileTokenStore,
-    RateLimits,
-    TokenManager,
-)
+from enphase_battery import EnphaseClient, FileTokenStore, RateLimits, TokenManager
+from enphase_battery.auth import DEFAULT_REDIRECT_URI
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.simulator.runner import shell_exports
 

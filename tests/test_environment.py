@@ -1,5 +1,5 @@
 """``EnphaseClient.from_env()`` and the settings it shares with the CLI
-(:mod:`enphase_battery.environment`), against the embedded simulator over loopback HTTP."""
+(:mod:`enphase_battery.client.environment`), against the embedded simulator over loopback HTTP."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import pytest
 
 from enphase_battery import (
     EnphaseClient,
-    FileGovernorBackend,
     FileTokenStore,
     NotSignedInError,
     OAuth2Token,
     QuotaGovernor,
     RateLimits,
-    SettingsError,
 )
-from enphase_battery.environment import EnphaseSettings
+from enphase_battery.client.environment import EnphaseSettings
+from enphase_battery.exceptions import SettingsError
+from enphase_battery.quota import FileGovernorBackend
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.simulator.runner import shell_exports
 

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enphase_battery import (
-    CheckpointInUseError,
     FleetPoller,
     MemoryCheckpoint,
     RateLimits,
     SqliteCheckpoint,
     TelemetryInterval,
 )
+from enphase_battery.exceptions import CheckpointInUseError
 
 from .fleet_helpers import (
     check_exactly_once,

@@ -22,7 +22,7 @@ from enphase_battery import (
     PermissionDeniedError,
     TelemetryInterval,
 )
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 
 from .fleet_helpers import (
     check_exactly_once,

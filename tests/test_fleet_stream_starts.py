@@ -27,9 +27,9 @@ from enphase_battery import (
     SqliteCheckpoint,
     TelemetryInterval,
 )
-from enphase_battery.checkpoint import CheckpointStore
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
+from enphase_battery.store.checkpoint import CheckpointStore
 
 from . import test_cli as _fixtures
 from .fleet_helpers import consume, fleet_simulator, until

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from enphase_battery import FleetPoller, MemoryCheckpoint, TelemetryInterval
-from enphase_battery.checkpoint import StreamState
+from enphase_battery.store.checkpoint import StreamState
 
 from .fleet_helpers import fleet_client, fleet_simulator
 

@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from enphase_battery import QuotaExceededError, RateLimits
-from enphase_battery.governor import (
-    SPACING_MARGIN,
+from enphase_battery.quota.file_backend import FileGovernorBackend
+from enphase_battery.quota.governor import SPACING_MARGIN, QuotaGovernor
+from enphase_battery.quota.state import (
     MemoryGovernorBackend,
     Outcome,
-    QuotaGovernor,
     background_work,
     calendar_month,
 )
-from enphase_battery.governor_file import FileGovernorBackend
 
 JUNE = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from enphase_battery import RateLimits
-from enphase_battery.governor import QuotaGovernor, calendar_month
+from enphase_battery.quota.governor import QuotaGovernor
+from enphase_battery.quota.state import calendar_month
 
 from .test_governor import JUNE, FakeClock
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from enphase_battery import QuotaGovernor, RateLimits
-from enphase_battery.governor import SPACING_MARGIN, GovernorBackend, MemoryGovernorBackend
-from enphase_battery.governor_file import FileGovernorBackend
+from enphase_battery.quota.file_backend import FileGovernorBackend
+from enphase_battery.quota.governor import SPACING_MARGIN
+from enphase_battery.quota.state import GovernorBackend, MemoryGovernorBackend
 
 from .pg_fixtures import pg_schema, postgres_dsn  # noqa: F401
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from enphase_battery import EnphaseConnectionError, QuotaExceededError, RateLimits
-from enphase_battery.governor import QuotaGovernor
+from enphase_battery.quota.governor import QuotaGovernor
 
 from .conftest import MakeClient
 from .fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Reply

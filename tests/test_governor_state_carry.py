@@ -16,13 +16,9 @@ import attrs
 import pytest
 
 from enphase_battery import RateLimits
-from enphase_battery.governor import (
-    SPACING_MARGIN,
-    GovernorState,
-    MemoryGovernorBackend,
-    QuotaGovernor,
-)
-from enphase_battery.governor_file import FileGovernorBackend
+from enphase_battery.quota.file_backend import FileGovernorBackend
+from enphase_battery.quota.governor import SPACING_MARGIN, QuotaGovernor
+from enphase_battery.quota.state import GovernorState, MemoryGovernorBackend
 
 NOW = datetime(2026, 6, 10, tzinfo=UTC).timestamp()
 

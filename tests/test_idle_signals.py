@@ -8,7 +8,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 from enphase_battery import Batch, FleetPoller, MemoryCheckpoint, TelemetryInterval
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 
 from .fleet_helpers import consume_until_idle, fleet_simulator
 from .poller_helpers import FAST, open_env

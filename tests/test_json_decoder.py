@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from enphase_battery import BatterySettings, BatteryTelemetry, EnphaseClient, _json
+from enphase_battery import BatterySettings, BatteryTelemetry, EnphaseClient
 from enphase_battery.models import converter
+from enphase_battery.util import json_decoder as _json
 
 from .fake_api import FakeEnphase, Reply
 

@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from enphase_battery import RateLimits, TelemetryInterval
-from enphase_battery.postgres import LeasedFleet, PostgresCheckpoint
+from enphase_battery.poll import LeasedFleet
+from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.simulator import EnphaseSimulator
 
 from .fleet_helpers import check_exactly_once, streams_of

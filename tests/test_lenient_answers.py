@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from enphase_battery import EnphaseClient, Granularity, ResponseFormatError
-from enphase_battery.poller import FORMAT_RETRIES, TelemetryPoller
+from enphase_battery.poll.poller import FORMAT_RETRIES, TelemetryPoller
 
 from .fake_api import SYSTEM_ID, FakeEnphase, Reply, load_fixture
 

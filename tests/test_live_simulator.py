@@ -11,12 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from enphase_battery import (
-    EnphaseClient,
-    InvalidRequestError,
-    PermissionDeniedError,
-    RateLimits,
-)
+from enphase_battery import EnphaseClient, InvalidRequestError, PermissionDeniedError, RateLimits
 from enphase_battery.live import LiveBudget, LiveSession
 from enphase_battery.live.now import battery_now
 from enphase_battery.models.live import LiveFrame, LiveSource

@@ -6,22 +6,18 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from enphase_battery import (
+from enphase_battery import BatteryMode, BatterySettings, BatteryTelemetry, Granularity, System
+from enphase_battery.models import (
     BatteryLifetime,
-    BatteryMode,
-    BatterySettings,
-    BatteryTelemetry,
     EnchargeTelemetry,
-    Granularity,
     GridState,
     GridStatus,
     LoadControl,
     LoadControlMode,
     StormGuard,
-    System,
     SystemDevices,
+    converter,
 )
-from enphase_battery.models import converter
 
 from .fake_api import load_fixture
 

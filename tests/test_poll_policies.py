@@ -8,17 +8,13 @@ from typing import Any
 
 import pytest
 
-from enphase_battery.engine import EngineOps, StreamOutcome
-from enphase_battery.exceptions import (
-    ApiError,
-    EnphaseConnectionError,
-    PermissionDeniedError,
-)
-from enphase_battery.fleet import FleetPolicy
-from enphase_battery.fleet_system import FollowedSystem
-from enphase_battery.poller import OneSystemPolicy
-from enphase_battery.scheduler import FleetScheduler, Poll
-from enphase_battery.streams import StreamLog
+from enphase_battery.exceptions import ApiError, EnphaseConnectionError, PermissionDeniedError
+from enphase_battery.poll.engine import EngineOps, StreamOutcome
+from enphase_battery.poll.fleet import FleetPolicy
+from enphase_battery.poll.followed import FollowedSystem
+from enphase_battery.poll.poller import OneSystemPolicy
+from enphase_battery.poll.scheduler import FleetScheduler, Poll
+from enphase_battery.poll.stream_log import StreamLog
 
 NOW = 1_780_000_000.0
 

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from enphase_battery import InvalidRequestError
-from enphase_battery.poll_settings import DEFAULT_REVISE_FOR, PollSettings
+from enphase_battery.poll.settings import DEFAULT_REVISE_FOR, PollSettings
 
 
 def test_defaults_and_the_seconds_the_engine_reads() -> None:

@@ -27,14 +27,10 @@ from enphase_battery import (
     QuotaExceededError,
     RateLimits,
 )
-from enphase_battery.checkpoint import MemoryCheckpoint, StreamState
-from enphase_battery.poller import (
-    BATTERY,
-    MONTH_S,
-    TelemetryInterval,
-    TelemetryPoller,
-    poll_interval_for,
-)
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
+from enphase_battery.poll.pacing import MONTH_S, poll_interval_for
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import MemoryCheckpoint, StreamState
 
 from .poller_helpers import (
     HOUR,

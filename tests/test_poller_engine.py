@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 
 from enphase_battery import MemoryCheckpoint, QuotaGovernor, RateLimits, TelemetryInterval
-from enphase_battery.pacing import poll_interval_for
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.pacing import poll_interval_for
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator, SimClock
 
 from .fleet_helpers import check_exactly_once as check_delivered

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from enphase_battery import EnphaseClient, InvalidRequestError
-from enphase_battery.checkpoint import MemoryCheckpoint
-from enphase_battery.poller import TelemetryInterval, TelemetryPoller
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.store.checkpoint import MemoryCheckpoint
 
 from .conftest import MakeClient
 from .fake_api import SYSTEM_ID, FakeEnphase, Recorded, Reply

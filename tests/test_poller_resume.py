@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from enphase_battery import RateLimits, TelemetryInterval
-from enphase_battery.poller import BATTERY, TelemetryPoller
+from enphase_battery.models.delivered import BATTERY
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 
 START = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -16,8 +16,7 @@ import asyncpg
 import pytest
 
 from enphase_battery import InvalidRequestError
-from enphase_battery.checkpoint import CheckpointStore, StreamState
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.postgres import (
     SCHEMA_VERSION,
     CheckpointConflictError,
@@ -25,6 +24,7 @@ from enphase_battery.postgres import (
     SchemaVersionError,
 )
 from enphase_battery.postgres._db import Connection
+from enphase_battery.store.checkpoint import CheckpointStore, StreamState
 
 from .poller_helpers import HOUR, NO_WAIT, check_exactly_once, open_env, run_with_restarts
 
@@ -285,7 +285,7 @@ async def test_a_dsn_as_checkpoint_argument_is_the_postgres_store(
 def test_core_imports_without_the_driver() -> None:
     code = (
         "import sys; sys.modules['asyncpg'] = None\n"
-        "import enphase_battery, enphase_battery.poller, enphase_battery.checkpoint\n"
+        "import enphase_battery, enphase_battery.poll.poller, enphase_battery.store.checkpoint\n"
         "try:\n"
         "    import enphase_battery.postgres\n"
         "except ImportError as err:\n"

@@ -170,7 +170,7 @@ def _utc(epoch: int) -> Any:
 async def test_a_worker_joining_takes_its_share_without_anything_twice(
     pool: asyncpg.Pool, pg_schema: str
 ) -> None:
-    from enphase_battery.postgres import LeasedFleet
+    from enphase_battery.poll import LeasedFleet
 
     plan = RateLimits(60_000, 60.0, 10_000_000)
     async with EnphaseSimulator(

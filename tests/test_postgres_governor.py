@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from enphase_battery import QuotaExceededError, QuotaGovernor, RateLimits
-from enphase_battery.governor import GovernorState
 from enphase_battery.postgres import PostgresGovernorBackend
+from enphase_battery.quota.state import GovernorState
 from enphase_battery.simulator import EnphaseSimulator
 
 ROOT = Path(__file__).resolve().parent.parent

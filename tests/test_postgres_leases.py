@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from enphase_battery import InvalidRequestError
-from enphase_battery.checkpoint import StreamState
 from enphase_battery.postgres import LeaseLostError, LeaseWorker, PostgresCheckpoint
+from enphase_battery.store.checkpoint import StreamState
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 
 from enphase_battery import InvalidRequestError
-from enphase_battery.delivery import Batch
-from enphase_battery.poller import TelemetryInterval, TelemetryPoller
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll.batch import Batch
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres._db import Connection
 

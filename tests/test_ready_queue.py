@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from enphase_battery.checkpoint import MemoryCheckpoint, StreamState, live_store, nowait_saver
-from enphase_battery.ready_queue import ReadyQueue
-from enphase_battery.streams import INTERVAL_S, StreamLog, TelemetryInterval
+from enphase_battery.models.delivered import INTERVAL_S, TelemetryInterval
+from enphase_battery.poll.ready_queue import ReadyQueue
+from enphase_battery.poll.stream_log import StreamLog
+from enphase_battery.store.checkpoint import MemoryCheckpoint, StreamState, live_store, nowait_saver
 
 BASE = 1_780_000_200
 

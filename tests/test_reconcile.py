@@ -10,11 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enphase_battery import EnphaseClient, InvalidRequestError, RateLimits
-from enphase_battery.reconcile import (
-    BATTERY_TOTAL,
-    Verdict,
-    check_span,
-)
+from enphase_battery.reconcile import BATTERY_TOTAL, Verdict, check_span
 from enphase_battery.simulator import EnphaseSimulator
 
 T0 = 1_780_000_200 - 1_780_000_200 % 900  # a quarter-hour

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enphase_battery.redaction import scrub
+from enphase_battery.util.redaction import scrub
 
 
 def test_text_and_nested_bodies_are_scrubbed() -> None:

@@ -15,7 +15,7 @@ from enphase_battery import (
     ResponseFormatError,
 )
 from enphase_battery.exceptions import EnphaseError
-from enphase_battery.retry import RetryPolicy
+from enphase_battery.http.retry import RetryPolicy
 
 POLICY = RetryPolicy(max_retries=4, max_retry_time=120.0, write_retries=1)
 

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enphase_battery.checkpoint import PendingRevision, StreamState
-from enphase_battery.streams import INTERVAL_S, StreamLog, TelemetryInterval
+from enphase_battery.models.delivered import INTERVAL_S, TelemetryInterval
+from enphase_battery.poll.stream_log import StreamLog
+from enphase_battery.store.checkpoint import PendingRevision, StreamState
 
 BASE = 1_780_000_200  # on the 15-minute grid
 SETTLE_S = 3600.0

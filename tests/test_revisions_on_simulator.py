@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from enphase_battery import MemoryCheckpoint
-from enphase_battery.poller import BATTERY, TelemetryInterval, TelemetryPoller
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
+from enphase_battery.poll.poller import TelemetryPoller
 
 from .poller_helpers import (
     HOUR,

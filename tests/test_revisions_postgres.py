@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import asyncpg
 
-from enphase_battery.checkpoint import PendingRevision, StreamState
-from enphase_battery.poller import TelemetryPoller
+from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres.schema import SCHEMA_VERSION, _version_1
+from enphase_battery.store.checkpoint import PendingRevision, StreamState
 
 from .poller_helpers import (
     HOUR,

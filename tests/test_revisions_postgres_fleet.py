@@ -26,10 +26,11 @@ import asyncpg
 import pytest
 
 from enphase_battery import EnphaseClient
-from enphase_battery.postgres import LeasedFleet, PostgresCheckpoint
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll import LeasedFleet
+from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres._db import Connection
 from enphase_battery.simulator import EnphaseSimulator
-from enphase_battery.streams import TelemetryInterval
 
 from .fleet_helpers import fleet_client, fleet_simulator, until
 

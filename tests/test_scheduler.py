@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enphase_battery.scheduler import Discover, FleetScheduler, Poll, Relist
+from enphase_battery.poll.scheduler import Discover, FleetScheduler, Poll, Relist
 
 
 def make(**options: object) -> FleetScheduler:
@@ -139,7 +139,7 @@ def test_a_quiet_poll_is_forced_past_what_the_list_says() -> None:
 
 
 def test_relist_interval_lists_often_only_while_the_polls_keep_up() -> None:
-    from enphase_battery.scheduler import relist_interval
+    from enphase_battery.poll.scheduler import relist_interval
 
     partner_rate = 1_200_000 / (30 * 86_400)  # 80 % of Partner, requests a second
     # Behind (systems with news still queued): listing sooner finds nothing fetchable.

@@ -15,14 +15,13 @@ from enphase_battery import (
     EnphaseClient,
     FileTokenStore,
     Granularity,
-    GridState,
-    LoadControlMode,
     NotFoundError,
     OAuth2Token,
     QuotaExceededError,
     RateLimits,
     TokenManager,
 )
+from enphase_battery.models import GridState, LoadControlMode
 from enphase_battery.simulator import EnphaseSimulator
 
 START = datetime(2026, 6, 1, 12, tzinfo=UTC)

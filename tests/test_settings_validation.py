@@ -114,7 +114,7 @@ async def test_telemetry_poller_settings(
 
 
 async def test_leased_fleet_settings_are_checked_when_it_is_built(client: EnphaseClient) -> None:
-    from enphase_battery.postgres import LeasedFleet
+    from enphase_battery.poll import LeasedFleet
 
     # No server at this address: a setting checked only on connecting would not be.
     dsn = "postgresql://nobody@127.0.0.1:9/nowhere"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enphase_battery.sse import SseDecoder, SseError, SseEvent
+from enphase_battery.http.sse import SseDecoder, SseError, SseEvent
 
 STREAM = (
     b"\xef\xbb\xbfretry: 2500\n"

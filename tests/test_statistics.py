@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.statistics import (
     DEFAULT_HORIZON,
     HourlyEnergy,
@@ -21,7 +22,6 @@ from enphase_battery.statistics import (
     hour_of,
     hourly_rows,
 )
-from enphase_battery.streams import BATTERY, TelemetryInterval
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 RowKey = tuple[int, str, datetime]
@@ -417,8 +417,8 @@ def test_the_statistics_load_without_the_poller_the_client_sqlite_or_the_cli() -
     )
     loaded = set(done.stdout.split())
     assert "enphase_battery.statistics" in loaded
-    heavy = {"sqlite3", "aiohttp", "enphase_battery.poller", "enphase_battery.client"}
-    assert not loaded & (heavy | {"enphase_battery.cli", "enphase_battery.engine"})
+    heavy = {"sqlite3", "aiohttp", "enphase_battery.poll.poller", "enphase_battery.client"}
+    assert not loaded & (heavy | {"enphase_battery.cli", "enphase_battery.poll.engine"})
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,4 +1,4 @@
-"""The per-stream logic (``enphase_battery.streams``), pure: no HTTP, no clock."""
+"""The per-stream logic (``enphase_battery.poll.stream_log``), pure: no HTTP, no clock."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enphase_battery.checkpoint import StreamState
-from enphase_battery.streams import INTERVAL_S, StreamLog, TelemetryInterval, end_times
+from enphase_battery.models.delivered import INTERVAL_S, TelemetryInterval
+from enphase_battery.poll.stream_log import StreamLog, end_times
+from enphase_battery.store.checkpoint import StreamState
 
 BASE = 1_780_000_200  # on the 15-minute grid
 HORIZON_S = 6 * 86_400.0

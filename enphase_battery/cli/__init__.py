@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 # Nothing heavy at the top: a Ctrl-C that lands while this module loads, before ``main``
 # has taken SIGINT, would be a traceback; asyncio, the SDK and aiohttp load in main().
-from .errors import (
+from enphase_battery.cli.errors import (
     EXIT_API_ERROR,
     EXIT_AUTH,
     EXIT_INTERRUPTED,
@@ -37,13 +37,13 @@ from .errors import (
     PROG,
     _Interrupted,
 )
-from .interrupts import HOLD, StopSignal
+from enphase_battery.cli.interrupts import HOLD, StopSignal
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from .settings import _Context
+    from enphase_battery.cli.settings import _Context
 
 __all__ = [
     "EXIT_API_ERROR",
@@ -59,7 +59,7 @@ __all__ = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``enphase-battery`` argument parser: every command and option."""
-    from .parser import build_parser as build
+    from enphase_battery.cli.parser import build_parser as build
 
     return build()
 
@@ -96,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 128 + stop.signum
     except Exception as err:
-        from .report import REPORTED, _exit_code_for, _message_for
+        from enphase_battery.cli.report import REPORTED, _exit_code_for, _message_for
 
         if not isinstance(err, REPORTED):
             raise  # a bug: its traceback is what a report needs
-        from .output import _one_line
+        from enphase_battery.cli.output import _one_line
 
         ctx = contexts[0] if contexts else None
         sys.stderr.write(f"{PROG}: error: {_one_line(_message_for(err, ctx))}\n")
@@ -118,8 +118,8 @@ def _run_main(argv: Sequence[str] | None, stops: StopSignal, contexts: list[_Con
     import asyncio
     import logging
 
-    from .interrupts import run_command
-    from .settings import _make_context
+    from enphase_battery.cli.interrupts import run_command
+    from enphase_battery.cli.settings import _make_context
 
     args = build_parser().parse_args(argv)
     if getattr(args, "verbose", False):

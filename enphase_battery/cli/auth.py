@@ -17,11 +17,19 @@ import aiohttp
 if TYPE_CHECKING:
     from aiohttp import web
 
-from ..auth import FileTokenStore, TokenManager
-from .errors import EXIT_API_ERROR, EXIT_AUTH, EXIT_OK, EXIT_USAGE, PROG, CliError
-from .output import _cell, _out, _pairs, _print_json
-from .session import _load_token, _token_manager
-from .settings import _Context, _write_private_json
+from enphase_battery.auth.manager import TokenManager
+from enphase_battery.auth.tokens import FileTokenStore
+from enphase_battery.cli.errors import (
+    EXIT_API_ERROR,
+    EXIT_AUTH,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+)
+from enphase_battery.cli.output import _cell, _out, _pairs, _print_json
+from enphase_battery.cli.session import _load_token, _token_manager
+from enphase_battery.cli.settings import _Context, _write_private_json
 
 #: Where ``auth login --listen`` listens unless told otherwise; the app's registered
 #: redirect URI must then be ``http://127.0.0.1:8765/callback``.

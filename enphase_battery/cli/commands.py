@@ -11,10 +11,10 @@ from typing import Any
 
 import attrs
 
-from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _jsonable, _out, _pairs, _print_json, _table
-from .session import _open_client
-from .settings import _Context
+from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from enphase_battery.cli.output import _jsonable, _out, _pairs, _print_json, _table
+from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.settings import _Context
 
 
 async def _cmd_systems(ctx: _Context) -> int:

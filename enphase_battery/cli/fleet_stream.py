@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..fleet import FleetPoller
-from ..streams import TelemetryInterval
-from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell, _StatusLine
-from .session import _open_client
-from .settings import _Context
+from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from enphase_battery.cli.output import _cell, _StatusLine
+from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.settings import _Context
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll.fleet import FleetPoller
 
 if TYPE_CHECKING:
     pass
@@ -84,8 +84,8 @@ async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInter
 
 async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
     """Stream many systems (``None``: every system the token can see)."""
-    from .pg_stream import _cmd_stream_leased, is_dsn
-    from .stream import _IntervalWriter, _open_output, _stream_since
+    from enphase_battery.cli.pg_stream import _cmd_stream_leased, is_dsn
+    from enphase_battery.cli.stream import _IntervalWriter, _open_output, _stream_since
 
     args = ctx.args
     if args.encharge or args.no_battery:
@@ -104,7 +104,7 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
         # Shared with other runs through PostgreSQL: leases decide who follows what.
         return await _cmd_stream_leased(ctx, system_ids)
     checkpoint = _fleet_checkpoint(ctx)
-    from .hourly import _HourlyWriter, check_mode
+    from enphase_battery.cli.hourly import _HourlyWriter, check_mode
 
     check_mode(checkpoint, hourly=args.hourly)
     since = _stream_since(checkpoint, args.since)
@@ -125,7 +125,7 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
             )
             async with poller:
                 if hourly_writer is not None:
-                    from .hourly import stream_hourly
+                    from enphase_battery.cli.hourly import stream_hourly
 
                     await stream_hourly(
                         poller,

@@ -30,17 +30,18 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import attrs
 
-from ..batch import Batch
-from ..checkpoint import CheckpointStore
-from ..exceptions import CheckpointError
-from ..statistics import HourlyEnergy, HourlyRow
-from ..streams import StreamKey, TelemetryInterval, checkpoint_key
-from .errors import EXIT_USAGE, CliError
-from .output import _jsonable
-from .waiting import next_while_ticking
+from enphase_battery.cli.errors import EXIT_USAGE, CliError
+from enphase_battery.cli.output import _jsonable
+from enphase_battery.cli.waiting import next_while_ticking
+from enphase_battery.exceptions import CheckpointError
+from enphase_battery.models.delivered import StreamKey, TelemetryInterval
+from enphase_battery.poll.batch import Batch
+from enphase_battery.poll.stream_log import checkpoint_key
+from enphase_battery.statistics import HourlyEnergy, HourlyRow
+from enphase_battery.store.checkpoint import CheckpointStore
 
 if TYPE_CHECKING:
-    from ..front import PollerFront
+    from enphase_battery.poll.front import PollerFront
 
 #: The table of the aggregator's state, in the checkpoint's file.
 TABLE = "hourly_energy"

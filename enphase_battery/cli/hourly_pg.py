@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..delivery import Batch
-from ..postgres import Connection, Database, LeasedFleet, quote_ident
-from ..statistics import HourlyEnergy, HourlyRow
-from ..streams import StreamKey, TelemetryInterval, checkpoint_key
-from .errors import EXIT_USAGE, CliError
+from enphase_battery.cli.errors import EXIT_USAGE, CliError
+from enphase_battery.models.delivered import StreamKey, TelemetryInterval
+from enphase_battery.poll import LeasedFleet
+from enphase_battery.poll.batch import Batch
+from enphase_battery.poll.stream_log import checkpoint_key
+from enphase_battery.postgres import Connection, Database, quote_ident
+from enphase_battery.statistics import HourlyEnergy, HourlyRow
 
 __all__ = ["PgHourlyState", "check_pg_mode"]
 

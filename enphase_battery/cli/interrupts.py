@@ -26,13 +26,13 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, Any
 
-from .errors import _Interrupted
+from enphase_battery.cli.errors import _Interrupted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from types import FrameType
 
-    from .settings import _Context
+    from enphase_battery.cli.settings import _Context
 
 RAISE = "raise"
 HOLD = "hold"

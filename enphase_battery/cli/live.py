@@ -16,14 +16,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ..live import LiveBudget, LiveSession
-from ..live.now import battery_now
-from ..models.live import LiveFrame
-from .argtypes import _moment, _positive_int, _positive_seconds
-from .errors import EXIT_OK, PROG
-from .output import _cell, _jsonable, _out, _plural, _print_json, _table
-from .session import _open_client
-from .settings import _Context
+from enphase_battery.cli.argtypes import _moment, _positive_int, _positive_seconds
+from enphase_battery.cli.errors import EXIT_OK, PROG
+from enphase_battery.cli.output import _cell, _jsonable, _out, _plural, _print_json, _table
+from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.settings import _Context
+from enphase_battery.live import LiveBudget, LiveSession
+from enphase_battery.live.now import battery_now
+from enphase_battery.models.live import LiveFrame
 
 __all__ = ["DEFAULT_BUDGET", "EXIT_HOLES", "add_live_commands"]
 

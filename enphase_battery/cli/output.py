@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 import attrs
 
-from ..redaction import printable, scrub
-from .errors import PROG
+from enphase_battery.cli.errors import PROG
+from enphase_battery.util.redaction import printable, scrub
 
 #: Every secret seen in this run, removed from any error message as a last line of defence.
 _SECRETS: set[str] = set()

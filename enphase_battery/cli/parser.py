@@ -5,15 +5,27 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-from .. import __version__
-from ..auth import DEFAULT_AUTHORIZE_URL, DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
-from ..client import DEFAULT_BASE_URL
-from ..environment import PLANS
-from ..front import DEFAULT_REVISE_FOR
-from ..models import Granularity
-from .argtypes import _day, _hhmm, _moment, _percent, _positive_int, _revise_for, _seconds
-from .auth import DEFAULT_LISTEN_PORT, _cmd_auth_login, _cmd_auth_logout, _cmd_auth_status
-from .commands import (
+from enphase_battery.auth.manager import (
+    DEFAULT_AUTHORIZE_URL,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_TOKEN_URL,
+)
+from enphase_battery.cli.argtypes import (
+    _day,
+    _hhmm,
+    _moment,
+    _percent,
+    _positive_int,
+    _revise_for,
+    _seconds,
+)
+from enphase_battery.cli.auth import (
+    DEFAULT_LISTEN_PORT,
+    _cmd_auth_login,
+    _cmd_auth_logout,
+    _cmd_auth_status,
+)
+from enphase_battery.cli.commands import (
     _cmd_devices,
     _cmd_grid_status,
     _cmd_lifetime,
@@ -24,11 +36,16 @@ from .commands import (
     _cmd_storm_guard,
     _cmd_systems,
 )
-from .errors import EXIT_USAGE, PROG, CliError
-from .live import add_live_commands
-from .stream import _cmd_stream
-from .telemetry import _cmd_telemetry
-from .usage import _cmd_usage
+from enphase_battery.cli.errors import EXIT_USAGE, PROG, CliError
+from enphase_battery.cli.live import add_live_commands
+from enphase_battery.cli.stream import _cmd_stream
+from enphase_battery.cli.telemetry import _cmd_telemetry
+from enphase_battery.cli.usage import _cmd_usage
+from enphase_battery.client.environment import PLANS
+from enphase_battery.http.routes import DEFAULT_BASE_URL
+from enphase_battery.models import Granularity
+from enphase_battery.poll.settings import DEFAULT_REVISE_FOR
+from enphase_battery.util.version import VERSION as __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -363,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_simulate(commands: Any) -> None:
-    from ..simulator.cli import add_simulate_parser, run_simulate
+    from enphase_battery.simulator.cli import add_simulate_parser, run_simulate
 
     simulate = add_simulate_parser(commands)
     # The simulator runs its own event loop (asyncio.run), so it is called synchronously.

@@ -1,6 +1,6 @@
 """``stream --checkpoint postgresql://...``: several terminals (or hosts) share the systems.
 
-Each run is one worker of :class:`~enphase_battery.postgres.LeasedFleet`: it follows the
+Each run is one worker of :class:`~enphase_battery.poll.LeasedFleet`: it follows the
 systems whose leases it holds, writes their rows and commits each batch to the shared
 checkpoint; the quota governor's count lives in the same database, so every run on the
 API key keeps to the plan together.  Start more runs and the systems spread over them;
@@ -16,10 +16,10 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..delivery import Batch
-from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .session import _open_client
-from .settings import _Context
+from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.settings import _Context
+from enphase_battery.poll.batch import Batch
 
 __all__ = ["is_dsn"]
 
@@ -55,13 +55,14 @@ async def _next_batch(
 async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int:
     """Stream the systems this run holds the leases of (``None``: every system listed)."""
     try:
-        from ..postgres import Database, LeasedFleet, PostgresGovernorBackend
+        from enphase_battery.poll import LeasedFleet
+        from enphase_battery.postgres import Database, PostgresGovernorBackend
     except ImportError as err:
         raise CliError(str(err), EXIT_USAGE) from None
-    from .fleet_stream import _FleetProgress
-    from .hourly import _HourlyWriter
-    from .hourly_pg import PgHourlyState, check_pg_mode
-    from .stream import _IntervalWriter, _open_output
+    from enphase_battery.cli.fleet_stream import _FleetProgress
+    from enphase_battery.cli.hourly import _HourlyWriter
+    from enphase_battery.cli.hourly_pg import PgHourlyState, check_pg_mode
+    from enphase_battery.cli.stream import _IntervalWriter, _open_output
 
     args = ctx.args
     schema = getattr(args, "pg_schema", None) or "enphase"

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..exceptions import (
+from enphase_battery.cli.errors import (
+    EXIT_API_ERROR,
+    EXIT_AUTH,
+    EXIT_RATE_LIMIT,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+)
+from enphase_battery.exceptions import (
     AuthenticationError,
     EnphaseConnectionError,
     EnphaseError,
     InvalidRequestError,
     RateLimitError,
 )
-from .errors import EXIT_API_ERROR, EXIT_AUTH, EXIT_RATE_LIMIT, EXIT_USAGE, PROG, CliError
 
 if TYPE_CHECKING:
-    from .settings import _Context
+    from enphase_battery.cli.settings import _Context
 
 #: The app's own credentials: when refused, signing in again cannot help.
 _APP_CREDENTIALS = {"api_key": ("api_key",), "client_secret": ("client_id", "client_secret")}

@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ..auth import FileTokenStore, OAuth2Token, TokenManager
-from ..client import EnphaseClient
-from ..exceptions import InvalidRequestError, NotSignedInError, SettingsError
-from ..governor import GovernorBackend
-from .errors import EXIT_AUTH, EXIT_USAGE, PROG, CliError
-from .output import _SECRETS
-from .settings import _Context
-from .usage import open_governor
+from enphase_battery.auth.manager import TokenManager
+from enphase_battery.auth.tokens import FileTokenStore, OAuth2Token
+from enphase_battery.cli.errors import EXIT_AUTH, EXIT_USAGE, PROG, CliError
+from enphase_battery.cli.output import _SECRETS
+from enphase_battery.cli.settings import _Context
+from enphase_battery.cli.usage import open_governor
+from enphase_battery.client.client import EnphaseClient
+from enphase_battery.exceptions import InvalidRequestError, NotSignedInError, SettingsError
+from enphase_battery.quota.state import GovernorBackend
 
 
 @contextlib.asynccontextmanager

@@ -1,6 +1,6 @@
 """Settings: flags, then the environment, then ``config.json`` in the config directory.
 
-The resolution itself is the SDK's (:mod:`enphase_battery.environment`), so a program using
+The resolution itself is the SDK's (:mod:`enphase_battery.client.environment`), so a program using
 ``EnphaseClient.from_env()`` and the CLI read the same variables and files; this module adds
 the flags, the CLI's exit codes and the private files the CLI writes.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..environment import EnphaseSettings
-from ..exceptions import SettingsError
-from .errors import EXIT_USAGE, CliError
-from .output import _SECRETS, _warn
+from enphase_battery.cli.errors import EXIT_USAGE, CliError
+from enphase_battery.cli.output import _SECRETS, _warn
+from enphase_battery.client.environment import EnphaseSettings
+from enphase_battery.exceptions import SettingsError
 
 #: Settings whose flag is not ``--`` + the setting's name.
 _FLAGS = {"config_file": "--config", "system_id": "--system", "token_file": "--token-file"}
@@ -99,7 +99,7 @@ class _Context:
 
 def _make_context(args: argparse.Namespace) -> _Context:
     """The settings of this run: flags, then ``ENPHASE_*`` variables, then ``config.json``
-    (:class:`~enphase_battery.environment.EnphaseSettings`, shared with the SDK)."""
+    (:class:`~enphase_battery.client.environment.EnphaseSettings`, shared with the SDK)."""
     try:
         settings = EnphaseSettings.load(
             **{name: getattr(args, flag, None) for name, flag in _SETTING_FLAGS.items()},

@@ -12,16 +12,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..client import EnphaseClient
-from ..poller import TelemetryInterval, TelemetryPoller, check_start_at
-from .argtypes import _moment
-from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell, _plural, _StatusLine, _warn
-from .pg_stream import is_dsn
-from .session import _known_encharges, _open_client
-from .settings import _Context, _write_private_text
-from .telemetry import _RECORD_FIELDS, _interval_record
-from .waiting import next_while_ticking
+from enphase_battery.cli.argtypes import _moment
+from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from enphase_battery.cli.output import _cell, _plural, _StatusLine, _warn
+from enphase_battery.cli.pg_stream import is_dsn
+from enphase_battery.cli.session import _known_encharges, _open_client
+from enphase_battery.cli.settings import _Context, _write_private_text
+from enphase_battery.cli.telemetry import _RECORD_FIELDS, _interval_record
+from enphase_battery.cli.waiting import next_while_ticking
+from enphase_battery.client.client import EnphaseClient
+from enphase_battery.models.delivered import TelemetryInterval
+from enphase_battery.poll.poller import TelemetryPoller
+from enphase_battery.poll.settings import check_start_at
 
 if TYPE_CHECKING:
     pass
@@ -216,7 +218,7 @@ async def _cmd_stream(ctx: _Context) -> int:
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
         if args.all_systems and systems:
             raise CliError("give --all-systems or --system, not both", EXIT_USAGE)
-        from .fleet_stream import _cmd_stream_fleet
+        from enphase_battery.cli.fleet_stream import _cmd_stream_fleet
 
         if not args.all_systems and not systems:
             systems = [ctx.system_id()]
@@ -227,7 +229,7 @@ async def _cmd_stream(ctx: _Context) -> int:
     encharges = _stream_encharges(ctx)
     checkpoint = _checkpoint_path(ctx, system_id)
     # Here, not at the top: `enphase-battery --help` must not load SQLite.
-    from .hourly import _HourlyWriter, check_mode
+    from enphase_battery.cli.hourly import _HourlyWriter, check_mode
 
     check_mode(checkpoint, hourly=args.hourly)
     # The arguments are valid: remember --since now, not once the poller is built, so
@@ -254,7 +256,7 @@ async def _cmd_stream(ctx: _Context) -> int:
             async with poller:
                 running.append((poller, client))
                 if hourly_writer is not None:
-                    from .hourly import stream_hourly
+                    from enphase_battery.cli.hourly import stream_hourly
 
                     await stream_hourly(
                         poller,

@@ -10,14 +10,14 @@ from typing import Any
 
 import attrs
 
-from ..client import EnphaseClient
-from ..exceptions import ApiError
-from ..models import Granularity
-from ..poller import TelemetryInterval
-from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _cell, _jsonable, _out, _print_json, _table, _warn
-from .session import _open_client
-from .settings import _Context
+from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from enphase_battery.cli.output import _cell, _jsonable, _out, _print_json, _table, _warn
+from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.settings import _Context
+from enphase_battery.client.client import EnphaseClient
+from enphase_battery.exceptions import ApiError
+from enphase_battery.models import Granularity
+from enphase_battery.models.delivered import TelemetryInterval
 
 _FIRST_INTERVAL = re.compile(r"first_interval\D{0,8}(\d{9,11})")
 

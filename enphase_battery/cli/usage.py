@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..environment import USAGE_RESET_HINT
-from ..governor import GovernorBackend, QuotaGovernor
-from ..governor_file import FileGovernorBackend
-from ..limits import RateLimits
-from .errors import EXIT_OK
-from .output import _out, _pairs, _print_json
-from .settings import _Context
+from enphase_battery.cli.errors import EXIT_OK
+from enphase_battery.cli.output import _out, _pairs, _print_json
+from enphase_battery.cli.settings import _Context
+from enphase_battery.client.environment import USAGE_RESET_HINT
+from enphase_battery.quota.file_backend import FileGovernorBackend
+from enphase_battery.quota.governor import QuotaGovernor
+from enphase_battery.quota.limits import RateLimits
+from enphase_battery.quota.state import GovernorBackend
 
 #: What a "quota spent" message tells the user to do about a local count.
 RESET_HINT = USAGE_RESET_HINT

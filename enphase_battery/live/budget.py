@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ..exceptions import InvalidRequestError
+from enphase_battery.exceptions import InvalidRequestError
 
 __all__ = ["LIVE_PRICE_PER_CONNECTION", "LiveBudget", "LiveLedger", "LiveSpend"]
 

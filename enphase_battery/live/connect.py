@@ -15,16 +15,16 @@ from typing import Protocol
 
 import aiohttp
 
-from .._json import loads
-from ..exceptions import ResponseFormatError
-from ..http_errors import error_for, truncate
-from ..limits import RateLimits
-from ..models.now import LatestTelemetry
-from ..redaction import printable
-from ..routes import ROUTES
-from ..transport import Transport
-from .errors import LIVE_ERROR_CODES, envelope_error, live_error
-from .frames import ERROR_CODE_KEYS
+from enphase_battery.exceptions import ResponseFormatError
+from enphase_battery.http.calls import Transport
+from enphase_battery.http.errors import error_for, truncate
+from enphase_battery.http.routes import ROUTES
+from enphase_battery.live.errors import LIVE_ERROR_CODES, envelope_error, live_error
+from enphase_battery.live.frames import ERROR_CODE_KEYS
+from enphase_battery.models.now import LatestTelemetry
+from enphase_battery.quota.limits import RateLimits
+from enphase_battery.util.json_decoder import loads
+from enphase_battery.util.redaction import printable
 
 __all__ = ["DURATION_SENT_AS", "LiveTransport", "open_live_stream"]
 

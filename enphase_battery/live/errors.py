@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ..exceptions import ApiError
+from enphase_battery.exceptions import ApiError
 
 __all__ = [
     "LIVE_ERROR_CODES",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..limits import RateLimits
+from enphase_battery.quota.limits import RateLimits
 
 __all__ = ["default_fallback_interval_s"]
 

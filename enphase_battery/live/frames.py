@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .._json import loads
-from ..models.live import LiveFrame, LiveSource, structure_live_frame
-from ..models.now import LatestTelemetry
-from ..sse import SseEvent
-from .errors import envelope_error
+from enphase_battery.http.sse import SseEvent
+from enphase_battery.live.errors import envelope_error
+from enphase_battery.models.live import LiveFrame, LiveSource, structure_live_frame
+from enphase_battery.models.now import LatestTelemetry
+from enphase_battery.util.json_decoder import loads
 
 __all__ = ["ERROR_CODE_KEYS", "frame_from_event", "frame_from_latest"]
 

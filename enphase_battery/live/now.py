@@ -9,13 +9,13 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..exceptions import PermissionDeniedError
-from ..models import BatteryMode, BatteryTelemetry, Granularity, GridState, GridStatus
-from ..models.now import LatestTelemetry
-from ..models.vocabulary import BatteryState
-from .budget import LiveBudget
-from .errors import LiveDataError
-from .session import LiveSession
+from enphase_battery.exceptions import PermissionDeniedError
+from enphase_battery.live.budget import LiveBudget
+from enphase_battery.live.errors import LiveDataError
+from enphase_battery.live.session import LiveSession
+from enphase_battery.models import BatteryMode, BatteryTelemetry, Granularity, GridState, GridStatus
+from enphase_battery.models.now import LatestTelemetry
+from enphase_battery.models.vocabulary import BatteryState
 
 __all__ = ["BatteryNow", "NowReads", "battery_now"]
 

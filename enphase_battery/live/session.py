@@ -32,7 +32,7 @@ from typing import Any, Self
 
 import aiohttp
 
-from ..exceptions import (
+from enphase_battery.exceptions import (
     ApiError,
     AuthenticationError,
     EnphaseConnectionError,
@@ -43,20 +43,20 @@ from ..exceptions import (
     RateLimitError,
     ResponseFormatError,
 )
-from ..models.live import LiveFrame, LiveSource
-from ..sse import SseDecoder, SseError
-from .budget import LiveBudget, LiveLedger, LiveSpend
-from .connect import LiveTransport
-from .errors import (
+from enphase_battery.http.sse import SseDecoder, SseError
+from enphase_battery.live.budget import LiveBudget, LiveLedger, LiveSpend
+from enphase_battery.live.connect import LiveTransport
+from enphase_battery.live.errors import (
     LiveAction,
     LiveBudgetExhaustedError,
     LiveDataError,
     action_for,
     live_error,
 )
-from .fallback import default_fallback_interval_s
-from .frames import frame_from_event, frame_from_latest
-from .stats import LiveStats
+from enphase_battery.live.fallback import default_fallback_interval_s
+from enphase_battery.live.frames import frame_from_event, frame_from_latest
+from enphase_battery.live.stats import LiveStats
+from enphase_battery.models.live import LiveFrame, LiveSource
 
 __all__ = [
     "DEFAULT_DURATION_S",

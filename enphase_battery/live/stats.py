@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ..models.live import LiveSource
+from enphase_battery.models.live import LiveSource
 
 __all__ = ["LiveStats"]
 

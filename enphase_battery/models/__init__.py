@@ -1,4 +1,7 @@
-"""Typed models of the API's answers.
+"""Typed models of the API's answers, of what the pollers deliver (:mod:`.delivered`), and
+the argument checks that turn a caller's values into the API's form (:mod:`.validation`).
+
+May import ``util`` and ``exceptions`` only.
 
 Attributes keep the API's JSON field names (already snake_case), with datetimes tz-aware
 UTC, energy in Wh, enums for fixed vocabularies, unknown extra fields ignored and missing
@@ -10,9 +13,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import BatterySettings, GridStatus, LoadCircuit, LoadControl, StormGuard
-from .discovery import Address, Device, DeviceGroups, System, SystemDevices
-from .telemetry import (
+from enphase_battery.models.config import (
+    BatterySettings,
+    GridStatus,
+    LoadCircuit,
+    LoadControl,
+    StormGuard,
+)
+from enphase_battery.models.delivered import BATTERY, INTERVAL_S, StreamKey, TelemetryInterval
+from enphase_battery.models.discovery import Address, Device, DeviceGroups, System, SystemDevices
+from enphase_battery.models.live import LiveFrame, LiveSource
+from enphase_battery.models.now import (
+    LatestDevice,
+    LatestTelemetry,
+    MeterReading,
+    StorageMeterReadings,
+    SystemSummary,
+)
+from enphase_battery.models.telemetry import (
     BatteryInterval,
     BatteryLifetime,
     BatteryTelemetry,
@@ -23,7 +41,7 @@ from .telemetry import (
     LifetimeMeta,
     SocReading,
 )
-from .vocabulary import (
+from enphase_battery.models.vocabulary import (
     BatteryMode,
     BatteryState,
     Flag,
@@ -34,9 +52,11 @@ from .vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from ._converter import converter
+    from enphase_battery.models._converter import converter
 
 __all__ = [
+    "BATTERY",
+    "INTERVAL_S",
     "Address",
     "BatteryInterval",
     "BatteryLifetime",
@@ -53,16 +73,25 @@ __all__ = [
     "Granularity",
     "GridState",
     "GridStatus",
+    "LatestDevice",
+    "LatestTelemetry",
     "LifetimeDay",
     "LifetimeMeta",
+    "LiveFrame",
+    "LiveSource",
     "LoadCircuit",
     "LoadControl",
     "LoadControlMode",
+    "MeterReading",
     "Percent",
     "SocReading",
+    "StorageMeterReadings",
     "StormGuard",
+    "StreamKey",
     "System",
     "SystemDevices",
+    "SystemSummary",
+    "TelemetryInterval",
     "converter",
 ]
 
@@ -71,7 +100,7 @@ def __getattr__(name: str) -> Any:
     # The converter (and cattrs with it, a large import) loads when first asked for: the
     # client structures its first answer with it, ``--help`` and a bare import never do.
     if name == "converter":
-        from ._converter import converter
+        from enphase_battery.models._converter import converter
 
         globals()["converter"] = converter  # found directly from now on
         return converter

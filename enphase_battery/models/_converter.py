@@ -12,8 +12,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-from ._intervals import _intervals_hook
-from ._scalars import (
+from enphase_battery.models._intervals import _intervals_hook
+from enphase_battery.models._scalars import (
     _structure_date,
     _structure_datetime,
     _structure_flag,
@@ -21,11 +21,11 @@ from ._scalars import (
     _structure_percent,
     _warn_unknown,
 )
-from .config import BatterySettings, GridStatus, StormGuard
-from .discovery import Device, DeviceGroups
-from .live import LiveFrame, structure_live_frame
-from .telemetry import BatteryInterval, EnchargeInterval
-from .vocabulary import (
+from enphase_battery.models.config import BatterySettings, GridStatus, StormGuard
+from enphase_battery.models.discovery import Device, DeviceGroups
+from enphase_battery.models.live import LiveFrame, structure_live_frame
+from enphase_battery.models.telemetry import BatteryInterval, EnchargeInterval
+from enphase_battery.models.vocabulary import (
     BatteryMode,
     BatteryState,
     Flag,

@@ -8,9 +8,14 @@ from itertools import accumulate, repeat
 from operator import add, itemgetter
 from typing import Any
 
-from .._slots import consume, slot_setters
-from ._scalars import _structure_datetime, _structure_int, _structure_percent, _warn_unknown
-from .telemetry import EnergyReading, SocReading
+from enphase_battery.models._scalars import (
+    _structure_datetime,
+    _structure_int,
+    _structure_percent,
+    _warn_unknown,
+)
+from enphase_battery.models.telemetry import EnergyReading, SocReading
+from enphase_battery.util.slots import consume, slot_setters
 
 __all__: list[str] = []
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import attrs
 
-from .vocabulary import BatteryMode, Flag, GridState, LoadControlMode
+from enphase_battery.models.vocabulary import BatteryMode, Flag, GridState, LoadControlMode
 
 __all__ = ["BatterySettings", "GridStatus", "LoadCircuit", "LoadControl", "StormGuard"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from .._slots import slot_setters
-from .vocabulary import BatteryMode, BatteryState, GridState
+from enphase_battery.models.vocabulary import BatteryMode, BatteryState, GridState
+from enphase_battery.util.slots import slot_setters
 
 __all__ = ["LiveFrame", "LiveSource", "structure_live_frame"]
 

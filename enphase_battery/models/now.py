@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 import attrs
 
-from .vocabulary import BatteryState
+from enphase_battery.models.vocabulary import BatteryState
 
 __all__ = [
     "LatestDevice",

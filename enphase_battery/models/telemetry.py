@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
-from .vocabulary import Granularity, Percent
+from enphase_battery.models.vocabulary import Granularity, Percent
 
 __all__ = [
     "BatteryInterval",

@@ -21,7 +21,7 @@ from typing import TypeAlias, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ..exceptions import InvalidRequestError
+from enphase_battery.exceptions import InvalidRequestError
 
 #: A connection as the stores see it: your own, or one lent by a pool.
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy

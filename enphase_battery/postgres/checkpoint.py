@@ -23,16 +23,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ..checkpoint import StreamState
-from ..exceptions import InvalidRequestError
-from ._db import Connection, Database, quote_ident
-from .checkpoint_rows import compare_and_set, revisions, state_of, stored_rows, stored_states
-from .errors import CheckpointConflictError
-from .fence import Fence, check_fence, system_of
-from .schema import ensure_schema
+from enphase_battery.exceptions import InvalidRequestError
+from enphase_battery.postgres._db import Connection, Database, quote_ident
+from enphase_battery.postgres.checkpoint_rows import (
+    compare_and_set,
+    revisions,
+    state_of,
+    stored_rows,
+    stored_states,
+)
+from enphase_battery.postgres.errors import CheckpointConflictError
+from enphase_battery.postgres.fence import Fence, check_fence, system_of
+from enphase_battery.postgres.schema import ensure_schema
+from enphase_battery.store.checkpoint import StreamState
 
 if TYPE_CHECKING:
-    from ..streams import TelemetryInterval
+    from enphase_battery.models.delivered import TelemetryInterval
 
 __all__ = ["BatchWriter", "Fence", "PostgresCheckpoint", "RowWriter"]
 
@@ -60,7 +66,7 @@ class Batch(Protocol):
 
 
 class PostgresCheckpoint:
-    """A :class:`~enphase_battery.checkpoint.CheckpointStore` in PostgreSQL.
+    """A :class:`~enphase_battery.store.checkpoint.CheckpointStore` in PostgreSQL.
 
     Args:
         source: an ``asyncpg.Pool`` you own (never closed here) or a

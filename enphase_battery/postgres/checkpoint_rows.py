@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..checkpoint import StreamState, covered_from, revising_from_json, revising_to_json
-from ._db import Connection
+from enphase_battery.postgres._db import Connection
+from enphase_battery.store.checkpoint import (
+    StreamState,
+    covered_from,
+    revising_from_json,
+    revising_to_json,
+)
 
 __all__ = ["compare_and_set", "revisions", "state_of", "stored_rows", "stored_states"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..exceptions import EnphaseError
+from enphase_battery.exceptions import EnphaseError
 
 __all__ = ["CheckpointConflictError", "LeaseLostError"]
 

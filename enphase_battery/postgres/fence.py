@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ._db import Connection
-from .errors import LeaseLostError
+from enphase_battery.postgres._db import Connection
+from enphase_battery.postgres.errors import LeaseLostError
 
 __all__ = ["Fence", "check_fence", "system_of"]
 

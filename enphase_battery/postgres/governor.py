@@ -1,6 +1,6 @@
 """``PostgresGovernorBackend``: one quota governor shared by every process on an API key.
 
-:class:`~enphase_battery.governor.QuotaGovernor` keeps all the rules (spacing, the
+:class:`~enphase_battery.quota.governor.QuotaGovernor` keeps all the rules (spacing, the
 month's count, the background budget, refunds); a backend only applies its pure update
 function atomically.  Here that is a compare-and-set on the key's row (write the new
 state only if the row still holds the state it was computed from, else recompute), so N
@@ -21,9 +21,9 @@ from typing import TypeVar
 
 import asyncpg
 
-from ..governor import GovernorState
-from ._db import Connection, Database, quote_ident
-from .schema import ensure_schema
+from enphase_battery.postgres._db import Connection, Database, quote_ident
+from enphase_battery.postgres.schema import ensure_schema
+from enphase_battery.quota.state import GovernorState
 
 __all__ = ["PostgresGovernorBackend"]
 
@@ -37,7 +37,7 @@ _ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) = 'off'"
 
 
 class PostgresGovernorBackend:
-    """A :class:`~enphase_battery.governor.GovernorBackend` in PostgreSQL.
+    """A :class:`~enphase_battery.quota.governor.GovernorBackend` in PostgreSQL.
 
     Args:
         source: an ``asyncpg.Pool`` you own, a DSN (its own pool, closed by

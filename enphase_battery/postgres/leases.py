@@ -32,9 +32,9 @@ from typing import Self
 import asyncpg
 import attrs
 
-from ..exceptions import InvalidRequestError
-from ._db import Connection, Database, quote_ident
-from .schema import ensure_schema
+from enphase_battery.exceptions import InvalidRequestError
+from enphase_battery.postgres._db import Connection, Database, quote_ident
+from enphase_battery.postgres.schema import ensure_schema
 
 __all__ = ["Lease", "LeaseChange", "LeaseWorker"]
 

@@ -10,8 +10,8 @@ rather than guessed at.
 
 from __future__ import annotations
 
-from ..exceptions import EnphaseError
-from ._db import Connection, quote_ident
+from enphase_battery.exceptions import EnphaseError
+from enphase_battery.postgres._db import Connection, quote_ident
 
 __all__ = ["SCHEMA_VERSION", "SchemaVersionError", "ensure_schema"]
 

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import _lazy
+from enphase_battery.util import lazy as _lazy
 
 if TYPE_CHECKING:
-    from .app import SIMULATOR_KEY, create_app, make_app
-    from .battery import (
+    from enphase_battery.simulator.app import create_app, make_app
+    from enphase_battery.simulator.battery import (
         BATTERY_MODES,
         CHARGE_EFFICIENCY,
         DISCHARGE_EFFICIENCY,
@@ -48,11 +48,17 @@ if TYPE_CHECKING:
         BatterySettings,
         EnchargeInterval,
     )
-    from .catalog import ENCHARGE_3, ENCHARGE_10, IQ_BATTERY_5P, BatteryModel
-    from .clock import DEFAULT_START, SimClock
-    from .faults import FaultKind, Faults
-    from .runner import serve
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.catalog import (
+        ENCHARGE_3,
+        ENCHARGE_10,
+        IQ_BATTERY_5P,
+        BatteryModel,
+    )
+    from enphase_battery.simulator.clock import DEFAULT_START, SimClock
+    from enphase_battery.simulator.context import SIMULATOR_KEY
+    from enphase_battery.simulator.faults import FaultKind, Faults
+    from enphase_battery.simulator.runner import serve
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = [
     "BATTERY_MODES",

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .context import simulator
+from enphase_battery.simulator.context import simulator
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["admin_clock", "admin_faults", "admin_get_state", "admin_system"]
 

@@ -12,14 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import admin, config_routes, discovery, oauth_routes, telemetry_routes
-from .context import API, SIMULATOR_KEY
-from .live import register as register_live
-from .now import register as register_now
-from .pipeline import api_middleware
+from enphase_battery.simulator import (
+    admin,
+    config_routes,
+    discovery,
+    oauth_routes,
+    telemetry_routes,
+)
+from enphase_battery.simulator.context import API, SIMULATOR_KEY
+from enphase_battery.simulator.live import register as register_live
+from enphase_battery.simulator.now import register as register_now
+from enphase_battery.simulator.pipeline import api_middleware
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["SIMULATOR_KEY", "create_app", "make_app"]
 
@@ -66,6 +72,6 @@ def make_app(**kwargs: Any) -> web.Application:
 
     The simulator is ``app[SIMULATOR_KEY]``; its ``token`` and ``api_key`` are valid.
     """
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
     return EnphaseSimulator(**kwargs).app

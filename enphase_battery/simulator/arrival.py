@@ -23,8 +23,8 @@ import bisect
 import math
 import random
 
-from .battery import Encharge
-from .uplink import Uplink
+from enphase_battery.simulator.battery import Encharge
+from enphase_battery.simulator.uplink import Uplink
 
 __all__ = ["ArrivalModel"]
 

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from .catalog import BatteryModel, SiteTemplate
-from .profiles import SiteProfile
+from enphase_battery.simulator.catalog import BatteryModel, SiteTemplate
+from enphase_battery.simulator.profiles import SiteProfile
 
 __all__ = [
     "BATTERY_MODES",

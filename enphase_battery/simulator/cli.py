@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .ratelimit import PLANS
-from .uplink import FleetMix
+from enphase_battery.simulator.ratelimit import PLANS
+from enphase_battery.simulator.uplink import FleetMix
 
 __all__ = ["add_simulate_parser", "build_parser", "main", "run_simulate"]
 
@@ -110,7 +110,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Run the simulator the parsed ``args`` describe; returns the exit status."""
     # Imported here, not at the top: ``enphase-battery --help`` builds this parser and
     # should not load the whole simulator (aiohttp.web, the physics) to do it.
-    from .runner import serve
+    from enphase_battery.simulator.runner import serve
 
     if not _is_loopback(args.host):
         print(

@@ -69,10 +69,10 @@ class SimClock:
             event.set()
         return self.now()
 
-    # -- the SDK's Clock protocol (enphase_battery.clock): pacing on simulated time ----
+    # -- the SDK's Clock protocol (enphase_battery.util.clock): pacing on simulated time ----
 
     def time(self) -> float:
-        """The simulated time as a Unix epoch (the SDK's :class:`~enphase_battery.Clock`)."""
+        """The simulated time as a Unix epoch (the SDK's :class:`~enphase_battery.util.clock.Clock`)."""
         return self.timestamp()
 
     async def sleep(self, seconds: float) -> None:

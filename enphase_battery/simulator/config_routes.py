@@ -9,10 +9,10 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from .battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem
-from .context import path_system_id, simulator
-from .discovery import last_report_at
-from .errors import ApiProblem
+from enphase_battery.simulator.battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem
+from enphase_battery.simulator.context import path_system_id, simulator
+from enphase_battery.simulator.discovery import last_report_at
+from enphase_battery.simulator.errors import ApiProblem
 
 __all__ = [
     "get_battery_settings",

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .errors import ApiProblem
+from enphase_battery.simulator.errors import ApiProblem
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["API", "SIMULATOR_KEY", "path_system_id", "simulator"]
 

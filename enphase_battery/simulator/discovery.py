@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .battery import BatterySystem, Encharge
-from .context import path_system_id, simulator
-from .errors import ApiProblem
-from .telemetry import last_visible_end_at
+from enphase_battery.simulator.battery import BatterySystem, Encharge
+from enphase_battery.simulator.context import path_system_id, simulator
+from enphase_battery.simulator.errors import ApiProblem
+from enphase_battery.simulator.telemetry import last_visible_end_at
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["devices", "last_report_at", "system", "systems"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from .battery import INTERVAL_S, BatterySystem, Encharge
-from .catalog import SITE_TEMPLATES, BatteryModel, model_for_capacity
+from enphase_battery.simulator.battery import INTERVAL_S, BatterySystem, Encharge
+from enphase_battery.simulator.catalog import SITE_TEMPLATES, BatteryModel, model_for_capacity
 
 __all__ = ["Fleet"]
 

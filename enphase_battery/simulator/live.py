@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from aiohttp import web
 
-from .battery import BatterySystem
-from .context import path_system_id, simulator
-from .errors import live_envelope
-from .now import device_discharge_w
+from enphase_battery.simulator.battery import BatterySystem
+from enphase_battery.simulator.context import path_system_id, simulator
+from enphase_battery.simulator.errors import live_envelope
+from enphase_battery.simulator.now import device_discharge_w
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["LIVE_PLANS", "LiveFault", "LiveStreams", "register"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from ..auth import DEFAULT_REDIRECT_URI
-from .context import simulator
-from .oauth import OAuthError
+from enphase_battery.auth.manager import DEFAULT_REDIRECT_URI
+from enphase_battery.simulator.context import simulator
+from enphase_battery.simulator.oauth import OAuthError
 
 __all__ = ["authorize", "token"]
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .context import API, simulator
-from .errors import ApiProblem, envelope, error_response, live_envelope
-from .faults import FaultKind, FaultRule
+from enphase_battery.simulator.context import API, simulator
+from enphase_battery.simulator.errors import ApiProblem, envelope, error_response, live_envelope
+from enphase_battery.simulator.faults import FaultKind, FaultRule
 
 if TYPE_CHECKING:
-    from .server import EnphaseSimulator
+    from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["api_middleware"]
 

@@ -11,7 +11,7 @@ import math
 import random
 from datetime import date
 
-from .catalog import SiteTemplate
+from enphase_battery.simulator.catalog import SiteTemplate
 
 __all__ = ["SiteProfile"]
 

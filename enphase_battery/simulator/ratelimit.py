@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..limits import RateLimits
-from .clock import SimClock
-from .errors import envelope
+from enphase_battery.quota.limits import RateLimits
+from enphase_battery.simulator.clock import SimClock
+from enphase_battery.simulator.errors import envelope
 
 __all__ = ["PLANS", "PlanLimiter"]
 

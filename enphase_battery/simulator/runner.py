@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..auth import FileTokenStore
-from .server import EnphaseSimulator
+from enphase_battery.auth.tokens import FileTokenStore
+from enphase_battery.simulator.server import EnphaseSimulator
 
 __all__ = ["connection_banner", "serve", "shell_exports"]
 

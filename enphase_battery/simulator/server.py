@@ -11,20 +11,27 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from ..auth import OAuth2Token, TokenManager
-from ..client import EnphaseClient
-from ..limits import RateLimits
-from .app import create_app
-from .arrival import ArrivalModel
-from .battery import INTERVAL_S, BatteryInterval, BatterySystem, Encharge, EnchargeInterval
-from .clock import DEFAULT_START, SimClock
-from .errors import ApiProblem
-from .faults import Faults
-from .fleet import Fleet
-from .live import LiveStreams
-from .oauth import OAuthAuthority
-from .ratelimit import PlanLimiter
-from .uplink import FleetMix, Uplink
+from enphase_battery.auth.manager import TokenManager
+from enphase_battery.auth.tokens import OAuth2Token
+from enphase_battery.client.client import EnphaseClient
+from enphase_battery.quota.limits import RateLimits
+from enphase_battery.simulator.app import create_app
+from enphase_battery.simulator.arrival import ArrivalModel
+from enphase_battery.simulator.battery import (
+    INTERVAL_S,
+    BatteryInterval,
+    BatterySystem,
+    Encharge,
+    EnchargeInterval,
+)
+from enphase_battery.simulator.clock import DEFAULT_START, SimClock
+from enphase_battery.simulator.errors import ApiProblem
+from enphase_battery.simulator.faults import Faults
+from enphase_battery.simulator.fleet import Fleet
+from enphase_battery.simulator.live import LiveStreams
+from enphase_battery.simulator.oauth import OAuthAuthority
+from enphase_battery.simulator.ratelimit import PlanLimiter
+from enphase_battery.simulator.uplink import FleetMix, Uplink
 
 __all__ = ["EnphaseSimulator"]
 

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from . import interval_json
-from .arrival import ArrivalModel
-from .battery import INTERVAL_S, BatterySystem, Encharge
-from .errors import ApiProblem
+from enphase_battery.simulator import interval_json
+from enphase_battery.simulator.arrival import ArrivalModel
+from enphase_battery.simulator.battery import INTERVAL_S, BatterySystem, Encharge
+from enphase_battery.simulator.errors import ApiProblem
 
 __all__ = [
     "GRANULARITY_SPAN_S",

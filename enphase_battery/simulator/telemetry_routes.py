@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .context import path_system_id, simulator
-from .errors import ApiProblem
-from .telemetry import (
+from enphase_battery.simulator.context import path_system_id, simulator
+from enphase_battery.simulator.errors import ApiProblem
+from enphase_battery.simulator.telemetry import (
     battery_lifetime,
     battery_telemetry,
     encharge_telemetry,

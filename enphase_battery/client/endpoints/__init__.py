@@ -1,0 +1,28 @@
+"""The endpoint methods of :class:`~enphase_battery.EnphaseClient`, one module per area.
+
+Each area is a mixin :class:`~enphase_battery.EnphaseClient` inherits; a request goes
+from the public method (argument checks) through :meth:`EndpointBase._call` to
+:class:`~enphase_battery.http.calls.Transport`, the single choke point to the socket:
+
+* :mod:`.discovery` - systems and their devices;
+* :mod:`.configuration` - battery settings, Storm Guard, grid status, load control;
+* :mod:`.battery_data` - lifetime counters and 15-minute telemetry;
+* :mod:`.realtime` - latest telemetry, meter readings, summary and ``live_data``;
+* :mod:`.base` - the hand-off to the transport every method uses.
+"""
+
+from __future__ import annotations
+
+from enphase_battery.client.endpoints.base import EndpointBase
+from enphase_battery.client.endpoints.battery_data import BatteryDataEndpoints
+from enphase_battery.client.endpoints.configuration import ConfigurationEndpoints
+from enphase_battery.client.endpoints.discovery import DiscoveryEndpoints
+from enphase_battery.client.endpoints.realtime import RealtimeEndpoints
+
+__all__ = [
+    "BatteryDataEndpoints",
+    "ConfigurationEndpoints",
+    "DiscoveryEndpoints",
+    "EndpointBase",
+    "RealtimeEndpoints",
+]
