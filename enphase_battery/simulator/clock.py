@@ -72,7 +72,8 @@ class SimClock:
     # -- the SDK's Clock protocol (enphase_battery.util.clock): pacing on simulated time ----
 
     def time(self) -> float:
-        """The simulated time as a Unix epoch (the SDK's :class:`~enphase_battery.util.clock.Clock`)."""
+        """The simulated time as a Unix epoch (the SDK's
+        :class:`~enphase_battery.util.clock.Clock`)."""
         return self.timestamp()
 
     async def sleep(self, seconds: float) -> None:

@@ -12,7 +12,8 @@ wait.  No thread round trip per save, no snapshot per save.
 
 One poller at a time: a ``<file>.lock`` next to the database is held with ``flock`` for
 the poller's life (released on close and when the process dies), so a second poller, in
-this process or another, is refused at once with :class:`~enphase_battery.exceptions.CheckpointInUseError`.
+this process or another, is refused at once with
+:class:`~enphase_battery.exceptions.CheckpointInUseError`.
 """
 
 from __future__ import annotations
