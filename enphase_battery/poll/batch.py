@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.poll.ready_queue import Run
 
-if TYPE_CHECKING:
-    from enphase_battery.poll.delivery import Delivery
+__all__ = ["Batch", "BatchHandout", "BatchIterator"]
 
-__all__ = ["Batch", "BatchIterator"]
+
+class BatchHandout(Protocol):
+    """What a batch asks of the delivery that handed it out
+    (:class:`~enphase_battery.poll.delivery.Delivery`)."""
+
+    async def commit_batch(self, batch: Batch) -> None: ...
+
+    async def commit_batch_with(self, batch: Batch, conn: Any) -> None: ...
+
+    async def next_batch(self, max_size: int, max_wait: float) -> Batch: ...
 
 
 class Batch:
@@ -42,7 +50,7 @@ class Batch:
 
     __slots__ = ("_committed", "_delivery", "_failed", "intervals", "runs")
 
-    def __init__(self, delivery: Delivery, runs: tuple[Run, ...]) -> None:
+    def __init__(self, delivery: BatchHandout, runs: tuple[Run, ...]) -> None:
         self._delivery = delivery
         #: The batch by stream: runs of one stream each, in the order handed out.
         self.runs = runs
@@ -79,7 +87,7 @@ class Batch:
 class BatchIterator:
     """``async for batch in poller.batches(...)``."""
 
-    def __init__(self, delivery: Delivery, max_size: int, max_wait: float) -> None:
+    def __init__(self, delivery: BatchHandout, max_size: int, max_wait: float) -> None:
         self._delivery = delivery
         self._max_size = max_size
         self._max_wait = max_wait

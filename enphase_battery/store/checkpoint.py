@@ -16,15 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from enphase_battery.exceptions import CheckpointInUseError
 from enphase_battery.util.slots import slot_setters
-
-if TYPE_CHECKING:
-    from enphase_battery.store.sqlite import SqliteCheckpoint
 
 __all__ = [
     "CheckpointStore",
@@ -33,7 +30,6 @@ __all__ = [
     "LockingCheckpointStore",
     "MemoryCheckpoint",
     "PendingRevision",
-    "SqliteCheckpoint",
     "StreamState",
     "TransactionalCheckpointStore",
     "covered_from",
@@ -398,12 +394,3 @@ class MemoryCheckpoint:
         for key in list(self._live):
             self.unfollow(key)
         self._held = False
-
-
-def __getattr__(name: str) -> Any:
-    # SqliteCheckpoint lives in its own module so that sqlite3 loads only when used.
-    if name == "SqliteCheckpoint":
-        from enphase_battery.store.sqlite import SqliteCheckpoint
-
-        return SqliteCheckpoint
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

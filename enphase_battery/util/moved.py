@@ -134,6 +134,7 @@ MOVED_NAMES: Final[Mapping[tuple[str, str], str]] = {
     ("enphase_battery", "background_work"): "enphase_battery.quota",
     ("enphase_battery.postgres", "LeasedFleet"): "enphase_battery.poll",
     ("enphase_battery.checkpoint", "open_store"): "enphase_battery.poll",
+    ("enphase_battery.checkpoint", "SqliteCheckpoint"): "enphase_battery.store",
 }
 
 _warned: set[str] = set()
