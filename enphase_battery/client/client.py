@@ -2,7 +2,7 @@
 
 :class:`EnphaseClient` holds the configuration and the transport; its endpoint methods
 live in :mod:`enphase_battery.client.endpoints`, one mixin per area.  Every method validates its
-arguments, then hands the request to :class:`~enphase_battery.http.calls.Transport`, the
+arguments, then hands the request to :class:`~enphase_battery.http.calls.ApiCalls`, the
 single choke point (quota, limiter, token, send, retries, error mapping, structuring).
 """
 
@@ -27,7 +27,7 @@ from enphase_battery.client.endpoints import (
     RealtimeEndpoints,
 )
 from enphase_battery.exceptions import InvalidRequestError
-from enphase_battery.http.calls import AccessTokenProvider, Transport
+from enphase_battery.http.calls import AccessTokenProvider, ApiCalls
 from enphase_battery.http.retry import RetryPolicy
 from enphase_battery.http.routes import DEFAULT_BASE_URL
 from enphase_battery.models import validation
@@ -111,7 +111,7 @@ class EnphaseClient(
                 raise InvalidRequestError(f"{name} must be an int >= 0")
         if not timeout > 0 or not max_retry_time > 0:
             raise InvalidRequestError("timeout and max_retry_time must be positive")
-        self._transport = Transport(
+        self._transport = ApiCalls(
             api_key=api_key,
             token_manager=token_manager,
             token_provider=token_provider,

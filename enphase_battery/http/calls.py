@@ -35,7 +35,7 @@ from enphase_battery.quota.state import Admission, Outcome
 from enphase_battery.util.json_decoder import loads
 from enphase_battery.util.redaction import scrub
 
-__all__ = ["MAX_RESPONSE_BYTES", "AccessTokenProvider", "RefreshingTokens", "Transport"]
+__all__ = ["MAX_RESPONSE_BYTES", "AccessTokenProvider", "ApiCalls", "RefreshingTokens"]
 
 # The client's logger: the choke point logs as the client users configure.
 _LOGGER = logging.getLogger("enphase_battery.client")
@@ -63,7 +63,7 @@ class RefreshingTokens(Protocol):
     def secrets(self) -> tuple[str, ...]: ...
 
 
-class Transport:
+class ApiCalls:
     """Sends one API call with its retries; owns the session, and asks the quota governor
     before every request."""
 

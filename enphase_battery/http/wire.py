@@ -5,7 +5,7 @@ query, the bearer header, the timeout cut to the call's budget), sends, reads th
 (never more than :data:`MAX_RESPONSE_BYTES`), maps transport failures to typed errors and
 tells the quota governor what became of the request.  Which failures are tried again,
 the access token and the structuring of the answer are the
-:class:`~enphase_battery.http.calls.Transport`'s.
+:class:`~enphase_battery.http.calls.ApiCalls`'s.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Protocol
 import aiohttp
 
 from enphase_battery.exceptions import ResponseFormatError
-from enphase_battery.http.calls import Transport
+from enphase_battery.http.calls import ApiCalls
 from enphase_battery.http.errors import error_for, truncate
 from enphase_battery.http.routes import ROUTES
 from enphase_battery.live.errors import LIVE_ERROR_CODES, envelope_error, live_error
@@ -36,7 +36,7 @@ _MAX_DETAIL_CHARS = 300
 
 @contextlib.asynccontextmanager
 async def open_live_stream(
-    transport: Transport,
+    transport: ApiCalls,
     system_id: int,
     *,
     duration_s: int,

@@ -2,7 +2,7 @@
 
 Each area is a mixin :class:`~enphase_battery.EnphaseClient` inherits; a request goes
 from the public method (argument checks) through :meth:`EndpointBase._call` to
-:class:`~enphase_battery.http.calls.Transport`, the single choke point to the socket:
+:class:`~enphase_battery.http.calls.ApiCalls`, the single choke point to the socket:
 
 * :mod:`.discovery` - systems and their devices;
 * :mod:`.configuration` - battery settings, Storm Guard, grid status, load control;

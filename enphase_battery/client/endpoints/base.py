@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from enphase_battery.http.calls import Transport
+from enphase_battery.http.calls import ApiCalls
 from enphase_battery.http.routes import ROUTES, Route
 from enphase_battery.models import validation
 
@@ -24,9 +24,9 @@ _AROUND_SYSTEM_ID: dict[str, tuple[str, str]] = {
 
 
 class EndpointBase:
-    """What the endpoint mixins share: the client's :class:`Transport`."""
+    """What the endpoint mixins share: the client's :class:`ApiCalls`."""
 
-    _transport: Transport
+    _transport: ApiCalls
 
     def _call(
         self,
