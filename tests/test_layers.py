@@ -76,8 +76,17 @@ def edges(root: Path = PACKAGE) -> Iterator[Edge]:
                 else:
                     target = node.module or ""
                 if target == top or target.startswith(top + "."):
-                    names = tuple(alias.name for alias in node.names)
-                    yield Edge(source, target, names, node.lineno)
+                    # ``from enphase_battery.simulator import admin``: the submodule itself.
+                    base_dir = root.parent.joinpath(*target.split("."))
+                    names = []
+                    for alias in node.names:
+                        sub = base_dir / alias.name
+                        if sub.with_suffix(".py").exists() or (sub / "__init__.py").exists():
+                            yield Edge(source, f"{target}.{alias.name}", (), node.lineno)
+                        else:
+                            names.append(alias.name)
+                    if names or not node.names:
+                        yield Edge(source, target, tuple(names), node.lineno)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name == top or alias.name.startswith(top + "."):
