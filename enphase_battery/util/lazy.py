@@ -13,7 +13,6 @@ import importlib
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 __all__ = ["exports", "load"]
@@ -63,7 +62,8 @@ def exports(
     file = module.__file__
     if file is None:  # pragma: no cover - a namespace package has no __init__
         raise ImportError(f"{package} has no __init__.py to read its names from")
-    table = _table(Path(file).read_text(encoding="utf-8"))
+    with open(file, encoding="utf-8") as source:  # not pathlib: its import costs more
+        table = _table(source.read())
     namespace = vars(module)
 
     def getattr_(name: str) -> Any:

@@ -12,15 +12,16 @@ so it sits at the bottom of the package like the rest of ``util``.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 __all__ = ["MOVED_MODULES", "MOVED_NAMES", "attribute", "install"]
 
@@ -180,8 +181,10 @@ def attribute(module: str, name: str) -> Any:
     return getattr(importlib.import_module(new), name)
 
 
-class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds an old module path and makes it a stand-in of the new module."""
+class _OldPaths:
+    """Finds an old module path and makes it a stand-in of the new module: a meta path
+    finder and its loader (the protocols, not ``importlib.abc``'s classes, whose import
+    would cost ``import enphase_battery`` more than all the rest)."""
 
     def find_spec(
         self,
@@ -191,7 +194,7 @@ class _OldPaths(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED_MODULES:
             return None
-        return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        return importlib.machinery.ModuleSpec(fullname, cast("Loader", self), is_package=True)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return None  # a plain module, filled by exec_module
