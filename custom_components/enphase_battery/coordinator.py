@@ -23,10 +23,9 @@ from enphase_battery import (
     BatterySettings,
     EnphaseClient,
     EnphaseError,
-    GridStatus,
     LatestTelemetry,
-    StormGuard,
 )
+from enphase_battery.models import GridStatus, StormGuard
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from enphase_battery import EnphaseClient, SystemDevices
+from enphase_battery import EnphaseClient
+from enphase_battery.models import SystemDevices
 
 if TYPE_CHECKING:
     from .access import AccessReport

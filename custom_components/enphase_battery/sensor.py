@@ -22,7 +22,8 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
-from enphase_battery import BATTERY, BatteryState, GridState, LatestTelemetry
+from enphase_battery import LatestTelemetry
+from enphase_battery.models import BATTERY, BatteryState, GridState
 
 from .const import Access
 from .entity import encharge_device, encharge_unique_id, system_device, system_unique_id

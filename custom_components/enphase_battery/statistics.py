@@ -29,7 +29,8 @@ from homeassistant.components.recorder.statistics import async_add_external_stat
 from homeassistant.const import PERCENTAGE, UnitOfEnergy
 from homeassistant.core import HomeAssistant
 
-from enphase_battery import BATTERY, HourlyRow
+from enphase_battery import HourlyRow
+from enphase_battery.models import BATTERY
 
 from .const import DOMAIN
 

@@ -26,7 +26,7 @@ import attrs
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
-from enphase_battery import StreamState
+from enphase_battery.store import StreamState
 
 from .const import DOMAIN, STORE_VERSION
 
