@@ -35,7 +35,7 @@ async def async_get_config_entry_diagnostics(
     histories = {}
     for system_id, history in runtime.histories.items():
         poller = history.poller
-        progress = poller.progress() if poller is not None else None
+        progress = poller.progress if poller is not None else None
         histories[str(system_id)] = {
             "streams": sorted(
                 key for key in runtime.store.data["checkpoint"] if key.startswith(f"{system_id}/")
