@@ -41,6 +41,7 @@ async def async_get_config_entry_diagnostics(
                 key for key in runtime.store.data["checkpoint"] if key.startswith(f"{system_id}/")
             ),
             "intervals_received": history.intervals_received,
+            "revisions_received": history.revisions_received,
             "points_imported": history.points_imported,
             "newest_interval": progress.newest_end_at.isoformat()
             if progress and progress.newest_end_at

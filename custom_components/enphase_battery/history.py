@@ -171,6 +171,8 @@ class SystemHistory:
         self.importing = False
         #: Intervals handed to the aggregator, hourly points imported (since start).
         self.intervals_received = 0
+        #: Of those, revisions of an interval first delivered partial.
+        self.revisions_received = 0
         self.points_imported = 0
         self.last_error: str | None = None
         self._poller_ready = asyncio.Event()
@@ -235,6 +237,7 @@ class SystemHistory:
                 try:
                     rows = energy.add_many(batch)
                     self.intervals_received += len(batch)
+                    self.revisions_received += sum(1 for i in batch if i.revision)
                     if rows:
                         self.points_imported += import_rows(
                             self.hass, rows, {self.system_id: self.system_name}
