@@ -4,6 +4,7 @@ every request crosses a real socket to ``enphase_battery.simulator``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,7 +66,9 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[EnphaseSimulator]
     await simulator.close()
 
 
-async def setup_integration(hass: HomeAssistant, sim: EnphaseSimulator, secret: str | None = None) -> None:
+async def setup_integration(
+    hass: HomeAssistant, sim: EnphaseSimulator, secret: str | None = None
+) -> None:
     """The integration's URLs at the simulator, and the app's credentials."""
     await async_process_ha_core_config(hass, {"external_url": "https://example.com"})
     assert await async_setup_component(
@@ -85,7 +88,9 @@ async def setup_integration(hass: HomeAssistant, sim: EnphaseSimulator, secret: 
     )
 
 
-async def authorize(hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator, flow: dict[str, Any]) -> None:
+async def authorize(
+    hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator, flow: dict[str, Any]
+) -> None:
     """What the homeowner's browser does: open the authorize URL (the simulator approves at
     once and redirects), then land on Home Assistant's callback with the code."""
     state = config_entry_oauth2_flow._encode_jwt(
@@ -104,7 +109,9 @@ async def authorize(hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseS
     assert resp.status == 200
 
 
-async def start_flow(hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator) -> dict[str, Any]:
+async def start_flow(
+    hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator
+) -> dict[str, Any]:
     """The OAuth2 part of the flow; returns the flow at its next step."""
     flow = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     return await continue_oauth(hass, hass_client_no_auth, sim, flow)
@@ -135,7 +142,8 @@ async def add_entry(
     """Sign in through the whole flow; the entry, set up and caught up."""
     await setup_integration(hass, sim)
     flow = await start_flow(hass, hass_client_no_auth, sim)
-    assert flow["type"] == "form" and flow["step_id"] == "settings", flow
+    assert flow["type"] == "form", flow
+    assert flow["step_id"] == "settings", flow
     result = await hass.config_entries.flow.async_configure(
         flow["flow_id"], {"api_key": sim.api_key, "plan": plan, "history_days": history_days}
     )
@@ -157,3 +165,5 @@ async def caught_up(hass: HomeAssistant, entry: ConfigEntry, *, poll: bool = Fal
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sim(**options): EnphaseSimulator options")
+    # The plugin logs every SQL statement at INFO: a failure's report would be all SQL.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

@@ -41,13 +41,19 @@ async def imported_rows(
     hass: HomeAssistant, system_id: int, source: str, since: datetime
 ) -> dict[datetime, tuple[float, float]]:
     """Hour start -> (charged sum, discharged sum) as the recorder's statistics hold them."""
-    ids = {statistic_id(system_id, source, "charged"), statistic_id(system_id, source, "discharged")}
+    ids = {
+        statistic_id(system_id, source, "charged"),
+        statistic_id(system_id, source, "discharged"),
+    }
     stats = await get_instance(hass).async_add_executor_job(
         statistics_during_period, hass, since, None, ids, "hour", None, {"sum", "state"}
     )
-    charged = {_start(row): row["sum"] for row in stats.get(statistic_id(system_id, source, "charged"), [])}
+    charged = {
+        _start(row): row["sum"] for row in stats.get(statistic_id(system_id, source, "charged"), [])
+    }
     discharged = {
-        _start(row): row["sum"] for row in stats.get(statistic_id(system_id, source, "discharged"), [])
+        _start(row): row["sum"]
+        for row in stats.get(statistic_id(system_id, source, "discharged"), [])
     }
     assert charged.keys() == discharged.keys()
     return {hour: (charged[hour], discharged[hour]) for hour in sorted(charged)}

@@ -77,4 +77,3 @@ async def test_flow_same_account_twice(
     )
     assert result["type"] == "abort"
     assert result["reason"] == "already_configured"
-

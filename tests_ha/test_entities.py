@@ -62,7 +62,9 @@ async def test_partner_entities_and_states(
     assert latest.battery_state is not None
     assert _state(hass, "sensor", f"{sid}_battery_state") == latest.battery_state.name.lower()
     assert _state(hass, "sensor", f"{sid}_grid_state") == "on_grid"
-    assert _state(hass, "switch", f"{sid}_storm_guard") == ("on" if storm.storm_guard_status else "off")
+    assert _state(hass, "switch", f"{sid}_storm_guard") == (
+        "on" if storm.storm_guard_status else "off"
+    )
     assert _state(hass, "number", f"{sid}_reserve_soc") == str(settings.reserve_soc)
     assert _state(hass, "select", f"{sid}_profile") == "self_consumption"
 
@@ -72,14 +74,19 @@ async def test_partner_entities_and_states(
     assert system_device is not None
     for serial in serials:
         device = devices.async_get_device({(DOMAIN, serial)})
-        assert device is not None and device.via_device_id == system_device.id
+        assert device is not None
+        assert device.via_device_id == system_device.id
     assert not ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry))
 
     # The unique ids survive a restart: the same entities, nothing new.
-    before = {e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)}
+    before = {
+        e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    after = {e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)}
+    after = {
+        e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
     assert after == before
 
 
@@ -129,11 +136,14 @@ async def test_watt_plan_entities_and_repair_issue(
     issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry))
     assert issue is not None
     missing = issue.translation_placeholders["missing"]
-    assert "per-Encharge" in missing and "Kilowatt plan" in missing
-    assert "Storm Guard" in missing and "Megawatt plan" in missing
+    assert "per-Encharge" in missing
+    assert "Kilowatt plan" in missing
+    assert "Storm Guard" in missing
+    assert "Megawatt plan" in missing
     # The Watt plan's coordinator spends its share of the month, not a request a minute.
     interval = entry.runtime_data.now.update_interval
-    assert interval is not None and interval.total_seconds() > 2 * 3600
+    assert interval is not None
+    assert interval.total_seconds() > 2 * 3600
 
 
 @pytest.mark.sim(plan="watt")

@@ -15,7 +15,8 @@ async def test_one_governor_per_api_key(hass: HomeAssistant) -> None:
     first = await quotas.acquire("entry-1", "k" * 32, "watt", 1)
     second = await quotas.acquire("entry-2", "k" * 32, "watt", 2)
     other = await quotas.acquire("entry-3", "o" * 32, "watt", 1)
-    assert first is second and first.governor is second.governor
+    assert first is second
+    assert first.governor is second.governor
     assert other.governor is not first.governor
     assert first.total_systems == 3
     # Watt: the coordinators' 30 % of 1,000 requests spread over the month, per system.

@@ -28,13 +28,18 @@ async def test_reauth_when_the_refresh_token_lapses(
     await entry.runtime_data.now.async_refresh()
     await hass.async_block_till_done()
 
-    flows = [f for f in hass.config_entries.flow.async_progress() if f["context"]["source"] == SOURCE_REAUTH]
+    flows = [
+        f
+        for f in hass.config_entries.flow.async_progress()
+        if f["context"]["source"] == SOURCE_REAUTH
+    ]
     assert len(flows) == 1
     flow = await hass.config_entries.flow.async_configure(flows[0]["flow_id"])
     assert flow["step_id"] == "reauth_confirm"
     flow = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
     result = await continue_oauth(hass, hass_client_no_auth, sim, flow)
-    assert result["type"] == "abort" and result["reason"] == "reauth_successful"
+    assert result["type"] == "abort"
+    assert result["reason"] == "reauth_successful"
     await hass.async_block_till_done()
 
     assert entry.state is ConfigEntryState.LOADED
@@ -51,12 +56,18 @@ async def test_diagnostics_redact_secrets(
     entry = await add_entry(hass, hass_client_no_auth, sim, history_days=1)
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     text = repr(diagnostics)
-    for secret in (sim.api_key, sim.client_secret, entry.data["token"]["access_token"],
-                   entry.data["token"]["refresh_token"]):
+    for secret in (
+        sim.api_key,
+        sim.client_secret,
+        entry.data["token"]["access_token"],
+        entry.data["token"]["refresh_token"],
+    ):
         assert secret not in text
     quota = diagnostics["quota"]
     assert quota["plan"] == "partner"
-    assert quota["used"] > 0 and quota["forecast"] >= quota["used"]
+    assert quota["used"] > 0
+    assert quota["forecast"] >= quota["used"]
     assert quota["monthly_quota"] == 1_500_000
     history = diagnostics["history"][str(sim.system_ids[0])]
-    assert history["intervals_received"] > 0 and history["caught_up"] is True
+    assert history["intervals_received"] > 0
+    assert history["caught_up"] is True

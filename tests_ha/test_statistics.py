@@ -30,7 +30,9 @@ def _newest(entry: ConfigEntry, system_id: int) -> datetime:
     return newest
 
 
-def _truth(sim: EnphaseSimulator, system_id: int, source: str, start: datetime, end: datetime) -> Any:
+def _truth(
+    sim: EnphaseSimulator, system_id: int, source: str, start: datetime, end: datetime
+) -> Any:
     if source == BATTERY:
         return sim.ground_truth_battery(system_id, start, end)
     return sim.ground_truth_encharge(system_id, source, start, end)
@@ -51,7 +53,9 @@ async def _assert_statistics_match(
     return held
 
 
-async def _advance(hass: HomeAssistant, sim: EnphaseSimulator, entry: ConfigEntry, hours: float) -> None:
+async def _advance(
+    hass: HomeAssistant, sim: EnphaseSimulator, entry: ConfigEntry, hours: float
+) -> None:
     sim.clock.advance(timedelta(hours=hours))
     await caught_up(hass, entry, poll=True)
 
@@ -76,9 +80,11 @@ async def test_backfill_equals_ground_truth(
     )
     charged = metadata[statistic_id(sid, BATTERY, "charged")][1]
     soc = metadata[statistic_id(sid, BATTERY, "soc")][1]
-    assert charged["has_sum"] is True and charged["unit_of_measurement"] == "Wh"
+    assert charged["has_sum"] is True
+    assert charged["unit_of_measurement"] == "Wh"
     assert charged["source"] == "enphase_battery"
-    assert int(soc["mean_type"]) == 1 and soc["has_sum"] is False
+    assert int(soc["mean_type"]) == 1
+    assert soc["has_sum"] is False
 
     # Going on: two more hours land in their hours, the sums continue.
     await _advance(hass, sim, entry, 2)

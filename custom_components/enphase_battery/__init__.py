@@ -159,7 +159,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnphaseConfigEntry) -> b
     return True
 
 
-async def _systems(client: EnphaseClient, systems_data: list[dict[str, object]]) -> dict[int, SystemInfo]:
+async def _systems(
+    client: EnphaseClient, systems_data: list[dict[str, object]]
+) -> dict[int, SystemInfo]:
     """The entry's systems with their Encharges (one request each)."""
     systems: dict[int, SystemInfo] = {}
     for item in systems_data:

@@ -50,9 +50,7 @@ from .settings import api_base_url
 _LOGGER = logging.getLogger(__name__)
 
 
-class EnphaseBatteryFlowHandler(
-    config_entry_oauth2_flow.AbstractOAuth2FlowHandler, domain=DOMAIN
-):
+class EnphaseBatteryFlowHandler(config_entry_oauth2_flow.AbstractOAuth2FlowHandler, domain=DOMAIN):
     """The config flow: OAuth2, then the API key, the plan and the history's start."""
 
     DOMAIN = DOMAIN
@@ -119,7 +117,9 @@ class EnphaseBatteryFlowHandler(
                 vol.Required(CONF_API_KEY): cv.string,
                 vol.Required(CONF_PLAN, default="watt"): SelectSelector(
                     SelectSelectorConfig(
-                        options=list(PLANS), mode=SelectSelectorMode.DROPDOWN, translation_key="plan"
+                        options=list(PLANS),
+                        mode=SelectSelectorMode.DROPDOWN,
+                        translation_key="plan",
                     )
                 ),
                 vol.Required(CONF_HISTORY_DAYS, default=DEFAULT_HISTORY_DAYS): vol.All(

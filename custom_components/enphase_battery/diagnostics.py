@@ -62,9 +62,7 @@ async def async_get_config_entry_diagnostics(
             "remaining": usage.remaining,
             "forecast": usage.forecast,
             "background_budget": usage.background_budget,
-            "exhausted_until": usage.exhausted_until.isoformat()
-            if usage.exhausted_until
-            else None,
+            "exhausted_until": usage.exhausted_until.isoformat() if usage.exhausted_until else None,
             "entries_on_key": len(runtime.quota.systems),
             "systems_on_key": runtime.quota.total_systems,
         },
@@ -82,7 +80,8 @@ async def async_get_config_entry_diagnostics(
             "missing": [f"{access}: {why}" for access, why in runtime.access.missing()],
         },
         "systems": {
-            str(sid): {"encharges": len(system.encharges)} for sid, system in runtime.systems.items()
+            str(sid): {"encharges": len(system.encharges)}
+            for sid, system in runtime.systems.items()
         },
         "history": histories,
     }

@@ -257,10 +257,10 @@ class SystemHistory:
         if self.poller is not None:
             self.poller.poll_now()
 
-    async def wait_caught_up(self, timeout: float = 60.0) -> None:
+    async def wait_caught_up(self, within_s: float = 60.0) -> None:
         """Return once the poller has nothing to fetch or hand out and no batch is being
         imported (for tests)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within_s):
             await self._poller_ready.wait()
             settled = 0
             while settled < 3:

@@ -80,8 +80,12 @@ class QuotaRegistry:
         key = f"{QuotaGovernor.key_for(api_key)}-{limits.plan_name}"
         quota = self.keys.get(key)
         if quota is None:
-            quota = KeyQuota(key, QuotaGovernor(limits, quota_share=POLLER_SHARE, key=key,
-                                                used=self._used_this_month(key)))
+            quota = KeyQuota(
+                key,
+                QuotaGovernor(
+                    limits, quota_share=POLLER_SHARE, key=key, used=self._used_this_month(key)
+                ),
+            )
             self.keys[key] = quota
         quota.systems[entry_id] = systems
         return quota
@@ -96,7 +100,7 @@ class QuotaRegistry:
 
     async def release(self, entry_id: str) -> None:
         """The entry is unloaded: save the counts; forget keys nobody uses."""
-        for key, quota in list(self.keys.items()):
+        for quota in self.keys.values():
             quota.systems.pop(entry_id, None)
         await self.async_save()
         for key, quota in list(self.keys.items()):

@@ -36,7 +36,9 @@ BATTERY_STATES = ["charging", "discharging", "idle", "unknown"]
 GRID_STATES = ["on_grid", "off_grid", "unknown"]
 
 
-class StreamSensor(CoordinatorEntity[DataUpdateCoordinator[dict[str, StreamReading]]], SensorEntity):
+class StreamSensor(
+    CoordinatorEntity[DataUpdateCoordinator[dict[str, StreamReading]]], SensorEntity
+):
     """A value of one stream's newest reading (SoC, charged, discharged)."""
 
     _attr_has_entity_name = True
@@ -140,7 +142,9 @@ class GridSensor(CoordinatorEntity[Any], SensorEntity):
     _attr_device_class = SensorDeviceClass.ENUM
     _attr_options = GRID_STATES
 
-    def __init__(self, coordinator: Any, system_id: int, device: DeviceInfo, unique_id: str) -> None:
+    def __init__(
+        self, coordinator: Any, system_id: int, device: DeviceInfo, unique_id: str
+    ) -> None:
         super().__init__(coordinator)
         self._system_id = system_id
         self._attr_unique_id = unique_id

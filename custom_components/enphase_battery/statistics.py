@@ -86,7 +86,9 @@ def _point(row: HourlyRow, kind: str) -> StatisticData | None:
     return data  # type: ignore[return-value]
 
 
-def import_rows(hass: HomeAssistant, rows: Iterable[HourlyRow], system_names: dict[int, str]) -> int:
+def import_rows(
+    hass: HomeAssistant, rows: Iterable[HourlyRow], system_names: dict[int, str]
+) -> int:
     """Queue the rows' statistics for the recorder (an upsert per hour); how many points."""
     grouped: dict[tuple[int, str, str], list[StatisticData]] = {}
     for row in rows:
