@@ -61,6 +61,8 @@ $(HA_STAMP): tests_ha/requirements.txt pyproject.toml
 	touch $(HA_STAMP)
 
 test-ha: $(HA_STAMP)
+	$(VENV_HA)/bin/mypy --strict --python-version 3.13 --explicit-package-bases --cache-dir $(VENV_HA)/.mypy_cache \
+		custom_components/enphase_battery
 	$(VENV_HA)/bin/python -m pytest -c tests_ha/pytest.ini --rootdir . -q
 
 demo: $(STAMP)

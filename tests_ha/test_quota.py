@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from homeassistant.core import HomeAssistant
@@ -28,6 +29,23 @@ async def test_one_governor_per_api_key(hass: HomeAssistant) -> None:
     await quotas.release("entry-2")
     assert first.total_systems == 1
     assert quotas.keys[first.key] is first
+
+
+async def test_coordinators_repaced_when_an_entry_joins_the_key(hass: HomeAssistant) -> None:
+    from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+
+    quotas = registry(hass)
+    quota = await quotas.acquire("entry-1", "k" * 32, "watt", 1)
+    coordinator: DataUpdateCoordinator[None] = DataUpdateCoordinator(
+        hass, logging.getLogger(__name__), config_entry=None, name="test"
+    )
+    quota.pace("entry-1", coordinator, calls=1, part=1.0, floor=MIN_NOW_INTERVAL)
+    alone = coordinator.update_interval
+    assert alone == timedelta(seconds=MONTH_S / 300)
+    await quotas.acquire("entry-2", "k" * 32, "watt", 2)
+    assert coordinator.update_interval == 3 * alone
+    await quotas.release("entry-2")
+    assert coordinator.update_interval == alone
 
 
 async def test_month_count_survives_a_restart(hass: HomeAssistant) -> None:

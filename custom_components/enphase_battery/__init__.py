@@ -93,20 +93,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnphaseConfigEntry) -> b
     await store.async_load()
     system_ids = tuple(systems)
     has_config = Access.CONFIG in access.allowed
-    now = NowCoordinator(
-        hass,
-        entry,
-        client,
-        system_ids,
-        quota.update_interval(1, 0.5 if has_config else 1.0, MIN_NOW_INTERVAL),
+    now = NowCoordinator(hass, entry, client, system_ids, MIN_NOW_INTERVAL)
+    quota.pace(
+        entry.entry_id, now, calls=1, part=0.5 if has_config else 1.0, floor=MIN_NOW_INTERVAL
     )
-    settings = (
-        SettingsCoordinator(
-            hass, entry, client, system_ids, quota.update_interval(3, 0.5, MIN_SETTINGS_INTERVAL)
-        )
-        if has_config
-        else None
-    )
+    settings = None
+    if has_config:
+        settings = SettingsCoordinator(hass, entry, client, system_ids, MIN_SETTINGS_INTERVAL)
+        quota.pace(entry.entry_id, settings, calls=3, part=0.5, floor=MIN_SETTINGS_INTERVAL)
     await now.async_config_entry_first_refresh()
     if settings is not None:
         await settings.async_config_entry_first_refresh()
@@ -131,8 +125,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnphaseConfigEntry) -> b
         else history_start(entry.data.get(CONF_HISTORY_DAYS, DEFAULT_HISTORY_DAYS))
     )
 
-    def access_denied(err: PermissionDeniedError) -> None:
-        access.denied_by_grant(Access.DEVICE, str(err))
+    def access_denied(refused: Access, err: PermissionDeniedError) -> None:
+        access.denied_by_grant(refused, str(err))
         update_access_issue(hass, entry, access)
 
     for system in systems.values():

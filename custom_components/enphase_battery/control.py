@@ -43,7 +43,9 @@ class SettingsEntity(CoordinatorEntity[SettingsCoordinator]):
         try:
             return await call
         except AuthenticationError as err:
-            self.coordinator.config_entry.async_start_reauth(self.hass)
+            entry = self.coordinator.config_entry
+            if entry is not None:
+                entry.async_start_reauth(self.hass)
             raise ConfigEntryAuthFailed(str(err)) from err
         except EnphaseError as err:
             raise HomeAssistantError(f"Enphase refused the change: {err}") from err

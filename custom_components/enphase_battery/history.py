@@ -35,13 +35,13 @@ from enphase_battery import (
     EnphaseClient,
     EnphaseError,
     HourlyEnergy,
-    HourlyRow,
     PermissionDeniedError,
     QuotaExceededError,
     TelemetryInterval,
     TelemetryPoller,
 )
 
+from .const import Access
 from .statistics import import_rows, wait_imported
 from .store import EntryStore, HourlyCommit, StoreCheckpoint
 
@@ -113,7 +113,7 @@ class HistoryCoordinator(DataUpdateCoordinator[dict[str, StreamReading]]):
 
 
 def _newest_readings(
-    intervals: Iterable[TelemetryInterval], rows: list[HourlyRow], energy: HourlyEnergy
+    intervals: Iterable[TelemetryInterval], energy: HourlyEnergy
 ) -> dict[str, StreamReading]:
     """Each stream's newest interval in the batch, with the sums of its newest hour."""
     newest: dict[tuple[int, str], TelemetryInterval] = {}
@@ -131,7 +131,6 @@ def _newest_readings(
         readings[stream_key(*key)] = StreamReading(
             interval.end_at, interval.soc_percent, last.charge_sum_wh, last.discharge_sum_wh
         )
-    del rows
     return readings
 
 
@@ -152,7 +151,7 @@ class SystemHistory:
         coordinator: HistoryCoordinator,
         quota_share: float,
         on_auth_failed: Callable[[], None],
-        on_access_denied: Callable[[PermissionDeniedError], None],
+        on_access_denied: Callable[[Access, PermissionDeniedError], None],
     ) -> None:
         self.hass = hass
         self.entry = entry
@@ -199,7 +198,13 @@ class SystemHistory:
                 self._on_auth_failed()
                 return
             except PermissionDeniedError as err:
-                self._on_access_denied(err)
+                if self.encharges:
+                    # An Encharge's telemetry refused (the grant was narrowed): go on with
+                    # the system's battery alone.
+                    self.encharges = ()
+                    self._on_access_denied(Access.DEVICE, err)
+                    continue
+                self._on_access_denied(Access.SITE, err)
                 return
             except QuotaExceededError as err:
                 self.last_error = str(err)
@@ -243,7 +248,7 @@ class SystemHistory:
                             self.hass, rows, {self.system_id: self.system_name}
                         )
                         await wait_imported(self.hass)
-                    readings = _newest_readings(batch, rows, energy)
+                    readings = _newest_readings(batch, energy)
                     latest = {key: reading.to_json() for key, reading in readings.items()}
                     await batch.commit(HourlyCommit(self.system_id, energy.to_json(), latest))
                     self.last_error = None

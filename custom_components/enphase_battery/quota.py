@@ -8,7 +8,9 @@ twice.  The month is shared out as follows:
 * ``POLLER_SHARE`` (60 %): background work, the telemetry pollers behind the history,
   the energy and the state-of-charge sensors (the governor holds them to it);
 * ``COORDINATOR_SHARE`` (30 %): the coordinators' reads, each coordinator's update
-  interval stretched so that it spends its part over the month (:func:`update_interval`);
+  interval stretched so that it spends its part over the month
+  (:meth:`KeyQuota.update_interval`), and stretched again for every entry that joins the
+  key (:meth:`KeyQuota.pace`);
 * the rest: writes (Storm Guard, profile, reserve), discovery and retries.
 
 The month's count is kept in ``.storage/enphase_battery.quota`` so that a restart does
@@ -23,6 +25,7 @@ from typing import Any
 import attrs
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from enphase_battery import QuotaGovernor, QuotaUsage, RateLimits
 
@@ -34,6 +37,16 @@ _DATA_KEY = f"{DOMAIN}_quota"
 _SAVE_DELAY_S = 60
 
 
+@attrs.frozen
+class _Paced:
+    """A coordinator whose interval follows the key's quota."""
+
+    coordinator: DataUpdateCoordinator[Any]
+    calls: int
+    part: float
+    floor: timedelta
+
+
 @attrs.define
 class KeyQuota:
     """The governor of one API key and who uses it."""
@@ -42,6 +55,31 @@ class KeyQuota:
     governor: QuotaGovernor
     #: entry_id -> number of systems it follows.
     systems: dict[str, int] = attrs.field(factory=dict)
+    #: entry_id -> its coordinators, re-paced when an entry comes or goes.
+    paced: dict[str, list[_Paced]] = attrs.field(factory=dict)
+
+    def pace(
+        self,
+        entry_id: str,
+        coordinator: DataUpdateCoordinator[Any],
+        *,
+        calls: int,
+        part: float,
+        floor: timedelta,
+    ) -> None:
+        """Let the key's quota set ``coordinator``'s update interval, now and whenever
+        the systems on the key change (see :meth:`update_interval`)."""
+        paced = _Paced(coordinator, calls, part, floor)
+        self.paced.setdefault(entry_id, []).append(paced)
+        coordinator.update_interval = self.update_interval(calls, part, floor)
+
+    def repace(self) -> None:
+        """Every coordinator on the key, to the current number of systems."""
+        for entry_paced in self.paced.values():
+            for paced in entry_paced:
+                paced.coordinator.update_interval = self.update_interval(
+                    paced.calls, paced.part, paced.floor
+                )
 
     @property
     def total_systems(self) -> int:
@@ -88,6 +126,7 @@ class QuotaRegistry:
             )
             self.keys[key] = quota
         quota.systems[entry_id] = systems
+        quota.repace()
         return quota
 
     def _used_this_month(self, key: str) -> int:
@@ -102,6 +141,8 @@ class QuotaRegistry:
         """The entry is unloaded: save the counts; forget keys nobody uses."""
         for quota in self.keys.values():
             quota.systems.pop(entry_id, None)
+            quota.paced.pop(entry_id, None)
+            quota.repace()
         await self.async_save()
         for key, quota in list(self.keys.items()):
             if not quota.systems:

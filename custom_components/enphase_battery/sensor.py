@@ -9,6 +9,7 @@ the statistics hold), power and direction from ``latest_telemetry``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
@@ -171,18 +172,18 @@ async def async_setup_entry(
         sid = system.system_id
         device = system_device(system)
         streams: list[tuple[str, DeviceInfo, Callable[[str], str], int | None]] = [
-            (stream_key(sid, BATTERY), device, lambda k, s=system: system_unique_id(s, k), None)
+            (stream_key(sid, BATTERY), device, partial(system_unique_id, system), None)
         ]
         if Access.DEVICE in allowed:
-            for encharge in system.encharges:
-                streams.append(
-                    (
-                        stream_key(sid, encharge.serial),
-                        encharge_device(system, encharge),
-                        lambda k, e=encharge: encharge_unique_id(e, k),
-                        encharge.device_id,
-                    )
+            streams.extend(
+                (
+                    stream_key(sid, encharge.serial),
+                    encharge_device(system, encharge),
+                    partial(encharge_unique_id, encharge),
+                    encharge.device_id,
                 )
+                for encharge in system.encharges
+            )
         for stream, stream_device, unique, device_id in streams:
             for key, value in (
                 ("soc", _soc),

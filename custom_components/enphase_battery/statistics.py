@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from homeassistant.components.recorder import get_instance
 from homeassistant.components.recorder.models import (
     StatisticData,
     StatisticMeanType,
@@ -28,6 +27,7 @@ from homeassistant.components.recorder.models import (
 from homeassistant.components.recorder.statistics import async_add_external_statistics
 from homeassistant.const import PERCENTAGE, UnitOfEnergy
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.recorder import get_instance
 
 from enphase_battery import HourlyRow
 from enphase_battery.models import BATTERY
