@@ -59,3 +59,18 @@ async def test_month_count_survives_a_restart(hass: HomeAssistant) -> None:
     again = await quotas.acquire("entry-1", "k" * 32, "partner", 1)
     assert again.governor is not quota.governor
     assert (await again.governor.usage()).used == 3
+
+
+def test_history_start_stays_within_two_years() -> None:
+    from datetime import UTC, datetime
+
+    from custom_components.enphase_battery.const import MAX_HISTORY_DAYS
+    from custom_components.enphase_battery.history import history_start
+    from enphase_battery.poll import MAX_BACKFILL
+
+    now = datetime(2026, 12, 6, 3, 40, tzinfo=UTC)
+    assert history_start(3, now) == datetime(2026, 12, 3, tzinfo=UTC)
+    oldest = history_start(MAX_HISTORY_DAYS, now)
+    assert oldest >= now - MAX_BACKFILL + timedelta(hours=2)
+    assert oldest.minute == 0
+    assert oldest < now - MAX_BACKFILL + timedelta(hours=4)

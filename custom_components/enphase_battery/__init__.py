@@ -101,6 +101,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: EnphaseConfigEntry) -> b
     if has_config:
         settings = SettingsCoordinator(hass, entry, client, system_ids, MIN_SETTINGS_INTERVAL)
         quota.pace(entry.entry_id, settings, calls=3, part=0.5, floor=MIN_SETTINGS_INTERVAL)
+    # The month's count is saved (debounced) after each power reading, and on unload.
+    entry.async_on_unload(now.async_add_listener(registry(hass).schedule_save))
     await now.async_config_entry_first_refresh()
     if settings is not None:
         await settings.async_config_entry_first_refresh()

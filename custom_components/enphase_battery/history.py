@@ -40,6 +40,7 @@ from enphase_battery import (
     TelemetryInterval,
     TelemetryPoller,
 )
+from enphase_battery.poll import MAX_BACKFILL
 
 from .const import Access
 from .statistics import import_rows, wait_imported
@@ -230,7 +231,9 @@ class SystemHistory:
             self.client,
             self.system_id,
             encharges=self.encharges,
-            start_at=self.start_at,
+            # Used only without a checkpoint: a start chosen long ago may have aged past
+            # the API's two years since.
+            start_at=max(self.start_at, earliest_start()),
             checkpoint=StoreCheckpoint(self.store),
             quota_share=self.quota_share,
         )
@@ -277,9 +280,21 @@ class SystemHistory:
                 settled = settled + 1 if poller.idle and not self.importing else 0
 
 
+#: How much younger than the API's two-year limit a start is kept, so that the request
+#: made some time after it was chosen is still within the limit.
+_START_MARGIN = timedelta(hours=2)
+
+
+def earliest_start(now: datetime | None = None) -> datetime:
+    """The oldest start the API serves, less a margin, on the hour."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    earliest = now - MAX_BACKFILL + _START_MARGIN
+    return earliest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
 def history_start(days: int, now: datetime | None = None) -> datetime:
     """Where the history begins for a new entry: ``days`` back, at midnight UTC
-    (``0``: today's midnight)."""
-    now = now or datetime.now(UTC)
-    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight - timedelta(days=days)
+    (``0``: today's midnight), and never beyond what the API serves (two years)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(midnight - timedelta(days=days), earliest_start(now))
