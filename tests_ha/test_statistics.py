@@ -148,3 +148,32 @@ async def test_restart_resumes_without_gap_or_repeat(
     total = int((newest_after - _start(entry)) / timedelta(minutes=15))
     assert first_run + second_run == streams * total
     await _assert_statistics_match(hass, sim, entry)
+
+
+async def test_a_failed_commit_replays_the_batch_without_double_counting(
+    hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator
+) -> None:
+    """The store's write fails after the batch's rows reached the recorder (a crash at the
+    worst moment): the poller starts again from the checkpoint, the same batch comes again
+    from the same hourly state, and its rows are imported again, identical."""
+    entry = await add_entry(hass, hass_client_no_auth, sim, history_days=1)
+    sid = sim.system_ids[0]
+    history = entry.runtime_data.histories[sid]
+    history.retry_wait_s = (0.05, 0.1)
+    store = entry.runtime_data.store
+    saved_before = dict(store.data["checkpoint"])
+    real_write = store.async_write
+    failures = []
+
+    async def failing_write() -> None:
+        if not failures:
+            failures.append(True)
+            raise OSError("disk full")
+        await real_write()
+
+    store.async_write = failing_write  # type: ignore[method-assign]
+    await _advance(hass, sim, entry, 2)
+    assert failures
+    assert history.last_error is None
+    assert store.data["checkpoint"] != saved_before
+    await _assert_statistics_match(hass, sim, entry)

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from enphase_battery import (
@@ -175,6 +176,8 @@ class SystemHistory:
         self.revisions_received = 0
         self.points_imported = 0
         self.last_error: str | None = None
+        #: First and longest wait before the poller starts again after a failure.
+        self.retry_wait_s = _RETRY_WAIT_S
         self._poller_ready = asyncio.Event()
 
     def _load_energy(self) -> HourlyEnergy:
@@ -188,8 +191,9 @@ class SystemHistory:
 
     async def run(self) -> None:
         """Poll and import until cancelled (the entry's unload) or a failure that needs
-        the user (sign-in, access)."""
-        waits = _RETRY_WAIT_S[0]
+        the user (sign-in, access); anything else is retried, resuming from the
+        checkpoint (the batch in flight comes again)."""
+        failures = 0
         while True:
             try:
                 await self._run_poller()
@@ -199,31 +203,32 @@ class SystemHistory:
                 self._on_auth_failed()
                 return
             except PermissionDeniedError as err:
-                if self.encharges:
-                    # An Encharge's telemetry refused (the grant was narrowed): go on with
-                    # the system's battery alone.
-                    self.encharges = ()
-                    self._on_access_denied(Access.DEVICE, err)
-                    continue
-                self._on_access_denied(Access.SITE, err)
-                return
+                if not self.encharges:
+                    self._on_access_denied(Access.SITE, err)
+                    return
+                # An Encharge's telemetry refused (the grant was narrowed): go on with the
+                # system's battery alone.
+                self.encharges = ()
+                self._on_access_denied(Access.DEVICE, err)
+                continue
             except QuotaExceededError as err:
                 self.last_error = str(err)
                 _LOGGER.warning("system %s: %s; history resumes later", self.system_id, err)
-                await asyncio.sleep(_RETRY_WAIT_S[1])
-            except EnphaseError as err:
-                self.last_error = str(err)
+                pause = self.retry_wait_s[1]
+                failures = 0
+            except (EnphaseError, HomeAssistantError, OSError) as err:
+                # The API, the recorder or the store: the checkpoint holds what was done.
+                self.last_error = f"{type(err).__name__}: {err}"
+                first_wait, longest_wait = self.retry_wait_s
+                pause = min(first_wait * 2**failures, longest_wait)
+                failures += 1
                 _LOGGER.warning(
                     "system %s: history stopped (%s); resuming in %.0f s",
                     self.system_id,
-                    err,
-                    waits,
+                    self.last_error,
+                    pause,
                 )
-                await asyncio.sleep(waits)
-                waits = min(waits * 2, _RETRY_WAIT_S[1])
-            finally:
-                self.poller = None
-                self._poller_ready.clear()
+            await asyncio.sleep(pause)
 
     async def _run_poller(self) -> None:
         energy = self._load_energy()
@@ -237,28 +242,36 @@ class SystemHistory:
             checkpoint=StoreCheckpoint(self.store),
             quota_share=self.quota_share,
         )
-        async with poller:
-            self.poller = poller
-            self._poller_ready.set()
-            async for batch in poller.batches(max_size=2000, max_wait=1.0):
-                self.importing = True
-                try:
-                    rows = energy.add_many(batch)
-                    self.intervals_received += len(batch)
-                    self.revisions_received += sum(1 for i in batch if i.revision)
-                    if rows:
-                        self.points_imported += import_rows(
-                            self.hass, rows, {self.system_id: self.system_name}
-                        )
-                        await wait_imported(self.hass)
-                    readings = _newest_readings(batch, energy)
-                    latest = {key: reading.to_json() for key, reading in readings.items()}
-                    await batch.commit(HourlyCommit(self.system_id, energy.to_json(), latest))
-                    self.last_error = None
-                    if readings:
-                        self.coordinator.push(readings)
-                finally:
-                    self.importing = False
+        try:
+            async with poller:
+                self.poller = poller
+                self._poller_ready.set()
+                await self._import(poller, energy)
+        finally:
+            self.poller = None
+            self._poller_ready.clear()
+
+    async def _import(self, poller: TelemetryPoller, energy: HourlyEnergy) -> None:
+        """Each batch: rows imported and written, then checkpoint and state committed."""
+        async for batch in poller.batches(max_size=2000, max_wait=1.0):
+            self.importing = True
+            try:
+                rows = energy.add_many(batch)
+                self.intervals_received += len(batch)
+                self.revisions_received += sum(1 for i in batch if i.revision)
+                if rows:
+                    self.points_imported += import_rows(
+                        self.hass, rows, {self.system_id: self.system_name}
+                    )
+                    await wait_imported(self.hass)
+                readings = _newest_readings(batch, energy)
+                latest = {key: reading.to_json() for key, reading in readings.items()}
+                await batch.commit(HourlyCommit(self.system_id, energy.to_json(), latest))
+                self.last_error = None
+                if readings:
+                    self.coordinator.push(readings)
+            finally:
+                self.importing = False
 
     def poll_now(self) -> None:
         """Ask the poller for new intervals now (tests, a refresh)."""
@@ -269,13 +282,18 @@ class SystemHistory:
         """Return once the poller has nothing to fetch or hand out and no batch is being
         imported (for tests)."""
         async with asyncio.timeout(within_s):
-            await self._poller_ready.wait()
             settled = 0
             while settled < 3:
+                await self._poller_ready.wait()  # (again, after a failure and its retry)
                 poller = self.poller
                 if poller is None:
-                    return
-                await poller.wait_idle()
+                    continue
+                try:
+                    # Briefly: a poller that fails meanwhile is never idle again.
+                    await asyncio.wait_for(poller.wait_idle(), 1.0)
+                except TimeoutError:
+                    settled = 0
+                    continue
                 await asyncio.sleep(0.05)
                 settled = settled + 1 if poller.idle and not self.importing else 0
 
