@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
@@ -118,6 +119,13 @@ async def test_storm_guard_profile_reserve_reach_the_simulator(
     )
     assert sim.system(sid).settings.reserve_soc == 35
     assert hass.states.get(number).state == "35"
+
+    # A refusal reaches the user as an error of the service call; the state stays.
+    sim.faults.fail_next(1, 403, path="storm_guard")
+    with pytest.raises(HomeAssistantError, match="Enphase refused the change"):
+        await hass.services.async_call("switch", "turn_on", {"entity_id": switch}, blocking=True)
+    assert sim.system(sid).storm_guard_enabled is False
+    assert hass.states.get(switch).state == "off"
     del entry
 
 

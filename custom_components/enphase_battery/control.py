@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from enphase_battery import AuthenticationError, EnphaseError
@@ -43,9 +43,10 @@ class SettingsEntity(CoordinatorEntity[SettingsCoordinator]):
         try:
             return await call
         except AuthenticationError as err:
+            # The sign-in is dead: ask for a new one (a repair), and say so here.
             entry = self.coordinator.config_entry
             if entry is not None:
                 entry.async_start_reauth(self.hass)
-            raise ConfigEntryAuthFailed(str(err)) from err
+            raise HomeAssistantError(f"Enphase needs a new sign-in: {err}") from err
         except EnphaseError as err:
             raise HomeAssistantError(f"Enphase refused the change: {err}") from err
