@@ -91,7 +91,7 @@ async def test_backfill_equals_ground_truth(
     await _assert_statistics_match(hass, sim, entry)
 
 
-@pytest.mark.sim(late_probability=0.08, late_delay=timedelta(hours=3))
+@pytest.mark.sim(late_probability=0.2, late_delay=timedelta(hours=3))
 async def test_late_intervals_and_revisions_change_the_right_hours(
     hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator
 ) -> None:
