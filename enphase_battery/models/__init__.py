@@ -13,6 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from enphase_battery.models.commissioning import (
+    BatteryModeSettings,
+    BatteryModeUpdate,
+    SystemTariff,
+    Tariff,
+    TariffDayGroup,
+    TariffPeriod,
+    TariffRate,
+    TariffSeason,
+    TariffStorageSettings,
+    TariffTask,
+)
 from enphase_battery.models.config import (
     BatterySettings,
     GridStatus,
@@ -20,6 +32,7 @@ from enphase_battery.models.config import (
     LoadControl,
     StormGuard,
 )
+from enphase_battery.models.confirmation import WriteConfirmation, WriteOutcome
 from enphase_battery.models.delivered import BATTERY, INTERVAL_S, StreamKey, TelemetryInterval
 from enphase_battery.models.discovery import Address, Device, DeviceGroups, System, SystemDevices
 from enphase_battery.models.live import LiveFrame, LiveSource
@@ -61,6 +74,8 @@ __all__ = [
     "BatteryInterval",
     "BatteryLifetime",
     "BatteryMode",
+    "BatteryModeSettings",
+    "BatteryModeUpdate",
     "BatterySettings",
     "BatteryState",
     "BatteryTelemetry",
@@ -91,7 +106,17 @@ __all__ = [
     "System",
     "SystemDevices",
     "SystemSummary",
+    "SystemTariff",
+    "Tariff",
+    "TariffDayGroup",
+    "TariffPeriod",
+    "TariffRate",
+    "TariffSeason",
+    "TariffStorageSettings",
+    "TariffTask",
     "TelemetryInterval",
+    "WriteConfirmation",
+    "WriteOutcome",
     "converter",
 ]
 
