@@ -48,7 +48,7 @@ Rows = Callable[[Any], Iterable[tuple[str, Any]]]
 
 
 def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--wait [S]`` and ``--wait-interval S`` on a write command."""
+    """``--wait [S]``, ``--wait-interval S`` and ``--settle S`` on a write command."""
     parser.add_argument(
         "--wait",
         nargs="?",
@@ -66,6 +66,14 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="with --wait: seconds between reads (default 10; each read counts against the quota)",
     )
+    parser.add_argument(
+        "--settle",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="with --wait: once the gateway shows the change, keep reading S seconds more;"
+        " a change put back meanwhile is 'overridden' (default 0: stop at the first match)",
+    )
 
 
 def wait_options(ctx: _Context) -> dict[str, Any]:
@@ -77,6 +85,7 @@ def wait_options(ctx: _Context) -> dict[str, Any]:
         "confirm": True,
         "timeout_s": timeout,
         "interval_s": min(ctx.args.wait_interval, timeout),
+        "settle_s": ctx.args.settle,
     }
 
 

@@ -160,12 +160,20 @@ def test_wait_pending_and_overridden_exit_6(cli: Run, simulator: SimulatorThread
     assert report["gateway"]["outcome"] == "pending"
     assert report["gateway"]["mismatched"] == ["cfg_allowed", "dtg_allowed"]
 
-    # The CLI stops at the first match; a revert before it is seen looks pending too, so
-    # the overridden outcome is the SDK's (settle_s, tests/client/test_confirmation.py).
     code, out, err = cli("storm-guard", "on", "--wait", "0.2", "--wait-interval", "0.05")
     assert code == 6, err
     assert "gateway: pending" in out
     assert "not shown as asked: storm_guard_status" in out
+
+    # Applied, then put back while --settle keeps watching: overridden.
+    simulator.call(simulator.sim.writes.configure, {"next": ["revert"], "revert_after_s": 0.3})
+    code, out, err = cli(
+        "battery-mode", "set", "--cfg", "on", "--dtg", "on", "--wait", "5",
+        "--wait-interval", "0.1", "--settle", "2",
+    )  # fmt: skip
+    assert code == 6, err
+    assert "gateway: overridden" in out
+    assert "not shown as asked: cfg_allowed, dtg_allowed" in out
 
 
 def test_wait_on_every_existing_set(cli: Run) -> None:
