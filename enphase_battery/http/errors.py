@@ -153,8 +153,10 @@ def error_for(
 
 def _plan_hint(route: Route) -> str:
     """Which plan the operation needs, as the route table says, for a 403's message."""
+    if route.plan == "partner":
+        return f"{route.operation_id} needs the Partner plan"
     if route.plan is not None:
-        return f"{route.operation_id} needs the {route.plan.capitalize()} plan"
+        return f"{route.operation_id} needs the {route.plan.capitalize()} plan or above"
     return (
         "system configuration needs the Megawatt or Partner plan, per-Encharge"
         " telemetry Kilowatt or above"
