@@ -166,10 +166,10 @@ def test_wait_pending_and_overridden_exit_6(cli: Run, simulator: SimulatorThread
     assert "not shown as asked: storm_guard_status" in out
 
     # Applied, then put back while --settle keeps watching: overridden.
-    simulator.call(simulator.sim.writes.configure, {"next": ["revert"], "revert_after_s": 0.3})
+    simulator.call(simulator.sim.writes.configure, {"next": ["revert"], "revert_after_s": 0.6})
     code, out, err = cli(
         "battery-mode", "set", "--cfg", "on", "--dtg", "on", "--wait", "5",
-        "--wait-interval", "0.1", "--settle", "2",
+        "--wait-interval", "0.1", "--settle", "2.5",
     )  # fmt: skip
     assert code == 6, err
     assert "gateway: overridden" in out

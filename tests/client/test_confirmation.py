@@ -127,13 +127,14 @@ async def test_a_reverted_write_is_overridden(
 ) -> None:
     before = await client.get_battery_mode(system_id)
     sim.writes.revert_next()
-    sim.writes.revert_after_s = 0.3
+    # Shown for 0.5 s: a read every 0.05 s sees it, and settle_s outlasts it by a second.
+    sim.writes.revert_after_s = 0.5
     result = await client.update_battery_mode(
         system_id,
         cfg_allowed=not before.cfg_allowed,
         dtg_allowed=True,
         confirm=True,
-        timeout_s=3.0,
+        timeout_s=4.0,
         interval_s=INTERVAL_S,
         settle_s=1.5,  # keep watching after the first match: the revert comes within it
     )
