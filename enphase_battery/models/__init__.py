@@ -13,18 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from enphase_battery.models.commissioning import (
-    BatteryModeSettings,
-    BatteryModeUpdate,
-    SystemTariff,
-    Tariff,
-    TariffDayGroup,
-    TariffPeriod,
-    TariffRate,
-    TariffSeason,
-    TariffStorageSettings,
-    TariffTask,
-)
 from enphase_battery.models.config import (
     BatterySettings,
     GridStatus,
@@ -66,6 +54,35 @@ from enphase_battery.models.vocabulary import (
 
 if TYPE_CHECKING:
     from enphase_battery.models._converter import converter
+    from enphase_battery.models.commissioning import (
+        BatteryModeSettings,
+        BatteryModeUpdate,
+        SystemTariff,
+        Tariff,
+        TariffDayGroup,
+        TariffPeriod,
+        TariffRate,
+        TariffSeason,
+        TariffStorageSettings,
+        TariffTask,
+    )
+
+#: The Commissioning API's models (Partner plan), loaded when first asked for: a client
+#: that never reads a tariff does not pay for its ten classes at start-up.
+_COMMISSIONING = frozenset(
+    {
+        "BatteryModeSettings",
+        "BatteryModeUpdate",
+        "SystemTariff",
+        "Tariff",
+        "TariffDayGroup",
+        "TariffPeriod",
+        "TariffRate",
+        "TariffSeason",
+        "TariffStorageSettings",
+        "TariffTask",
+    }
+)
 
 __all__ = [
     "BATTERY",
@@ -129,4 +146,10 @@ def __getattr__(name: str) -> Any:
 
         globals()["converter"] = converter  # found directly from now on
         return converter
+    if name in _COMMISSIONING:
+        from enphase_battery.models import commissioning
+
+        value = getattr(commissioning, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

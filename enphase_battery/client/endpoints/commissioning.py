@@ -2,12 +2,13 @@
 
 ``battery_mode`` is addressed by an *activation id*, which the official file describes as
 "the Enlighten ID of the activation (system)": the system id.  :func:`activation_id` is
-the one place that maps one to the other.
+the one place that maps one to the other.  The models load with the first call (a client
+that never calls these does not pay for them at start-up).
 """
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 from enphase_battery.client.endpoints.base import EndpointBase
 from enphase_battery.client.endpoints.confirmation import (
@@ -18,12 +19,14 @@ from enphase_battery.client.endpoints.confirmation import (
 )
 from enphase_battery.client.endpoints.writes import battery_mode_write
 from enphase_battery.models import validation
-from enphase_battery.models.commissioning import (
-    BatteryModeSettings,
-    BatteryModeUpdate,
-    SystemTariff,
-)
 from enphase_battery.models.confirmation import WriteConfirmation
+
+if TYPE_CHECKING:
+    from enphase_battery.models.commissioning import (
+        BatteryModeSettings,
+        BatteryModeUpdate,
+        SystemTariff,
+    )
 
 __all__ = ["CommissioningEndpoints", "activation_id"]
 
@@ -50,6 +53,8 @@ class CommissioningEndpoints(EndpointBase):
         Raises:
             PermissionDeniedError: a plan below Partner, or no grant (403).
         """
+        from enphase_battery.models.commissioning import SystemTariff
+
         return await self._call("get_system_tariff", SystemTariff, system_id)
 
     async def get_battery_mode(self, system_id: int) -> BatteryModeSettings:
@@ -63,6 +68,8 @@ class CommissioningEndpoints(EndpointBase):
             NoBatteryError: a PV-only site (422).
             PermissionDeniedError: a plan below Partner, or no grant (403).
         """
+        from enphase_battery.models.commissioning import BatteryModeSettings
+
         return await self._call(
             "get_battery_mode",
             BatteryModeSettings,
@@ -120,6 +127,8 @@ class CommissioningEndpoints(EndpointBase):
             NoBatteryError: a PV-only site (422).
             PermissionDeniedError: a plan below Partner, or no grant (403).
         """
+        from enphase_battery.models.commissioning import BatteryModeUpdate
+
         write = battery_mode_write(cfg_allowed=cfg_allowed, dtg_allowed=dtg_allowed)
         bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
         answer = await self._call(
