@@ -26,7 +26,8 @@ typecheck: $(STAMP)
 # The suite runs with orjson (installed by the dev extra); the suites that decode API
 # bodies run again on the standard library, the path of an install without [speed].
 STDLIB_JSON_TESTS := tests/test_json_decoder.py tests/test_client.py \
-	tests/test_sdk_on_simulator.py tests/test_live_stream.py tests/test_sse.py
+	tests/test_sdk_on_simulator.py tests/test_live_stream.py tests/test_sse.py \
+	tests/client/test_commissioning.py
 
 # A throwaway PostgreSQL server for the tests (or the user's ENPHASE_TEST_POSTGRES_DSN).
 pytest: $(STAMP)

@@ -23,6 +23,7 @@ __all__ = [
     "EnphaseConnectionError",
     "EnphaseError",
     "InvalidRequestError",
+    "NoBatteryError",
     "NotFoundError",
     "NotSignedInError",
     "PermissionDeniedError",
@@ -178,6 +179,15 @@ class PermissionDeniedError(ApiError):
 
 class NotFoundError(ApiError):
     """404: the system, Encharge or path does not exist for this account."""
+
+
+class NoBatteryError(ApiError):
+    """422: the system has no batteries (a PV-only site), so a battery setting does not apply.
+
+    The configuration operations answer ``"System doesn't have encharges"`` and the
+    Commissioning API's ``battery_mode`` ``"This is a PV only site..."`` (fact sheet §3, §8).
+    Asking again cannot help; the site needs an Enphase battery first.
+    """
 
 
 class RateLimitError(ApiError):

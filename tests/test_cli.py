@@ -239,7 +239,12 @@ def test_storm_guard_on_off_show(cli: Run, env: dict[str, str], system_id: int) 
     assert json.loads(out)["storm_guard_status"] is True
     code, out, _ = cli("storm-guard", "off", "--system", str(system_id))
     assert code == 0
-    assert out.splitlines()[0].split() == ["storm", "guard", "off"]
+    # What was asked, then what the API answered.
+    assert [line.split() for line in out.splitlines()[:3]] == [
+        ["asked"],
+        ["storm", "guard", "off"],
+        ["API", "answered"],
+    ]
 
 
 def test_grid_status_table(
@@ -262,7 +267,12 @@ def test_load_control_show_and_set(cli: Run, env: dict[str, str], system_id: int
         "--end", "22:30", "--json",
     )  # fmt: skip
     assert code == 0, err
-    circuit = next(c for c in json.loads(out)["load_control_data"] if c["name"] == "NC1")
+    report = json.loads(out)
+    assert report["asked"] == {
+        "name": "NC1", "mode": "Advanced_BatteryPowered", "soc_low": 40,
+        "essential_start_time": 21_600, "essential_end_time": 81_000,
+    }  # fmt: skip
+    circuit = next(c for c in report["answer"]["load_control_data"] if c["name"] == "NC1")
     assert circuit["mode"] == "Advanced_BatteryPowered"
     assert circuit["soc_low"] == 40
     assert (circuit["essential_start_time"], circuit["essential_end_time"]) == (21_600, 81_000)
@@ -1098,7 +1108,8 @@ def test_load_control_set_load_name_is_applied(
         "--load-name", "Pool pump", "--json",
     )  # fmt: skip
     assert code == 0, err
-    circuit = next(c for c in json.loads(out)["load_control_data"] if c["name"] == name)
+    answer = json.loads(out)["answer"]
+    circuit = next(c for c in answer["load_control_data"] if c["name"] == name)
     assert circuit["load_name"] == "Pool pump"
     code, out, err = cli("load-control", "show", "--system", str(system_id), "--json")
     assert code == 0, err

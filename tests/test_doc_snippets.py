@@ -521,7 +521,7 @@ def test_the_simulators_admin_lines_work_as_written(simulate: Callable[..., Simu
     server = simulate()  # the defaults: the example system id is the first one of seed 0
     base = server.exports["ENPHASE_BASE_URL"]
     lines = [line for line in block.splitlines() if line.startswith("curl ")]
-    assert len(lines) == 5
+    assert len(lines) == 6
     states: dict[str, Any] = {}
     for line in lines:
         done = subprocess.run(
@@ -536,6 +536,8 @@ def test_the_simulators_admin_lines_work_as_written(simulate: Callable[..., Simu
     assert any(system["off_grid"] for system in states["system"]["systems"].values())
     assert states["faults"]["faults_pending"][0]["status"] == 503
     assert "connections" in states["live"]
+    assert states["writes"]["writes"]["delay_s"] == 5
+    assert states["writes"]["writes"]["next"] == ["refuse", "revert"]
 
 
 def test_every_simulate_command_of_the_docs_parses() -> None:
@@ -620,6 +622,32 @@ async def test_the_live_dashboard_shows_live_frames(block: Block) -> None:
     sources = {str(row[0]) for row in shown}
     assert sources == {"live"}, shown
     assert all(0 <= row[1] <= 100 for row in shown)  # battery_soc, %
+
+
+@runs("confirmed-write")
+async def test_the_confirmed_write_recipe_reports_each_outcome(block: Block) -> None:
+    allow_grid_charging = run_block(block)["allow_grid_charging"]
+    # settle_s outlasts the revert below by a second: the revert is seen, whatever the load.
+    fast = {"timeout_s": 3.0, "interval_s": 0.05, "settle_s": 1.5}
+    slow_gateway = EnphaseSimulator(seed=3, systems=2, encharges=[1, 0], write_delay_s=0.2)
+    async with slow_gateway as sim, sim.make_client(rate_limits=FAST) as client:
+        system_id, pv_only = sim.system_ids
+        assert (await allow_grid_charging(client, system_id, True, **fast)).startswith("applied")
+        assert (await client.get_battery_mode(system_id)).cfg_allowed is True
+        sim.writes.refuse_next()
+        pending = await allow_grid_charging(client, system_id, False, **fast)
+        assert pending == "accepted, not applied yet: look again later"
+        sim.writes.revert_next()
+        sim.writes.revert_after_s = 0.4
+        overridden = await allow_grid_charging(client, system_id, False, **fast)
+        assert overridden.startswith("overridden: the gateway now shows")
+        assert "cfg_allowed=True" in overridden
+        no_battery = await allow_grid_charging(client, pv_only, True, **fast)
+        assert no_battery == "this site has no battery (PV only)"
+    megawatt = EnphaseSimulator(seed=3, systems=1, plan="megawatt", enforce_plan_access=True)
+    async with megawatt as sim, sim.make_client(rate_limits=FAST) as client:
+        refused = await allow_grid_charging(client, sim.system_ids[0], True, **fast)
+    assert refused.startswith("battery_mode needs the Partner plan")
 
 
 def table_rows(path: Path, query: str) -> list[tuple[Any, ...]]:

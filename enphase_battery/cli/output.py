@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any, TextIO
 
 import attrs
@@ -19,13 +20,16 @@ _SECRETS: set[str] = set()
 
 
 def _jsonable(value: Any) -> Any:
-    """Models to JSON-ready data: datetimes ISO 8601, enums their API string."""
+    """Models to JSON-ready data: datetimes ISO 8601, enums their API string, decimals
+    their text."""
     if attrs.has(type(value)):
         return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # a tariff rate, as exact as the API sent it
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

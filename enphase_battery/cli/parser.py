@@ -36,11 +36,17 @@ from enphase_battery.cli.commands import (
     _cmd_storm_guard,
     _cmd_systems,
 )
+from enphase_battery.cli.commissioning import (
+    _cmd_battery_mode_set,
+    _cmd_battery_mode_show,
+    _cmd_tariff,
+)
 from enphase_battery.cli.errors import EXIT_USAGE, PROG, CliError
 from enphase_battery.cli.live import add_live_commands
 from enphase_battery.cli.stream import _cmd_stream
 from enphase_battery.cli.telemetry import _cmd_telemetry
 from enphase_battery.cli.usage import _cmd_usage
+from enphase_battery.cli.writes import add_wait_arguments
 from enphase_battery.client.environment import PLANS
 from enphase_battery.http.routes import DEFAULT_BASE_URL
 from enphase_battery.models import Granularity
@@ -227,10 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reserve", type=_percent(0, 100), metavar="PERCENT", help="backup reserve, 0-100 %%"
     )
     settings_set.add_argument("--energy-independence", choices=("on", "off"))
+    add_wait_arguments(settings_set)
     settings_set.set_defaults(handler=_cmd_settings_set)
 
     storm = command("storm-guard", "show or switch Storm Guard")
     storm.add_argument("action", nargs="?", choices=("show", "on", "off"), default="show")
+    add_wait_arguments(storm)
     storm.set_defaults(handler=_cmd_storm_guard)
 
     command("grid-status", "whether the site is on or off grid").set_defaults(
@@ -253,7 +261,38 @@ def build_parser() -> argparse.ArgumentParser:
     load_set.add_argument("--soc-low", type=_percent(10, 90), metavar="PERCENT", help="10-90 %%")
     load_set.add_argument("--start", type=_hhmm, metavar="HH:MM", help="essential start time")
     load_set.add_argument("--end", type=_hhmm, metavar="HH:MM", help="essential end time")
+    add_wait_arguments(load_set)
     load_set.set_defaults(handler=_cmd_load_set)
+
+    command(
+        "tariff", "the time-of-use tariff: seasons, periods, grid charging (Partner plan)"
+    ).set_defaults(handler=_cmd_tariff)
+
+    battery_mode = commands.add_parser(
+        "battery-mode",
+        help="charge from grid / discharge to grid (Partner plan: the Commissioning API)",
+    )
+    battery_mode_commands = battery_mode.add_subparsers(
+        dest="battery_mode_command", metavar="ACTION", required=True
+    )
+    command(
+        "show",
+        "whether the battery may charge from the grid and discharge to it",
+        parent=battery_mode_commands,
+    ).set_defaults(handler=_cmd_battery_mode_show)
+    battery_mode_set = command(
+        "set",
+        "allow or forbid charging from the grid and discharging to it (both at once)",
+        parent=battery_mode_commands,
+    )
+    battery_mode_set.add_argument(
+        "--cfg", choices=("on", "off"), required=True, help="charge from grid (CFG_allowed)"
+    )
+    battery_mode_set.add_argument(
+        "--dtg", choices=("on", "off"), required=True, help="discharge to grid (DTG_allowed)"
+    )
+    add_wait_arguments(battery_mode_set)
+    battery_mode_set.set_defaults(handler=_cmd_battery_mode_set)
 
     lifetime = command("lifetime", "daily battery charge and discharge")
     lifetime.add_argument("--since", type=_day, required=True, metavar="YYYY-MM-DD")

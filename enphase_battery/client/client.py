@@ -22,7 +22,9 @@ from enphase_battery.auth.manager import TokenManager
 from enphase_battery.auth.tokens import OAuth2Token
 from enphase_battery.client.endpoints import (
     BatteryDataEndpoints,
+    CommissioningEndpoints,
     ConfigurationEndpoints,
+    ConfirmationEndpoints,
     DiscoveryEndpoints,
     RealtimeEndpoints,
 )
@@ -46,7 +48,12 @@ _LOGGER = logging.getLogger("enphase_battery.client")
 
 
 class EnphaseClient(
-    DiscoveryEndpoints, ConfigurationEndpoints, BatteryDataEndpoints, RealtimeEndpoints
+    DiscoveryEndpoints,
+    ConfigurationEndpoints,
+    CommissioningEndpoints,
+    BatteryDataEndpoints,
+    RealtimeEndpoints,
+    ConfirmationEndpoints,
 ):
     """Async client for the battery operations of the Enphase v4 Monitoring API.
 

@@ -12,6 +12,7 @@ import attrs
 from enphase_battery.exceptions import (
     ApiError,
     AuthenticationError,
+    NoBatteryError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -24,6 +25,7 @@ from enphase_battery.util.redaction import printable
 
 __all__ = [
     "MONTH_429_WORDS",
+    "NO_BATTERY_WORDS",
     "RateLimitInfo",
     "api_key_refused",
     "decode",
@@ -46,6 +48,14 @@ _TOO_LARGE = "the response body is larger than the 16 MiB the SDK reads; it was 
 #: ``{"reason": "429", "message": [...]}``, live_data's error envelope) is read as the
 #: month spent when its words match this: the spec gives no other sign.
 MONTH_429_WORDS = re.compile(r"\bmonth(ly)?\b", re.IGNORECASE)
+
+#: A 422 whose words match this says the site has no batteries (a PV-only site): the
+#: configuration operations' "System doesn't have encharges", the Commissioning API's
+#: "This is a PV only site. Battery mode can only be fetched for sites with Enphase battery
+#: systems" (fact sheet §3, §8).
+NO_BATTERY_WORDS = re.compile(
+    r"(doesn'?t|does not) have (any )?encharges|\bPV[ -]only site\b", re.IGNORECASE
+)
 
 #: Replaces every secret in a value (string, list, dict) before it goes into an error.
 Redact = Callable[[Any], Any]
@@ -125,8 +135,13 @@ def error_for(
     if status == 403:
         return PermissionDeniedError(
             f"not authorized to access {route.operation_id}: the API plan or the"
-            " homeowner's grant lacks this access (system configuration needs the"
-            " Megawatt or Partner plan, per-Encharge telemetry Kilowatt or above)",
+            " homeowner's grant lacks this access (" + _plan_hint(route) + ")",
+            **where,
+        )
+    if status == 422 and detail is not None and NO_BATTERY_WORDS.search(detail):
+        return NoBatteryError(
+            f"{detail}: the system has no batteries (a PV-only site), so"
+            f" {route.operation_id} does not apply to it",
             **where,
         )
     if status == 404:
@@ -134,6 +149,18 @@ def error_for(
     if status == 429:
         return _rate_limit_error(body, where, server_time)
     return ApiError(detail or "the API returned an error", **where)
+
+
+def _plan_hint(route: Route) -> str:
+    """Which plan the operation needs, as the route table says, for a 403's message."""
+    if route.plan == "partner":
+        return f"{route.operation_id} needs the Partner plan"
+    if route.plan is not None:
+        return f"{route.operation_id} needs the {route.plan.capitalize()} plan or above"
+    return (
+        "system configuration needs the Megawatt or Partner plan, per-Encharge"
+        " telemetry Kilowatt or above"
+    )
 
 
 @attrs.frozen

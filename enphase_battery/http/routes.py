@@ -66,6 +66,13 @@ _TABLE = (
     ),
     Route("get_system_summary", "GET", "/systems/{system_id}/summary", "watt"),
     Route("stream_live_data", "GET", "/systems/{system_id}/live_data", "kilowatt"),
+    # The Commissioning API (fact sheet §8), Partner plan only.  The spec's operationIds
+    # are generated (getApiV4ActivationsByActivationIdBatteryMode...); ours name what the
+    # call does, like the rest of the table.  ``{activation_id}`` is the system id: the
+    # client fills it through ``commissioning.activation_id``, the one place that says so.
+    Route("get_system_tariff", "GET", "/systems/config/{system_id}/tariff", "partner"),
+    Route("get_battery_mode", "GET", "/activations/{activation_id}/battery_mode", "partner"),
+    Route("update_battery_mode", "PUT", "/activations/{activation_id}/battery_mode", "partner"),
 )
 
 #: operationId -> Route.

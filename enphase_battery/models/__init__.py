@@ -20,6 +20,7 @@ from enphase_battery.models.config import (
     LoadControl,
     StormGuard,
 )
+from enphase_battery.models.confirmation import WriteConfirmation, WriteOutcome
 from enphase_battery.models.delivered import BATTERY, INTERVAL_S, StreamKey, TelemetryInterval
 from enphase_battery.models.discovery import Address, Device, DeviceGroups, System, SystemDevices
 from enphase_battery.models.live import LiveFrame, LiveSource
@@ -53,6 +54,35 @@ from enphase_battery.models.vocabulary import (
 
 if TYPE_CHECKING:
     from enphase_battery.models._converter import converter
+    from enphase_battery.models.commissioning import (
+        BatteryModeSettings,
+        BatteryModeUpdate,
+        SystemTariff,
+        Tariff,
+        TariffDayGroup,
+        TariffPeriod,
+        TariffRate,
+        TariffSeason,
+        TariffStorageSettings,
+        TariffTask,
+    )
+
+#: The Commissioning API's models (Partner plan), loaded when first asked for: a client
+#: that never reads a tariff does not pay for its ten classes at start-up.
+_COMMISSIONING = frozenset(
+    {
+        "BatteryModeSettings",
+        "BatteryModeUpdate",
+        "SystemTariff",
+        "Tariff",
+        "TariffDayGroup",
+        "TariffPeriod",
+        "TariffRate",
+        "TariffSeason",
+        "TariffStorageSettings",
+        "TariffTask",
+    }
+)
 
 __all__ = [
     "BATTERY",
@@ -61,6 +91,8 @@ __all__ = [
     "BatteryInterval",
     "BatteryLifetime",
     "BatteryMode",
+    "BatteryModeSettings",
+    "BatteryModeUpdate",
     "BatterySettings",
     "BatteryState",
     "BatteryTelemetry",
@@ -91,7 +123,17 @@ __all__ = [
     "System",
     "SystemDevices",
     "SystemSummary",
+    "SystemTariff",
+    "Tariff",
+    "TariffDayGroup",
+    "TariffPeriod",
+    "TariffRate",
+    "TariffSeason",
+    "TariffStorageSettings",
+    "TariffTask",
     "TelemetryInterval",
+    "WriteConfirmation",
+    "WriteOutcome",
     "converter",
 ]
 
@@ -104,4 +146,10 @@ def __getattr__(name: str) -> Any:
 
         globals()["converter"] = converter  # found directly from now on
         return converter
+    if name in _COMMISSIONING:
+        from enphase_battery.models import commissioning
+
+        value = getattr(commissioning, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,11 +6,12 @@ import logging
 import types
 import typing
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 
 from enphase_battery.models._intervals import _intervals_hook
 from enphase_battery.models._scalars import (
@@ -20,6 +21,12 @@ from enphase_battery.models._scalars import (
     _structure_int,
     _structure_percent,
     _warn_unknown,
+)
+from enphase_battery.models.commissioning import (
+    BatteryModeSettings,
+    Tariff,
+    TariffDayGroup,
+    TariffPeriod,
 )
 from enphase_battery.models.config import BatterySettings, GridStatus, StormGuard
 from enphase_battery.models.discovery import Device, DeviceGroups
@@ -90,6 +97,57 @@ def _lenient(parse: Any) -> Any:
         except ValueError:
             _LOGGER.warning("unknown %s %r in a response; read as None", _type.__name__, value)
             return None
+
+    return structure
+
+
+def _structure_decimal(value: Any, _type: Any) -> Decimal:
+    # Tariff rates come as strings ("0.25"); a number is read through its text so that
+    # 0.1 stays 0.1.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"not a decimal number: {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _minutes_to_time(value: Any, _type: Any) -> time | None:
+    # A tariff period's start: minutes after midnight (an int, or its string).
+    if value is None:
+        return None
+    minutes = _structure_int(value, int)
+    if not 0 <= minutes < 1440:
+        _warn_unknown("period start (minutes after midnight)", value)
+        return None
+    return time(minutes // 60, minutes % 60)
+
+
+def _day_names(value: Any, _type: Any) -> tuple[str, ...]:
+    # "Mon,Tue,Wed" (the API's spelling); a list is taken as it is.
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(day.strip() for day in value.split(",") if day.strip())
+    if isinstance(value, list):
+        return tuple(str(day) for day in value)
+    raise TypeError(f"not a list of days: {value!r}")
+
+
+def _tariff_hook(conv: cattrs.Converter) -> Any:
+    generated = make_dict_structure_fn(Tariff, conv)
+
+    def structure(value: Any, type_: Any) -> Tariff:
+        # The example sends ``currency: {code}``, the schema ``currency_type: {code}``.
+        if isinstance(value, dict) and ("currency" in value or "currency_type" in value):
+            holder = value.get("currency") or value.get("currency_type")
+            code = holder.get("code") if isinstance(holder, dict) else holder
+            value = {**value, "currency": code if isinstance(code, str) else None}
+        result: Tariff = generated(value, type_)
+        return result
 
     return structure
 
@@ -218,6 +276,28 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(BatteryState, lambda v, _t: BatteryState.parse(str(v)))
     conv.register_structure_hook(LoadControlMode, _lenient(LoadControlMode.parse))
     conv.register_structure_hook(DeviceGroups, _structure_devices)
+    # The Commissioning API: tariff rates, period starts, day lists and CFG/DTG names.
+    conv.register_structure_hook(Decimal, _or_none(_structure_decimal, "rate"))
+    conv.register_structure_hook(Tariff, _tariff_hook(conv))
+    conv.register_structure_hook(
+        TariffPeriod,
+        make_dict_structure_fn(
+            TariffPeriod, conv, start=override(struct_hook=_or_none(_minutes_to_time, "start"))
+        ),
+    )
+    conv.register_structure_hook(
+        TariffDayGroup,
+        make_dict_structure_fn(TariffDayGroup, conv, days=override(struct_hook=_day_names)),
+    )
+    conv.register_structure_hook(
+        BatteryModeSettings,
+        make_dict_structure_fn(
+            BatteryModeSettings,
+            conv,
+            cfg_allowed=override(rename="CFG_allowed"),
+            dtg_allowed=override(rename="DTG_allowed"),
+        ),
+    )
     # One live_data event -> a frame: hand-built, thousands a second.
     conv.register_structure_hook(LiveFrame, lambda v, _t: structure_live_frame(v))
     # The small configuration answers, one per call (after the field hooks they use).

@@ -19,7 +19,9 @@ Where each concern lives:
   limits, fault injection and the API's error envelopes;
 * :mod:`.app` - the route table; :mod:`.pipeline` - the checks every request passes;
   :mod:`.context` - what handlers share; the handlers: :mod:`.oauth_routes`,
-  :mod:`.discovery`, :mod:`.telemetry_routes`, :mod:`.config_routes`, :mod:`.admin`;
+  :mod:`.discovery`, :mod:`.telemetry_routes`, :mod:`.config_routes`,
+  :mod:`.commissioning_routes` (tariff, ``battery_mode``), :mod:`.admin`;
+* :mod:`.gateway` - when an accepted write reaches the gateway (delay, refuse, revert);
 * :mod:`.server` - :class:`EnphaseSimulator`;
 * :mod:`.runner` / :mod:`.cli` - ``enphase-battery simulate`` and
   ``python -m enphase_battery.simulator``.
@@ -28,7 +30,9 @@ Admin routes (no auth; loopback only unless ``--host`` says otherwise):
 ``POST /__admin/faults`` (see :meth:`Faults.configure`), ``POST /__admin/clock``
 (``{"advance_seconds": 900, "speed": 60}``), ``POST /__admin/system``
 (``{"system_id": 1, "off_grid": true, "storm_alert": true, "add_encharge": 5000}``),
-``POST /__admin/live`` (live_data faults and timing, see :meth:`LiveStreams.configure`) and
+``POST /__admin/live`` (live_data faults and timing, see :meth:`LiveStreams.configure`),
+``POST /__admin/writes`` (``{"delay_s": 2, "next": ["refuse", "revert"]}``, see
+:meth:`GatewayWrites.configure <.gateway.GatewayWrites.configure>`) and
 ``GET /__admin/state`` (with the live connections and their cost under ``"live"``).
 """
 

@@ -11,7 +11,7 @@ from enphase_battery.simulator.context import simulator
 if TYPE_CHECKING:
     from enphase_battery.simulator.server import EnphaseSimulator
 
-__all__ = ["admin_clock", "admin_faults", "admin_get_state", "admin_system"]
+__all__ = ["admin_clock", "admin_faults", "admin_get_state", "admin_system", "admin_writes"]
 
 
 async def admin_faults(request: web.Request) -> web.StreamResponse:
@@ -66,6 +66,23 @@ async def admin_system(request: web.Request) -> web.StreamResponse:
     return web.json_response(_admin_state(sim))
 
 
+async def admin_writes(request: web.Request) -> web.StreamResponse:
+    """``{"delay_s": 2, "revert_after_s": 1, "next": ["refuse", "revert"]}``: how the
+    gateways take the next writes (see :mod:`.gateway`); ``{"clear": true}`` first
+    forgets queued actions and pending writes."""
+    sim = simulator(request)
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        if body.pop("clear", False):
+            sim.writes.clear()
+        sim.writes.configure(body)
+    except (ValueError, TypeError) as err:
+        return web.json_response({"error": str(err)}, status=400)
+    return web.json_response(_admin_state(sim))
+
+
 async def admin_get_state(request: web.Request) -> web.StreamResponse:
     return web.json_response(_admin_state(simulator(request)))
 
@@ -85,11 +102,14 @@ def _admin_state(sim: EnphaseSimulator) -> dict[str, Any]:
         ],
         "latency_s": sim.faults.latency_s,
         "live": sim.live.state(),
+        "writes": sim.writes.state(),
         "systems": {
             str(system_id): {
                 "encharges": list(sim.encharge_serials(system_id)),
                 "off_grid": sim.system(system_id).off_grid,
                 "storm_alert": sim.system(system_id).storm_alert,
+                "cfg_allowed": sim.system(system_id).cfg_allowed,
+                "dtg_allowed": sim.system(system_id).dtg_allowed,
             }
             for system_id in sim.system_ids
         },

@@ -3,7 +3,8 @@
 Where each route's handler lives: :mod:`.oauth_routes` (authorize, token),
 :mod:`.discovery` (systems, devices), :mod:`.telemetry_routes` (telemetry, lifetime),
 :mod:`.now` and :mod:`.live` (latest telemetry, counters, summary, ``live_data``),
-:mod:`.config_routes` (settings, Storm Guard, grid, load control) and :mod:`.admin`.
+:mod:`.config_routes` (settings, Storm Guard, grid, load control),
+:mod:`.commissioning_routes` (tariff, ``battery_mode``) and :mod:`.admin`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from enphase_battery.simulator import (
     admin,
+    commissioning_routes,
     config_routes,
     discovery,
     oauth_routes,
@@ -60,9 +62,14 @@ def create_app(sim: EnphaseSimulator) -> web.Application:
     router.add_get(config + "/grid_status", config_routes.grid_status)
     router.add_get(config + "/load_control", config_routes.get_load_control)
     router.add_put(config + "/load_control", config_routes.put_load_control)
+    router.add_get(config + "/tariff", commissioning_routes.get_tariff)
+    battery_mode = API + "/activations/{activation_id}/battery_mode"
+    router.add_get(battery_mode, commissioning_routes.get_battery_mode)
+    router.add_put(battery_mode, commissioning_routes.put_battery_mode)
     router.add_post("/__admin/faults", admin.admin_faults)
     router.add_post("/__admin/clock", admin.admin_clock)
     router.add_post("/__admin/system", admin.admin_system)
+    router.add_post("/__admin/writes", admin.admin_writes)
     router.add_get("/__admin/state", admin.admin_get_state)
     return app
 

@@ -199,6 +199,11 @@ class BatterySystem:
         self.storm_guard_enabled = False
         self.storm_alert = False
         self.off_grid = False
+        #: The Commissioning API's ``battery_mode`` (``CFG_allowed``, ``DTG_allowed``);
+        #: charging from the grid is also ``battery_settings``' read-only
+        #: ``charge_from_grid``, which the physics follows.  Discharging to the grid is
+        #: shown, not simulated.
+        self.dtg_allowed = False
         self.load_control: dict[str, LoadCircuit] = {
             "NC1": LoadCircuit("NC1", "Pool pump", mode="Advanced_BatteryPowered"),
             "NC2": LoadCircuit("NC2", "EV charger", mode="Scheduled"),
@@ -212,6 +217,11 @@ class BatterySystem:
         self.last_solar_w = 0.0
 
     # -- queries ----------------------------------------------------------------------
+
+    @property
+    def cfg_allowed(self) -> bool:
+        """Whether the battery may charge from the grid (``CFG_allowed``)."""
+        return self.settings.charge_from_grid == "enabled"
 
     @property
     def operational_at(self) -> int:

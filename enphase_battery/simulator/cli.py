@@ -66,6 +66,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         " (default 0)",
     )
     parser.add_argument(
+        "--write-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="real seconds before an accepted write shows in the GETs (default 0);"
+        " POST /__admin/writes also refuses or reverts the next writes",
+    )
+    parser.add_argument(
         "--token-file",
         default=None,
         help="write the initial OAuth2 token to this JSON file instead of printing it",
@@ -137,6 +145,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                 history=timedelta(days=args.history_days),
                 late_probability=args.late_probability,
                 fleet_mix=FleetMix(cellular=args.cellular, offline=args.offline),
+                write_delay_s=args.write_delay,
             )
         )
     except KeyboardInterrupt:

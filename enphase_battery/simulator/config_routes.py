@@ -1,15 +1,27 @@
 """Configuration routes (``/systems/config/{id}/...``): battery settings, Storm Guard,
-grid status and load control, reads and writes."""
+grid status and load control, reads and writes.
+
+A GET shows the gateway's state; a PUT answers with the state asked for and hands the
+change to :mod:`.gateway`, which applies it at once unless told to delay, refuse or
+revert it.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 from aiohttp import web
 
-from enphase_battery.simulator.battery import BATTERY_MODES, LOAD_CONTROL_MODES, BatterySystem
+from enphase_battery.simulator.battery import (
+    BATTERY_MODES,
+    LOAD_CONTROL_MODES,
+    BatterySettings,
+    BatterySystem,
+    LoadCircuit,
+)
 from enphase_battery.simulator.context import path_system_id, simulator
 from enphase_battery.simulator.discovery import last_report_at
 from enphase_battery.simulator.errors import ApiProblem
@@ -49,8 +61,10 @@ def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
-def _settings_json(system: BatterySystem) -> dict[str, Any]:
-    settings = system.settings
+def _settings_json(
+    system: BatterySystem, settings: BatterySettings | None = None
+) -> dict[str, Any]:
+    settings = settings or system.settings
     return {
         "system_id": system.system_id,
         "battery_mode": settings.battery_mode,
@@ -81,9 +95,17 @@ async def put_battery_settings(request: web.Request) -> web.StreamResponse:
         if body["energy_independence"] not in ("enabled", "disabled"):
             raise ApiProblem(422, "energy_independence must be enabled or disabled")
         changes["energy_independence"] = body["energy_independence"]
-    # find_system stepped the physics to now: the change applies from here on.
-    system.settings = attrs.evolve(system.settings, **changes)
-    return web.json_response(_settings_json(system))
+
+    # The gateway steps the physics to the moment it applies the change (at once by
+    # default): the change applies from then on.
+    def apply() -> Callable[[], None]:
+        before = {name: getattr(system.settings, name) for name in changes}
+        system.settings = attrs.evolve(system.settings, **changes)
+        return lambda: setattr(system, "settings", attrs.evolve(system.settings, **before))
+
+    asked = attrs.evolve(system.settings, **changes)
+    simulator(request).writes.submit(system.system_id, "battery_settings", apply)
+    return web.json_response(_settings_json(system, asked))
 
 
 def _storm_guard_json(system: BatterySystem, status: str | None = None) -> dict[str, Any]:
@@ -104,9 +126,16 @@ async def put_storm_guard(request: web.Request) -> web.StreamResponse:
     status = body.get("storm_guard_status")
     if status not in ("enabled", "disabled"):
         raise ApiProblem(422, "storm_guard_status is mandatory and must be enabled or disabled")
-    system.storm_guard_enabled = status == "enabled"
+    enabled = status == "enabled"
+
+    def apply() -> Callable[[], None]:
+        before = system.storm_guard_enabled
+        system.storm_guard_enabled = enabled
+        return lambda: setattr(system, "storm_guard_enabled", before)
+
+    simulator(request).writes.submit(system.system_id, "storm_guard", apply)
     # The real PUT answers with a display string (fact sheet §4), unlike its GET.
-    if system.storm_guard_enabled:
+    if enabled:
         shown = "Enabled (Active)" if system.storm_alert else "Enabled (Inactive)"
     else:
         shown = "Disabled"
@@ -125,7 +154,12 @@ async def grid_status(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _load_control_json(system: BatterySystem) -> dict[str, Any]:
+def _load_control_json(
+    system: BatterySystem, replaced: LoadCircuit | None = None
+) -> dict[str, Any]:
+    circuits = dict(system.load_control)
+    if replaced is not None:
+        circuits[replaced.name] = replaced
     return {
         "system_id": system.system_id,
         "load_control_data": [
@@ -140,7 +174,7 @@ def _load_control_json(system: BatterySystem) -> dict[str, Any]:
                 "essential_start_time": c.essential_start_time,
                 "essential_end_time": c.essential_end_time,
             }
-            for c in system.load_control.values()
+            for c in circuits.values()
         ],
     }
 
@@ -177,5 +211,15 @@ async def put_load_control(request: web.Request) -> web.StreamResponse:
         if not isinstance(load_name, str):
             raise ApiProblem(422, "load_name must be a string")
         changes["load_name"] = load_name
-    system.load_control[name] = attrs.evolve(circuit, **changes)
-    return web.json_response(_load_control_json(system))
+    asked = attrs.evolve(circuit, **changes)
+
+    def apply() -> Callable[[], None]:
+        current = system.load_control[name]
+        before = {field: getattr(current, field) for field in changes}
+        system.load_control[name] = attrs.evolve(current, **changes)
+        return lambda: system.load_control.__setitem__(
+            name, attrs.evolve(system.load_control[name], **before)
+        )
+
+    simulator(request).writes.submit(system.system_id, "load_control", apply)
+    return web.json_response(_load_control_json(system, asked))

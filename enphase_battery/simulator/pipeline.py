@@ -25,18 +25,23 @@ if TYPE_CHECKING:
 __all__ = ["api_middleware"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Access controls per plan (fact sheet §2): which route families each plan may call.
+# Access controls per plan (fact sheet §2, §7): which route families each plan may call;
+# the Commissioning API (tariff, battery_mode) is Partner only.
 _PLAN_ACCESS = {
     "watt": {"site"},
     "kilowatt": {"site", "device"},
     "megawatt": {"site", "device", "config"},
-    "partner": {"site", "device", "config"},
-    "unlimited": {"site", "device", "config"},
+    "partner": {"site", "device", "config", "commissioning"},
+    "unlimited": {"site", "device", "config", "commissioning"},
 }
-_ALL_ACCESS = {"site", "device", "config"}
+_ALL_ACCESS = {"site", "device", "config", "commissioning"}
 
 
 def _access_family(path: str) -> str:
+    if path.startswith(f"{API}/activations/") or (
+        path.startswith(f"{API}/systems/config/") and path.endswith("/tariff")
+    ):
+        return "commissioning"
     if path.startswith(f"{API}/systems/config/"):
         return "config"
     if "/devices/encharges/" in path:

@@ -28,6 +28,7 @@ from enphase_battery.simulator.clock import DEFAULT_START, SimClock
 from enphase_battery.simulator.errors import ApiProblem
 from enphase_battery.simulator.faults import Faults
 from enphase_battery.simulator.fleet import Fleet
+from enphase_battery.simulator.gateway import GatewayWrites
 from enphase_battery.simulator.live import LiveStreams
 from enphase_battery.simulator.oauth import OAuthAuthority
 from enphase_battery.simulator.ratelimit import PlanLimiter
@@ -73,6 +74,9 @@ class EnphaseSimulator:
     ``minute_clock="simulated"`` counts the per-minute window on the simulated clock
     (for clients pacing on ``sim.clock``).  ``fleet_mix`` puts some systems on cellular
     (6-hourly batches) or offline for a while (see :mod:`.uplink`).
+    ``write_delay_s`` (real seconds) is how long an accepted write takes to reach the
+    gateway, that is, to show in the GETs; :attr:`writes` can also refuse or revert the
+    next writes (see :mod:`.gateway`).
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class EnphaseSimulator:
         live_duration_scale: float = 1.0,
         minute_clock: str = "real",
         fleet_mix: FleetMix | None = None,
+        write_delay_s: float = 0.0,
     ) -> None:
         if not 0.0 <= late_probability <= 1.0:
             raise ValueError("late_probability must be within 0..1")
@@ -142,6 +147,8 @@ class EnphaseSimulator:
             on_revoke_tokens=self.oauth.revoke_all,
             on_exhaust_quota=self.limiter.exhaust_month,
         )
+        #: Writes on their way to the gateways: delay, refuse, revert (:mod:`.gateway`).
+        self.writes = GatewayWrites(delay_s=write_delay_s)
         #: API requests received (``/api/v4/...``; token and admin routes excluded).
         self.request_count = 0
         #: The same, per request path.
@@ -253,6 +260,8 @@ class EnphaseSimulator:
         if system is None:
             raise KeyError(f"no simulated system {system_id}")
         system.step_until(self.clock.timestamp())
+        # Writes due by now reach the gateway after the physics has stepped to now.
+        self.writes.settle(system_id)
         return system
 
     def find_system(self, system_id: int) -> BatterySystem:

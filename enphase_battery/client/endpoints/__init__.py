@@ -8,6 +8,9 @@ from the public method (argument checks) through :meth:`EndpointBase._call` to
 * :mod:`.configuration` - battery settings, Storm Guard, grid status, load control;
 * :mod:`.battery_data` - lifetime counters and 15-minute telemetry;
 * :mod:`.realtime` - latest telemetry, meter readings, summary and ``live_data``;
+* :mod:`.commissioning` - the tariff and ``battery_mode`` (the Commissioning API);
+* :mod:`.writes` - every write's body, checks and the state its GET shows once applied;
+* :mod:`.confirmation` - confirmed writes (``confirm=True``, ``wait_applied``);
 * :mod:`.base` - the hand-off to the transport every method uses.
 """
 
@@ -15,13 +18,17 @@ from __future__ import annotations
 
 from enphase_battery.client.endpoints.base import EndpointBase
 from enphase_battery.client.endpoints.battery_data import BatteryDataEndpoints
+from enphase_battery.client.endpoints.commissioning import CommissioningEndpoints
 from enphase_battery.client.endpoints.configuration import ConfigurationEndpoints
+from enphase_battery.client.endpoints.confirmation import ConfirmationEndpoints
 from enphase_battery.client.endpoints.discovery import DiscoveryEndpoints
 from enphase_battery.client.endpoints.realtime import RealtimeEndpoints
 
 __all__ = [
     "BatteryDataEndpoints",
+    "CommissioningEndpoints",
     "ConfigurationEndpoints",
+    "ConfirmationEndpoints",
     "DiscoveryEndpoints",
     "EndpointBase",
     "RealtimeEndpoints",

@@ -1,11 +1,25 @@
-"""Configuration: battery settings, Storm Guard, grid status and load control (reads and writes)."""
+"""Configuration: battery settings, Storm Guard, grid status and load control (reads and writes).
+
+Each write's body and checks are in :mod:`.writes`; ``confirm=True`` waits for the change
+through :mod:`.confirmation`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from enphase_battery.client.endpoints.base import EndpointBase
-from enphase_battery.exceptions import InvalidRequestError
+from enphase_battery.client.endpoints.confirmation import (
+    DEFAULT_INTERVAL_S,
+    DEFAULT_TIMEOUT_S,
+    WaitBounds,
+    wait_until_applied,
+)
+from enphase_battery.client.endpoints.writes import (
+    battery_settings_write,
+    load_control_write,
+    storm_guard_write,
+)
 from enphase_battery.models import (
     BatteryMode,
     BatterySettings,
@@ -13,8 +27,8 @@ from enphase_battery.models import (
     LoadControl,
     LoadControlMode,
     StormGuard,
-    validation,
 )
+from enphase_battery.models.confirmation import WriteConfirmation
 
 __all__ = ["ConfigurationEndpoints"]
 
@@ -26,6 +40,31 @@ class ConfigurationEndpoints(EndpointBase):
         """Battery profile, reserve and energy independence (Megawatt/Partner plans)."""
         return await self._call("get_system_battery_settings", BatterySettings, system_id)
 
+    @overload
+    async def update_system_battery_settings(
+        self,
+        system_id: int,
+        *,
+        battery_mode: BatteryMode | str | None = ...,
+        reserve_soc: int | None = ...,
+        energy_independence: bool | None = ...,
+        confirm: Literal[False] = ...,
+    ) -> BatterySettings: ...
+
+    @overload
+    async def update_system_battery_settings(
+        self,
+        system_id: int,
+        *,
+        battery_mode: BatteryMode | str | None = ...,
+        reserve_soc: int | None = ...,
+        energy_independence: bool | None = ...,
+        confirm: Literal[True],
+        timeout_s: float = ...,
+        interval_s: float = ...,
+        settle_s: float = ...,
+    ) -> WriteConfirmation[BatterySettings]: ...
+
     async def update_system_battery_settings(
         self,
         system_id: int,
@@ -33,43 +72,93 @@ class ConfigurationEndpoints(EndpointBase):
         battery_mode: BatteryMode | str | None = None,
         reserve_soc: int | None = None,
         energy_independence: bool | None = None,
-    ) -> BatterySettings:
+        confirm: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        settle_s: float = 0.0,
+    ) -> BatterySettings | WriteConfirmation[BatterySettings]:
         """Change any of the profile, the backup reserve (0-100 %) and energy independence.
 
         Only the arguments given are sent (a partial update); at least one is required.
+        Returns what the API answered; with ``confirm=True``, waits until
+        ``battery_settings`` shows the change (see :meth:`wait_applied` for
+        ``timeout_s``, ``interval_s`` and ``settle_s``) and returns a
+        :class:`~enphase_battery.models.confirmation.WriteConfirmation` whose ``answer``
+        is the API's answer.
         """
-        body: dict[str, Any] = {}
-        if battery_mode is not None:
-            body["battery_mode"] = validation.battery_mode(battery_mode).value
-        if reserve_soc is not None:
-            body["reserve_soc"] = validation.percent("reserve_soc", reserve_soc)
-        if energy_independence is not None:
-            if not isinstance(energy_independence, bool):
-                raise InvalidRequestError("energy_independence must be a bool")
-            body["energy_independence"] = "enabled" if energy_independence else "disabled"
-        if not body:
-            raise InvalidRequestError(
-                "nothing to update: give battery_mode, reserve_soc or energy_independence"
-            )
-        return await self._call(
-            "update_system_battery_settings",
+        write = battery_settings_write(
+            battery_mode=battery_mode,
+            reserve_soc=reserve_soc,
+            energy_independence=energy_independence,
+        )
+        bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
+        answer = await self._call(
+            write.operation_id,
             BatterySettings,
             system_id,
-            body=body,
-            full_state=len(body) == 3,
+            body=dict(write.body),
+            full_state=write.full_state,
+        )
+        if bounds is None:
+            return answer
+        return await wait_until_applied(
+            lambda: self.get_system_battery_settings(system_id),
+            write,
+            system_id,
+            bounds,
+            answer=answer,
         )
 
     async def get_system_storm_guard(self, system_id: int) -> StormGuard:
         """Whether Storm Guard is enabled and whether a storm alert is active."""
         return await self._call("get_system_storm_guard", StormGuard, system_id)
 
-    async def update_system_storm_guard(self, system_id: int, enabled: bool) -> StormGuard:
-        """Turn Storm Guard on or off."""
-        if not isinstance(enabled, bool):
-            raise InvalidRequestError(f"enabled must be a bool, got {enabled!r}")
-        body = {"storm_guard_status": "enabled" if enabled else "disabled"}
-        return await self._call(
-            "update_system_storm_guard", StormGuard, system_id, body=body, full_state=True
+    @overload
+    async def update_system_storm_guard(
+        self, system_id: int, enabled: bool, *, confirm: Literal[False] = ...
+    ) -> StormGuard: ...
+
+    @overload
+    async def update_system_storm_guard(
+        self,
+        system_id: int,
+        enabled: bool,
+        *,
+        confirm: Literal[True],
+        timeout_s: float = ...,
+        interval_s: float = ...,
+        settle_s: float = ...,
+    ) -> WriteConfirmation[StormGuard]: ...
+
+    async def update_system_storm_guard(
+        self,
+        system_id: int,
+        enabled: bool,
+        *,
+        confirm: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        settle_s: float = 0.0,
+    ) -> StormGuard | WriteConfirmation[StormGuard]:
+        """Turn Storm Guard on or off; ``confirm=True``: wait until ``storm_guard`` shows
+        it (as :meth:`update_system_battery_settings` does)."""
+        write = storm_guard_write(enabled=enabled)
+        bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
+        answer = await self._call(
+            write.operation_id,
+            StormGuard,
+            system_id,
+            body=dict(write.body),
+            full_state=write.full_state,
+        )
+        if bounds is None:
+            return answer
+        return await wait_until_applied(
+            lambda: self.get_system_storm_guard(system_id),
+            write,
+            system_id,
+            bounds,
+            answer=answer,
         )
 
     async def get_system_grid_status(self, system_id: int) -> GridStatus:
@@ -79,6 +168,37 @@ class ConfigurationEndpoints(EndpointBase):
     async def get_system_load_control(self, system_id: int) -> LoadControl:
         """The load-control circuits and their settings."""
         return await self._call("get_system_load_control", LoadControl, system_id)
+
+    @overload
+    async def update_system_load_control(
+        self,
+        system_id: int,
+        *,
+        name: str,
+        load_name: str | None = ...,
+        mode: LoadControlMode | str | None = ...,
+        soc_low: int | None = ...,
+        essential_start_time: int | Any | None = ...,
+        essential_end_time: int | Any | None = ...,
+        confirm: Literal[False] = ...,
+    ) -> LoadControl: ...
+
+    @overload
+    async def update_system_load_control(
+        self,
+        system_id: int,
+        *,
+        name: str,
+        load_name: str | None = ...,
+        mode: LoadControlMode | str | None = ...,
+        soc_low: int | None = ...,
+        essential_start_time: int | Any | None = ...,
+        essential_end_time: int | Any | None = ...,
+        confirm: Literal[True],
+        timeout_s: float = ...,
+        interval_s: float = ...,
+        settle_s: float = ...,
+    ) -> WriteConfirmation[LoadControl]: ...
 
     async def update_system_load_control(
         self,
@@ -90,34 +210,39 @@ class ConfigurationEndpoints(EndpointBase):
         soc_low: int | None = None,
         essential_start_time: int | Any | None = None,
         essential_end_time: int | Any | None = None,
-    ) -> LoadControl:
+        confirm: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        settle_s: float = 0.0,
+    ) -> LoadControl | WriteConfirmation[LoadControl]:
         """Change one load-control circuit, named by ``name`` (e.g. ``"NC1"``).
 
         ``soc_low`` is 10-90 %; essential times are ``datetime.time`` values or seconds
-        after midnight.
+        after midnight.  ``confirm=True``: wait until ``load_control`` shows the
+        circuit's new fields (as :meth:`update_system_battery_settings` does).
         """
-        body: dict[str, Any] = {"name": validation.circuit_name(name)}
-        if load_name is not None:
-            if not isinstance(load_name, str):
-                raise InvalidRequestError("load_name must be a str")
-            body["load_name"] = load_name
-        if mode is not None:
-            body["mode"] = validation.load_control_mode(mode).value
-        if soc_low is not None:
-            body["soc_low"] = validation.percent("soc_low", soc_low, 10, 90)
-        if essential_start_time is not None:
-            body["essential_start_time"] = validation.seconds_after_midnight(
-                "essential_start_time", essential_start_time
-            )
-        if essential_end_time is not None:
-            body["essential_end_time"] = validation.seconds_after_midnight(
-                "essential_end_time", essential_end_time
-            )
-        # Every field of the circuit given: sending it twice sets the same state.
-        return await self._call(
-            "update_system_load_control",
+        write = load_control_write(
+            name=name,
+            load_name=load_name,
+            mode=mode,
+            soc_low=soc_low,
+            essential_start_time=essential_start_time,
+            essential_end_time=essential_end_time,
+        )
+        bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
+        answer = await self._call(
+            write.operation_id,
             LoadControl,
             system_id,
-            body=body,
-            full_state=len(body) == 6,
+            body=dict(write.body),
+            full_state=write.full_state,
+        )
+        if bounds is None:
+            return answer
+        return await wait_until_applied(
+            lambda: self.get_system_load_control(system_id),
+            write,
+            system_id,
+            bounds,
+            answer=answer,
         )

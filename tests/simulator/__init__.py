@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.simulator, mirroring the package."""
