@@ -22,7 +22,8 @@ from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.poll.fleet import FleetPoller
 
 if TYPE_CHECKING:
-    pass
+    from enphase_battery.cli.hourly import RowWriter
+    from enphase_battery.cli.sinks import SinkOutput
 
 
 def _fleet_checkpoint(ctx: _Context) -> Path:
@@ -108,11 +109,21 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
 
     check_mode(checkpoint, hourly=args.hourly)
     since = _stream_since(checkpoint, args.since)
-    out_handle, owns_handle, header = _open_output(args.out)
-    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
-    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
+    output = _sink_output(ctx, checkpoint)
+    if output is not None:
+        out_handle, owns_handle, header = sys.stdout, False, False
+    else:
+        out_handle, owns_handle, header = _open_output(args.out)
+    hourly_writer: RowWriter | None = None
+    if args.hourly:
+        hourly_writer = output or _HourlyWriter(out_handle, args.format, header=header)
+    writer = (
+        None if hourly_writer or output else _IntervalWriter(out_handle, args.format, header=header)
+    )
     progress = _FleetProgress(sys.stderr)
     try:
+        if output is not None:
+            await output.open()
         async with _open_client(ctx) as client:
             poller = FleetPoller(
                 client,
@@ -136,6 +147,17 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                         progress=progress,
                         refresh=lambda: progress.update(poller),
                     )
+                elif output is not None:
+                    from enphase_battery.cli.sinks import run_sink
+
+                    await run_sink(
+                        poller,
+                        output,
+                        args,
+                        caught_up=poller.wait_idle if args.until_caught_up else None,
+                        record=progress.record,
+                        tick=lambda: progress.update(poller),
+                    )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
                 ):
@@ -158,4 +180,18 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
         progress.close()
         if owns_handle:
             out_handle.close()
+        if output is not None:
+            await output.close()
     return EXIT_OK
+
+
+def _sink_output(ctx: _Context, checkpoint: Path | None) -> SinkOutput | None:
+    """The run's ``--out`` sink (``None``: a file or stdout); ``stream`` checked it."""
+    out = ctx.args.out
+    if out is None:
+        return None
+    from enphase_battery.cli.sinks import SinkOutput
+    from enphase_battery.sinks.url import parse_sink_url
+
+    target = parse_sink_url(out)
+    return None if target is None else SinkOutput(ctx, target, checkpoint)

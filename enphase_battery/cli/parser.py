@@ -366,10 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--hourly",
         action="store_true",
         help="write hourly rows per stream (energy, running sums, SoC mean/min/max),"
-        " re-written when a late or revised interval changes them; SQLite checkpoint only",
+        " re-written when a late or revised interval changes them (table battery_hour"
+        " with a database --out)",
     )
     stream.add_argument(
-        "--out", metavar="FILE", help="append to FILE (flushed per line) instead of stdout"
+        "--out",
+        metavar="FILE|URL",
+        help="append to FILE (flushed per line) instead of stdout; or a table:"
+        " sqlite:///PATH (checkpoint in the same file unless --checkpoint),"
+        " postgresql://DSN (the checkpoint too), influxdb://HOST:PORT/DB (credentials"
+        " from ENPHASE_INFLUXDB_USER/_PASSWORD or config.json)",
     )
     stream.add_argument(
         "--since",

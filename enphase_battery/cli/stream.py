@@ -26,7 +26,8 @@ from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.poll.settings import check_start_at
 
 if TYPE_CHECKING:
-    pass
+    from enphase_battery.cli.hourly import RowWriter
+    from enphase_battery.cli.sinks import SinkOutput
 
 
 class _IntervalWriter:
@@ -213,6 +214,11 @@ async def _cmd_stream(ctx: _Context) -> int:
     if args.since is not None:
         # Before any request, and before it is remembered, on every path.
         check_start_at(args.since)
+    from enphase_battery.cli.sinks import sink_target
+
+    # Before the paths split: a PostgreSQL sink is the checkpoint too, a SQLite one is
+    # unless --checkpoint says otherwise.
+    target = sink_target(args)
     systems = getattr(args, "systems", None) or []
     if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
@@ -235,13 +241,26 @@ async def _cmd_stream(ctx: _Context) -> int:
     # The arguments are valid: remember --since now, not once the poller is built, so
     # that a Ctrl-C or a failure in between does not leave a rerun starting "today".
     since = _stream_since(checkpoint, args.since)
-    out_handle, owns_handle, header = _open_output(args.out)
-    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
-    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
+    output: SinkOutput | None = None
+    if target is not None:
+        from enphase_battery.cli.sinks import SinkOutput
+
+        output = SinkOutput(ctx, target, checkpoint)
+        out_handle, owns_handle, header = sys.stdout, False, False
+    else:
+        out_handle, owns_handle, header = _open_output(args.out)
+    hourly_writer: RowWriter | None = None
+    if args.hourly:
+        hourly_writer = output or _HourlyWriter(out_handle, args.format, header=header)
+    writer = (
+        None if hourly_writer or output else _IntervalWriter(out_handle, args.format, header=header)
+    )
     progress = _ProgressLine(sys.stderr)
     running: list[tuple[TelemetryPoller, EnphaseClient]] = []
     outcome = "stopped"
     try:
+        if output is not None:
+            await output.open()
         async with _open_client(ctx) as client:
             poller = TelemetryPoller(
                 client,
@@ -266,6 +285,17 @@ async def _cmd_stream(ctx: _Context) -> int:
                         caught_up=poller.wait_caught_up if args.until_caught_up else None,
                         progress=progress,
                         refresh=lambda: progress.update(poller, client),
+                    )
+                elif output is not None:
+                    from enphase_battery.cli.sinks import run_sink
+
+                    await run_sink(
+                        poller,
+                        output,
+                        args,
+                        caught_up=poller.wait_caught_up if args.until_caught_up else None,
+                        record=progress.record,
+                        tick=lambda: progress.update(poller, client),
                     )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
@@ -293,6 +323,8 @@ async def _cmd_stream(ctx: _Context) -> int:
         progress.close()
         if owns_handle:
             out_handle.close()
+        if output is not None:
+            await output.close()
     return EXIT_OK
 
 
