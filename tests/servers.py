@@ -122,3 +122,47 @@ def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
         yield server
     finally:
         server.stop()
+
+
+class Prometheus:
+    """A ``prometheus`` of its own scraping ``targets`` every second; its HTTP API queried."""
+
+    def __init__(self, prometheus: str, directory: Path, targets: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+            "scrape_configs:\n  - job_name: enphase-battery\n"
+            f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+        )
+        log = (directory / "prometheus.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        wait_http(f"{self.url}/-/ready")
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The instant vector ``promql`` selects now."""
+        params = urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{params}", timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
