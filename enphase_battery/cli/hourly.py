@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import attrs
 
 from enphase_battery.cli.errors import EXIT_USAGE, CliError
-from enphase_battery.cli.output import _jsonable
+from enphase_battery.cli.output import _csv_row, _jsonable
 from enphase_battery.cli.waiting import next_while_ticking
 from enphase_battery.exceptions import CheckpointError
 from enphase_battery.models.delivered import StreamKey, TelemetryInterval
@@ -91,7 +91,7 @@ class _HourlyWriter:
         for row in rows:
             record = _row_record(row)
             if self.fmt == "csv":
-                self._csv.writerow(record)
+                self._csv.writerow(_csv_row(record))
             else:
                 self._buffer.write(json.dumps(record, separators=(",", ":")) + "\n")
         # Flushed before the batch commits: the commit is what makes them delivered.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from enphase_battery.cli.argtypes import _moment
 from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
-from enphase_battery.cli.output import _cell, _plural, _StatusLine, _warn
+from enphase_battery.cli.output import _cell, _csv_row, _plural, _StatusLine, _warn
 from enphase_battery.cli.pg_stream import is_dsn
 from enphase_battery.cli.session import _known_encharges, _open_client
 from enphase_battery.cli.settings import _Context, _write_private_text
@@ -44,7 +44,7 @@ class _IntervalWriter:
     def write(self, interval: TelemetryInterval) -> None:
         record = _interval_record(interval)
         if self.fmt == "csv":
-            self._csv.writerow(record)
+            self._csv.writerow(_csv_row(record))
         else:
             self.handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         # Flushed before the poller is asked for the next interval: that request is what
@@ -104,13 +104,22 @@ class _ProgressLine(_StatusLine):
         self._shown_phase = phase
         text = self._text(phase, poller, client)
         if self._live:
-            text += f"; next poll every {poller.current_poll_interval() / 60:.0f} min"
+            text += f"; next poll every {_every(poller.current_poll_interval())}"
         self._show(text)
 
     def finish(self, outcome: str, poller: TelemetryPoller, client: EnphaseClient) -> None:
         """The last line: how the run ended and the final count."""
         self._show(self._text(outcome, poller, client))
         self.close()
+
+
+def _every(seconds: float) -> str:
+    """A poll interval as people say it: ``5 s``, ``90 s``, ``15 min``, ``1.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
@@ -183,12 +192,13 @@ def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
     remembered = _read_since(sidecar)
     if since is None:
         return remembered
-    if _has_position(checkpoint):
+    if remembered != since and _has_position(checkpoint):
+        # The same --since as before (a rerun of the same command) is no news: silent.
         _warn(
             f"checkpoint {checkpoint} already has a position: its streams resume from"
             " there; --since only applies to streams it has not seen yet"
         )
-        if remembered is not None and remembered != since:
+        if remembered is not None:
             _warn(
                 f"keeping the --since remembered for this checkpoint,"
                 f" {remembered.isoformat()} (not {since.isoformat()}); delete {sidecar}"
