@@ -450,7 +450,13 @@ def _add_serve(command: Any) -> None:
         "--checkpoint",
         metavar="FILE",
         help="SQLite checkpoint (default <config dir>/serve.sqlite; with --out sqlite:///PATH"
-        " that file)",
+        " that file), or a postgresql:// DSN shared with other runs (they split the systems)",
+    )
+    serve.add_argument(
+        "--pg-schema",
+        metavar="NAME",
+        default="enphase",
+        help="schema of a PostgreSQL checkpoint (default enphase)",
     )
     serve.add_argument(
         "--since",
@@ -461,8 +467,8 @@ def _add_serve(command: Any) -> None:
     serve.add_argument(
         "--out",
         metavar="URL",
-        help="also write every interval, exactly once: sqlite:///PATH or"
-        " influxdb://HOST:PORT/DB (see `stream --out`)",
+        help="also write every interval, exactly once: sqlite:///PATH, postgresql://DSN"
+        " (the checkpoint too) or influxdb://HOST:PORT/DB (see `stream --out`)",
     )
     serve.add_argument(
         "--listen",

@@ -1,7 +1,9 @@
 """``enphase-battery serve``: a long-running exporter.
 
 It follows the systems (``--system``, repeatable, or ``--all-systems``) with a
-:class:`~enphase_battery.FleetPoller` on a SQLite checkpoint, delivers every interval
+:class:`~enphase_battery.FleetPoller` on a SQLite checkpoint (or, on a ``postgresql://``
+checkpoint, as one worker of a ``LeasedFleet``: several ``serve`` and ``stream`` runs
+share the systems), delivers every interval
 exactly once to ``--out`` when given (the sinks of ``stream``), and serves, on
 ``--listen HOST:PORT``:
 
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 
     from enphase_battery.cli.settings import _Context
     from enphase_battery.cli.sinks import SinkOutput
-    from enphase_battery.poll import FleetPoller
+    from enphase_battery.poll import Batch, FleetPoller
     from enphase_battery.sinks.metrics import ExporterState
 
 __all__ = ["DEFAULT_LISTEN", "STOP_GRACE_S"]
@@ -106,23 +109,28 @@ async def _cmd_serve(ctx: _Context) -> int:
             "serve writes to a database: --out sqlite:///PATH or influxdb://HOST:PORT/DB",
             EXIT_USAGE,
         )
-    if is_dsn(args.checkpoint):
-        raise CliError(
-            "serve keeps its checkpoint in SQLite for now: a PostgreSQL --checkpoint or"
-            " --out is for `stream`",
-            EXIT_USAGE,
-        )
-    checkpoint = _serve_checkpoint(ctx)
-    from enphase_battery.cli.hourly import check_mode
+    dsn: str | None = args.checkpoint if is_dsn(args.checkpoint) else None
+    checkpoint: Path | str
+    if dsn is None:
+        from enphase_battery.cli.hourly import check_mode
 
-    check_mode(checkpoint, hourly=False)
-    since = _stream_since(checkpoint, args.since)
+        checkpoint = _serve_checkpoint(ctx)
+        check_mode(checkpoint, hourly=False)
+        since = _stream_since(checkpoint, args.since)
+    else:
+        # Shared with other runs (serve or stream) through PostgreSQL: leases split the
+        # systems; the schema's mode is checked once the database is open.
+        checkpoint, since = dsn, args.since
     systems = None if args.all_systems else (args.systems or [ctx.system_id()])
     _setup_logging()
     state = ExporterState(stall_after_s=args.stall_after)
     counter = RequestCounter(state)
     counter.install()
-    output = SinkOutput(ctx, target, checkpoint) if target is not None else None
+    output = (
+        SinkOutput(ctx, target, checkpoint if isinstance(checkpoint, Path) else None)
+        if target is not None
+        else None
+    )
     runner = await _start_http(state, host, port)
     stop = asyncio.Event()
     work = asyncio.create_task(
@@ -133,7 +141,7 @@ async def _cmd_serve(ctx: _Context) -> int:
         host,
         port,
         "every system" if systems is None else f"systems {', '.join(map(str, systems))}",
-        checkpoint,
+        "in PostgreSQL" if dsn is not None else checkpoint,
         f"; writing to {target.kind}" if target is not None else "",
     )
     try:
@@ -213,7 +221,7 @@ async def _supervise(
     ctx: _Context,
     state: ExporterState,
     output: SinkOutput | None,
-    checkpoint: Path,
+    checkpoint: Path | str,
     since: datetime | None,
     systems: list[int] | None,
     stop: asyncio.Event,
@@ -244,11 +252,13 @@ async def _poll(
     ctx: _Context,
     state: ExporterState,
     output: SinkOutput | None,
-    checkpoint: Path,
+    checkpoint: Path | str,
     since: datetime | None,
     systems: list[int] | None,
     stop: asyncio.Event,
 ) -> None:
+    """One run of the poller (a :class:`FleetPoller` on SQLite, or this worker's
+    ``LeasedFleet`` on a PostgreSQL checkpoint) until ``stop``."""
     from enphase_battery.cli.session import _open_client
     from enphase_battery.cli.waiting import next_while_ticking
     from enphase_battery.poll import FleetPoller
@@ -258,23 +268,33 @@ async def _poll(
         if output is not None:
             await output.open()
             stack.push_async_callback(output.close)
-        client = await stack.enter_async_context(_open_client(ctx))
-        poller = FleetPoller(
-            client,
-            systems=systems,
-            checkpoint=checkpoint,
-            start_at=since,
-            encharges=ctx.plan != "watt",
-            revise_for=args.revise_for,
-            relist_every=args.relist_every,
-        )
-        await stack.enter_async_context(poller)
+        deliver: Callable[[Batch], Awaitable[object]]
+        current: Callable[[], FleetPoller]
+        batches: AsyncIterator[Batch]
+        if isinstance(checkpoint, Path):
+            client = await stack.enter_async_context(_open_client(ctx))
+            poller = FleetPoller(
+                client,
+                systems=systems,
+                checkpoint=checkpoint,
+                start_at=since,
+                encharges=ctx.plan != "watt",
+                revise_for=args.revise_for,
+                relist_every=args.relist_every,
+            )
+            await stack.enter_async_context(poller)
+            batches = aiter(poller.batches(max_size=1000, max_wait=1.0))
+            current = lambda: poller  # noqa: E731
+            deliver = output.deliver if output is not None else _commit
+        else:
+            batches, current, deliver = await _leased(
+                ctx, stack, output, checkpoint, since, systems
+            )
         state.stopped = None
-        events = _Events(state, poller)
+        events = _Events(state, current)
         refresher = asyncio.create_task(_refresh(events))
         stack.push_async_callback(_cancel, refresher)
-        batches = aiter(poller.batches(max_size=1000, max_wait=1.0))
-        idle = _Idle(state, poller)
+        idle = _Idle(state, current)
 
         async def stopping() -> None:
             await stop.wait()
@@ -283,12 +303,73 @@ async def _poll(
             batch = await next_while_ticking(batches, tick=idle.check, caught_up=stopping)
             if batch is None:
                 break
-            if output is not None:
-                await output.deliver(batch)
-            else:
-                await batch.commit()
-            state.record(batch)
+            if await deliver(batch) is not False:
+                state.record(batch)
         events.refresh()
+
+
+async def _commit(batch: Batch) -> None:
+    await batch.commit()
+
+
+async def _leased(
+    ctx: _Context,
+    stack: contextlib.AsyncExitStack,
+    output: SinkOutput | None,
+    dsn: str,
+    since: datetime | None,
+    systems: list[int] | None,
+) -> tuple[AsyncIterator[Batch], Callable[[], FleetPoller], Callable[[Batch], Awaitable[object]]]:
+    """This run as one worker of a ``LeasedFleet`` on the PostgreSQL checkpoint ``dsn``:
+    its batches, its current poller, and how a batch is delivered (``False``: a lease
+    was lost with it in hand; nothing written, it comes again)."""
+    from enphase_battery.cli.hourly_pg import check_pg_mode
+    from enphase_battery.cli.pg_stream import LEASE_TTL_S
+    from enphase_battery.cli.session import _open_client
+
+    try:
+        from enphase_battery.poll import LeasedFleet
+        from enphase_battery.postgres import Database, PostgresGovernorBackend, quote_ident
+        from enphase_battery.sinks import postgres as pg_sinks
+    except ImportError as err:
+        raise CliError(str(err), EXIT_USAGE) from None
+    schema = ctx.args.pg_schema
+    db = Database(dsn)
+    stack.push_async_callback(db.close)
+    await check_pg_mode(db, schema, hourly=False)
+    client = await stack.enter_async_context(
+        _open_client(ctx, governor_backend=PostgresGovernorBackend(db, schema=schema))
+    )
+    fleet = await stack.enter_async_context(
+        LeasedFleet(
+            client,
+            db,
+            systems=systems,
+            schema=schema,
+            ttl=LEASE_TTL_S,
+            start_at=since,
+            encharges=ctx.plan != "watt",
+            revise_for=ctx.args.revise_for,
+        )
+    )
+    in_db = output is not None and output.target.kind == "postgresql"
+    if in_db:
+        await fleet.checkpoint.ensure_ready()
+        await db.run(
+            lambda conn: pg_sinks.create_tables(conn, quote_ident(schema)),
+            what="creating the sink's tables",
+        )
+    writer = pg_sinks.interval_writer(quote_ident(schema))
+
+    async def deliver(batch: Batch) -> bool:
+        if in_db:
+            # The rows and the checkpoint in one fenced transaction.
+            return await fleet.commit_batch(batch, writer)
+        if output is not None:
+            await output.write_intervals(batch.intervals)
+        return await fleet.commit(batch)
+
+    return aiter(fleet.batches(max_size=1000, max_wait=1.0)), lambda: fleet.poller, deliver
 
 
 class _Idle:
@@ -296,7 +377,7 @@ class _Idle:
     fetch or news not polled yet, nothing fetched and not delivered (read from the
     cached progress, refreshed every :data:`REFRESH_S`)."""
 
-    def __init__(self, state: ExporterState, poller: FleetPoller) -> None:
+    def __init__(self, state: ExporterState, poller: Callable[[], FleetPoller]) -> None:
         self.state = state
         self.poller = poller
         self.shown = False
@@ -307,7 +388,7 @@ class _Idle:
             return
         if progress.systems_with_backlog or progress.systems_waiting:
             self.shown = False
-        elif not self.shown and self.poller.pending == 0:
+        elif not self.shown and self.poller().pending == 0:
             self.shown = True
             _LOGGER.info(
                 "caught up: %s systems, %s streams, %s intervals delivered; %s requests"
@@ -324,14 +405,14 @@ class _Events:
     """The cached progress, and a log line when a system's problem starts or ends and
     when the month's quota is in danger."""
 
-    def __init__(self, state: ExporterState, poller: FleetPoller) -> None:
+    def __init__(self, state: ExporterState, poller: Callable[[], FleetPoller]) -> None:
         self.state = state
         self.poller = poller
         self._problems: dict[tuple[int, str | None], str] = {}
         self._quota_warned = False
 
     def refresh(self) -> None:
-        poller, state = self.poller, self.state
+        poller, state = self.poller(), self.state
         progress = poller.progress
         state.progress = progress
         state.lag_s = {

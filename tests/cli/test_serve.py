@@ -29,10 +29,10 @@ class Serve:
     def __init__(self, values: dict[str, str], tmp_path: Path, *extra: str) -> None:
         self.port = free_port()
         self.db = tmp_path / "serve.db"
+        out = [] if "--out" in extra else ["--out", f"sqlite:///{self.db}", "--relist-every", "1s"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "enphase_battery", "serve", "--all-systems",
-             "--since", SINCE, "--listen", f"127.0.0.1:{self.port}",
-             "--out", f"sqlite:///{self.db}", "--relist-every", "1s", *extra],
+             "--since", SINCE, "--listen", f"127.0.0.1:{self.port}", *out, *extra],
             env=subprocess_env(values), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -166,3 +166,67 @@ def test_prometheus_scrapes_the_series_and_the_totals_match_the_table(
         serve.process.kill()
         if prometheus is not None:
             prometheus.stop()
+
+
+def test_two_serve_processes_share_the_systems_through_postgres(
+    late_simulator: SimulatorThread,
+    serve_env: dict[str, str],
+    tmp_path: Path,
+    postgres_dsn: str,
+    pg_schema: str,
+) -> None:
+    """``serve --out postgresql://``: two processes split the systems (leases), each
+    interval lands once in ``battery_interval`` with its checkpoint, and both stop with 0."""
+    import asyncio
+
+    import asyncpg
+
+    from tests.cli.sink_helpers import Rows, check_against_truth
+
+    async def read() -> Rows:
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            found = await conn.fetch(f'SELECT * FROM "{pg_schema}".battery_interval')
+        finally:
+            await conn.close()
+        return {
+            (r["system_id"], r["source"], int(r["end_at"].timestamp())): (
+                r["charge_wh"],
+                r["discharge_wh"],
+                r["soc_percent"],
+                r["partial"],
+                r["revision"],
+            )
+            for r in found
+        }
+
+    serves = [
+        Serve(serve_env, tmp_path / f"w{i}", "--out", postgres_dsn, "--pg-schema", pg_schema)
+        for i in range(2)
+    ]
+    try:
+        for serve in serves:
+            serve.wait_for(lambda serve=serve: serve.healthz() == 200, "healthy")
+
+        last: list[BaseException] = []
+
+        def complete() -> bool:
+            try:
+                check_against_truth(late_simulator, asyncio.run(read()))
+            except Exception as err:  # not there yet: no table, or rows missing
+                last[:] = [err]
+                return False
+            return True
+
+        try:
+            serves[0].wait_for(complete, "every interval in the table", timeout=120)
+        except AssertionError:
+            raise AssertionError((last, serves[0].err, serves[1].err)) from None
+        codes = [serve.stop() for serve in serves]
+    finally:
+        for serve in serves:
+            serve.process.kill()
+    for code, err, took in codes:
+        assert code == 0, err
+        assert took < 10, err
+        assert "Traceback" not in err
