@@ -29,9 +29,10 @@ STDLIB_JSON_TESTS := tests/test_json_decoder.py tests/test_client.py \
 	tests/test_sdk_on_simulator.py tests/test_live_stream.py tests/test_sse.py \
 	tests/client/test_commissioning.py
 
-# A throwaway PostgreSQL server for the tests (or the user's ENPHASE_TEST_POSTGRES_DSN).
+# A throwaway PostgreSQL server (or the user's ENPHASE_TEST_POSTGRES_DSN), and the InfluxDB
+# and Prometheus binaries the tests start throwaway servers of (scripts/with-servers.sh).
 pytest: $(STAMP)
-	scripts/with-postgres.sh $(BIN)/pytest
+	scripts/with-servers.sh $(BIN)/pytest
 	ENPHASE_BATTERY_JSON=stdlib $(BIN)/pytest -q $(STDLIB_JSON_TESTS)
 
 # The documentation site (mkdocs.yml, docs/), built offline; --strict fails on any warning:

@@ -20,6 +20,8 @@ module imports only from its own room or lower ones; ``tests/test_layers.py`` ch
 * ``poll``: the pollers: stream logic, scheduling, delivery and batches, the engine,
   :class:`TelemetryPoller`, :class:`FleetPoller`, ``LeasedFleet``.
 * ``simulator``: a faithful stand-in of the API on loopback HTTP.
+* ``sinks``: delivered intervals and hourly rows into SQLite, PostgreSQL and InfluxDB
+  tables, and the Prometheus exporter's metrics (same rung as ``simulator``).
 * ``cli``: the ``enphase-battery`` command line and ``make demo``.
 
 Names are imported on first use (module ``__getattr__``): ``import enphase_battery`` costs

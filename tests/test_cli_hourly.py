@@ -140,7 +140,7 @@ def read_csv_rows(path: Path) -> list[dict[str, Any]]:
                 "soc_min": number(r["soc_min"], int),
                 "soc_max": number(r["soc_max"], int),
                 "intervals": int(r["intervals"]),
-                "partial": {"True": True, "False": False}[r["partial"]],
+                "partial": {"true": True, "false": False}[r["partial"]],
             }
             for r in csv.DictReader(handle)
         ]

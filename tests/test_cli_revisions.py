@@ -92,7 +92,7 @@ def interval_of(row: dict[str, Any]) -> TelemetryInterval:
         soc_percent=number(row["soc_percent"]),
         devices_reporting=number(row["devices_reporting"]),
         total_devices=number(row["total_devices"]),
-        partial=row["partial"] in (True, "True"),
+        partial=row["partial"] in (True, "true"),
         revision=int(row["revision"]),
     )
 

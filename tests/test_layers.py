@@ -33,6 +33,8 @@ RUNGS: dict[str, int] = {
     "postgres": 9,
     "poll": 10,
     "simulator": 11,
+    # Intervals into databases (stream --out URL, serve): above the pollers, below the CLI.
+    "sinks": 11,
     "cli": 12,
     # The package's own __init__ (its public names) and ``python -m enphase_battery``.
     "__init__": 13,
@@ -169,13 +171,15 @@ def test_every_room_has_a_rung() -> None:
     assert rooms <= set(RUNGS), f"rooms without a rung in RUNGS: {sorted(rooms - set(RUNGS))}"
 
 
-def test_the_package_top_holds_at_most_fifteen_rooms() -> None:
+def test_the_package_top_holds_at_most_sixteen_rooms() -> None:
+    # Issue 19 asked for "about 15"; issue 20's sinks (with the exporter inside it) is
+    # the sixteenth.  A seventeenth should make two rooms one instead.
     entries = {
         p.stem
         for p in PACKAGE.iterdir()
         if (p.suffix == ".py" or (p / "__init__.py").exists()) and not p.name.startswith("__")
     }
-    assert len(entries) <= 15, sorted(entries)
+    assert len(entries) <= 16, sorted(entries)
 
 
 def test_no_room_imports_a_higher_one() -> None:

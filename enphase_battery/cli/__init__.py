@@ -35,6 +35,7 @@ from enphase_battery.cli.errors import (
     EXIT_RATE_LIMIT,
     EXIT_USAGE,
     PROG,
+    CliError,
     _Interrupted,
 )
 from enphase_battery.cli.interrupts import HOLD, StopSignal
@@ -118,6 +119,12 @@ def _run_main(argv: Sequence[str] | None, stops: StopSignal, contexts: list[_Con
     import asyncio
     import logging
 
+    try:
+        # Chosen at import from ENPHASE_BATTERY_JSON, before anything else decodes: a
+        # setting that cannot be honoured is one line and exit 2, not a traceback.
+        from enphase_battery.util import json_decoder  # noqa: F401
+    except (ImportError, ValueError) as err:
+        raise CliError(str(err), EXIT_USAGE) from None
     from enphase_battery.cli.interrupts import run_command
     from enphase_battery.cli.settings import _make_context
 

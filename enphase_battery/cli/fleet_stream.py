@@ -8,7 +8,6 @@ stream, so a rerun resumes each where it stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,11 +17,13 @@ from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from enphase_battery.cli.output import _cell, _StatusLine
 from enphase_battery.cli.session import _open_client
 from enphase_battery.cli.settings import _Context
+from enphase_battery.cli.waiting import next_while_ticking
 from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.poll.fleet import FleetPoller
 
 if TYPE_CHECKING:
-    pass
+    from enphase_battery.cli.hourly import RowWriter
+    from enphase_battery.cli.sinks import SinkOutput
 
 
 def _fleet_checkpoint(ctx: _Context) -> Path:
@@ -47,10 +48,7 @@ class _FleetProgress(_StatusLine):
         if self.newest is None or interval.end_at > self.newest:
             self.newest = interval.end_at
 
-    def update(self, poller: FleetPoller, *, force: bool = False) -> None:
-        now = asyncio.get_running_loop().time()
-        if not self._due(now, force=force):
-            return
+    def _text(self, poller: FleetPoller) -> str:
         p = poller.progress
         text = (
             f"{p.systems} systems, {p.streams} streams: {self.written} intervals"
@@ -61,25 +59,32 @@ class _FleetProgress(_StatusLine):
         )
         if p.systems_in_backoff:
             text += f"; {p.systems_in_backoff} in backoff"
+        return text
+
+    def update(self, poller: FleetPoller, *, force: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self._due(now, force=force):
+            return
+        text = self._text(poller)
+        # Idle (nothing fetched and waiting to be written): say when the next poll is due,
+        # or the line would sit still and look hung.
+        due = poller.next_poll_in() if poller.pending == 0 else None
+        if due is not None and due >= 1:
+            text += f"; next poll in {_duration_text(due)}"
         self._show(text)
 
+    def finish(self, outcome: str, poller: FleetPoller) -> None:
+        """The last line, as a single-system stream's: how the run ended, the final count."""
+        self._show(f"{outcome}: {self._text(poller)}")
+        self.close()
 
-async def _next(poller: FleetPoller, *, until_caught_up: bool) -> TelemetryInterval | None:
-    """The next interval; ``None`` once nothing is due (with ``until_caught_up``)."""
-    if not until_caught_up:
-        return await anext(poller)
-    fetch = asyncio.ensure_future(anext(poller))
-    idle = asyncio.ensure_future(poller.wait_idle())
-    try:
-        await asyncio.wait({fetch, idle}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        idle.cancel()
-    if fetch.done():
-        return fetch.result()
-    fetch.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await fetch
-    return None
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
@@ -108,11 +113,23 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
 
     check_mode(checkpoint, hourly=args.hourly)
     since = _stream_since(checkpoint, args.since)
-    out_handle, owns_handle, header = _open_output(args.out)
-    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
-    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
+    output = _sink_output(ctx, checkpoint)
+    if output is not None:
+        out_handle, owns_handle, header = sys.stdout, False, False
+    else:
+        out_handle, owns_handle, header = _open_output(args.out)
+    hourly_writer: RowWriter | None = None
+    if args.hourly:
+        hourly_writer = output or _HourlyWriter(out_handle, args.format, header=header)
+    writer = (
+        None if hourly_writer or output else _IntervalWriter(out_handle, args.format, header=header)
+    )
     progress = _FleetProgress(sys.stderr)
+    running: list[FleetPoller] = []
+    outcome = "stopped"
     try:
+        if output is not None:
+            await output.open()
         async with _open_client(ctx) as client:
             poller = FleetPoller(
                 client,
@@ -124,6 +141,7 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                 revise_for=args.revise_for,
             )
             async with poller:
+                running.append(poller)
                 if hourly_writer is not None:
                     from enphase_battery.cli.hourly import stream_hourly
 
@@ -136,10 +154,25 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                         progress=progress,
                         refresh=lambda: progress.update(poller),
                     )
+                elif output is not None:
+                    from enphase_battery.cli.sinks import run_sink
+
+                    await run_sink(
+                        poller,
+                        output,
+                        args,
+                        caught_up=poller.wait_idle if args.until_caught_up else None,
+                        record=progress.record,
+                        tick=lambda: progress.update(poller),
+                    )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
                 ):
-                    interval = await _next(poller, until_caught_up=args.until_caught_up)
+                    interval = await next_while_ticking(
+                        poller,
+                        tick=lambda: progress.update(poller),
+                        caught_up=poller.wait_idle if args.until_caught_up else None,
+                    )
                     if interval is None:
                         break
                     writer.write(interval)
@@ -147,15 +180,34 @@ async def _cmd_stream_fleet(ctx: _Context, system_ids: list[int] | None) -> int:
                     await poller.commit()
                     progress.record(interval)
                     progress.update(poller)
-                progress.update(poller, force=True)
+                outcome = "done"
                 for problem in poller.problems:
                     where = f", Encharge {problem.source}" if problem.source else ""
                     sys.stderr.write(
                         f"system {problem.system_id}{where}: {problem.error}"
                         f" ({problem.status or 'no status'}): {problem.message}\n"
                     )
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        outcome = "interrupted"
+        raise
     finally:
+        if running:
+            progress.finish(outcome, running[0])
         progress.close()
         if owns_handle:
             out_handle.close()
+        if output is not None:
+            await output.close()
     return EXIT_OK
+
+
+def _sink_output(ctx: _Context, checkpoint: Path | None) -> SinkOutput | None:
+    """The run's ``--out`` sink (``None``: a file or stdout); ``stream`` checked it."""
+    out = ctx.args.out
+    if out is None:
+        return None
+    from enphase_battery.cli.sinks import SinkOutput
+    from enphase_battery.sinks.url import parse_sink_url
+
+    target = parse_sink_url(out)
+    return None if target is None else SinkOutput(ctx, target, checkpoint)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import inspect
 import io
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 import attrs
 
 from enphase_battery.cli.errors import EXIT_USAGE, CliError
-from enphase_battery.cli.output import _jsonable
+from enphase_battery.cli.output import _csv_row, _jsonable
 from enphase_battery.cli.waiting import next_while_ticking
 from enphase_battery.exceptions import CheckpointError
 from enphase_battery.models.delivered import StreamKey, TelemetryInterval
@@ -86,10 +87,11 @@ class _HourlyWriter:
             self._flush()
 
     def write(self, rows: Iterable[HourlyRow]) -> None:
+        """Write ``rows`` in one write call, flushed."""
         for row in rows:
             record = _row_record(row)
             if self.fmt == "csv":
-                self._csv.writerow(record)
+                self._csv.writerow(_csv_row(record))
             else:
                 self._buffer.write(json.dumps(record, separators=(",", ":")) + "\n")
         # Flushed before the batch commits: the commit is what makes them delivered.
@@ -209,6 +211,14 @@ async def next_batch(
     return await next_while_ticking(batches, tick=tick, caught_up=caught_up)
 
 
+class RowWriter(Protocol):
+    """Where ``--hourly`` rows go: a file (:class:`_HourlyWriter`) or a sink
+    (:class:`~enphase_battery.cli.sinks.SinkOutput`, whose ``write`` is a coroutine and
+    which is given the hourly state's connection by ``bind`` when it may write into it)."""
+
+    def write(self, rows: Sequence[HourlyRow]) -> Awaitable[None] | None: ...
+
+
 class _Progress(Protocol):
     """The stream's progress line, as the hourly loop feeds it."""
 
@@ -220,7 +230,7 @@ class _Progress(Protocol):
 async def stream_hourly(
     poller: PollerFront,
     checkpoint: Path,
-    writer: _HourlyWriter,
+    writer: RowWriter,
     args: argparse.Namespace,
     *,
     caught_up: Callable[[], Awaitable[None]] | None,
@@ -233,6 +243,10 @@ async def stream_hourly(
     state = await HourlyState.open(poller.checkpoint, checkpoint)
     progress.rows = 0
     try:
+        bind = getattr(writer, "bind", None)
+        if bind is not None:
+            # A sink in the checkpoint's file writes its rows in the state's transaction.
+            bind(state.conn)
 
         def tick() -> None:
             progress.rows = state.rows_written
@@ -255,7 +269,7 @@ async def stream_hourly(
 async def run_hourly(
     batches: AsyncIterator[Batch],
     state: HourlyState,
-    writer: _HourlyWriter,
+    writer: RowWriter,
     *,
     max_intervals: int | None,
     caught_up: Callable[[], Awaitable[None]] | None,
@@ -270,7 +284,9 @@ async def run_hourly(
         if batch is None:
             break
         rows = state.energy.add_many(batch)
-        writer.write(rows)
+        written = writer.write(rows)
+        if inspect.isawaitable(written):
+            await written
         # Written and flushed: only now does the batch count, with the state it built.
         await state.commit(batch)
         taken += len(batch)

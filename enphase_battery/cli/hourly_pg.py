@@ -12,7 +12,7 @@ once, and no correction is lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from enphase_battery.cli.errors import EXIT_USAGE, CliError
 from enphase_battery.models.delivered import StreamKey, TelemetryInterval
@@ -100,10 +100,16 @@ class PgHourlyState:
         return rows, [(name, energy.to_json([key])) for name, key in zip(names, keys, strict=True)]
 
     async def commit(
-        self, fleet: LeasedFleet, batch: Batch, states: Sequence[tuple[str, str]]
+        self,
+        fleet: LeasedFleet,
+        batch: Batch,
+        states: Sequence[tuple[str, str]],
+        *,
+        also: Callable[[Connection], Awaitable[None]] | None = None,
     ) -> bool:
-        """The new states and the batch's checkpoint in one fenced transaction;
-        ``False`` (nothing written) when a system of the batch was lost meanwhile."""
+        """The new states and the batch's checkpoint in one fenced transaction, with
+        ``also`` (the rows of a PostgreSQL sink) in it; ``False`` (nothing written) when
+        a system of the batch was lost meanwhile."""
         upsert = (
             f"INSERT INTO {self._s}.{TABLE} (stream, state) VALUES ($1, $2)"
             " ON CONFLICT (stream) DO UPDATE SET state = excluded.state"
@@ -111,5 +117,7 @@ class PgHourlyState:
 
         async def write(conn: Connection, _: tuple[TelemetryInterval, ...]) -> None:
             await conn.executemany(upsert, list(states))
+            if also is not None:
+                await also(conn)
 
         return await fleet.commit_batch(batch, write)

@@ -120,7 +120,11 @@ async def run_command(
     try:
         if stops.received is not None:
             raise _Interrupted(stops.received)  # held while the loop was set up
-        return await handler(ctx)
+        code = await handler(ctx)
+        if getattr(ctx.args, "stopped_gracefully", False):
+            # `serve`: a stop signal is its normal end; it has saved and says so.
+            stops.received = None
+        return code
     except asyncio.CancelledError:
         if not received:
             raise

@@ -37,6 +37,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record for a CSV row: booleans spelt as in JSON (``true``/``false``), not Python's."""
+    return {k: ("true" if v else "false") if isinstance(v, bool) else v for k, v in record.items()}
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

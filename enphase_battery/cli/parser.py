@@ -12,10 +12,12 @@ from enphase_battery.auth.manager import (
 )
 from enphase_battery.cli.argtypes import (
     _day,
+    _duration,
     _hhmm,
     _moment,
     _percent,
     _positive_int,
+    _positive_seconds,
     _revise_for,
     _seconds,
 )
@@ -366,10 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--hourly",
         action="store_true",
         help="write hourly rows per stream (energy, running sums, SoC mean/min/max),"
-        " re-written when a late or revised interval changes them; SQLite checkpoint only",
+        " re-written when a late or revised interval changes them (table battery_hour"
+        " with a database --out)",
     )
     stream.add_argument(
-        "--out", metavar="FILE", help="append to FILE (flushed per line) instead of stdout"
+        "--out",
+        metavar="FILE|URL",
+        help="append to FILE (flushed per line) instead of stdout; or a table:"
+        " sqlite:///PATH (checkpoint in the same file unless --checkpoint),"
+        " postgresql://DSN (the checkpoint too), influxdb://HOST:PORT/DB (credentials"
+        " from ENPHASE_INFLUXDB_USER/_PASSWORD or config.json)",
     )
     stream.add_argument(
         "--since",
@@ -401,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.set_defaults(handler=_cmd_stream)
 
+    _add_serve(command)
+
     usage = command(
         "usage",
         "this month's request count (kept in usage.json), or --reset it",
@@ -416,6 +426,78 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_commands(command)
     _add_simulate(commands)
     return parser
+
+
+def _add_serve(command: Any) -> None:
+    from enphase_battery.cli.serve import DEFAULT_LISTEN, _cmd_serve
+
+    serve = command(
+        "serve",
+        "a long-running exporter: Prometheus /metrics and /healthz while it follows the"
+        " systems (and writes their intervals to --out)",
+        system=False,
+    )
+    serve.add_argument(
+        "--system",
+        dest="systems",
+        type=_positive_int,
+        action="append",
+        metavar="ID",
+        help="system id (repeatable; env ENPHASE_SYSTEM_ID)",
+    )
+    serve.add_argument("--all-systems", action="store_true", help="every system the token can see")
+    serve.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="SQLite checkpoint (default <config dir>/serve.sqlite; with --out sqlite:///PATH"
+        " that file), or a postgresql:// DSN shared with other runs (they split the systems)",
+    )
+    serve.add_argument(
+        "--pg-schema",
+        metavar="NAME",
+        default="enphase",
+        help="schema of a PostgreSQL checkpoint (default enphase)",
+    )
+    serve.add_argument(
+        "--since",
+        type=_moment,
+        metavar="WHEN",
+        help="where a new checkpoint starts (default: each system's current day)",
+    )
+    serve.add_argument(
+        "--out",
+        metavar="URL",
+        help="also write every interval, exactly once: sqlite:///PATH, postgresql://DSN"
+        " (the checkpoint too) or influxdb://HOST:PORT/DB (see `stream --out`)",
+    )
+    serve.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where /metrics and /healthz are served (default {DEFAULT_LISTEN})",
+    )
+    serve.add_argument(
+        "--stall-after",
+        type=_positive_seconds,
+        default=3 * 3600.0,
+        metavar="S",
+        help="/healthz answers 503 after this many seconds without an answered API request"
+        " (default 10800: the free plan polls about once an hour)",
+    )
+    serve.add_argument(
+        "--relist-every",
+        type=_duration,
+        metavar="DURATION",
+        help="how often the systems list is read for news (default: paced by the quota)",
+    )
+    serve.add_argument(
+        "--revise-for",
+        type=_revise_for,
+        default=DEFAULT_REVISE_FOR,
+        metavar="DURATION",
+        help="re-read an interval delivered partial for this long (default 6h)",
+    )
+    serve.set_defaults(handler=_cmd_serve, format="jsonl", hourly=False)
 
 
 def _add_simulate(commands: Any) -> None:

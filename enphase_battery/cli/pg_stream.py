@@ -56,10 +56,11 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
     """Stream the systems this run holds the leases of (``None``: every system listed)."""
     try:
         from enphase_battery.poll import LeasedFleet
-        from enphase_battery.postgres import Database, PostgresGovernorBackend
+        from enphase_battery.postgres import Database, PostgresGovernorBackend, quote_ident
+        from enphase_battery.sinks import postgres as pg_sinks
     except ImportError as err:
         raise CliError(str(err), EXIT_USAGE) from None
-    from enphase_battery.cli.fleet_stream import _FleetProgress
+    from enphase_battery.cli.fleet_stream import _FleetProgress, _sink_output
     from enphase_battery.cli.hourly import _HourlyWriter
     from enphase_battery.cli.hourly_pg import PgHourlyState, check_pg_mode
     from enphase_battery.cli.stream import _IntervalWriter, _open_output
@@ -72,10 +73,24 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
     except BaseException:
         await db.close()
         raise
-    out_handle, owns_handle, header = _open_output(args.out)
+    output = _sink_output(ctx, None)
+    # A PostgreSQL sink is this database: its rows go into the checkpoint's transaction.
+    pg_sink = output is not None and output.target.kind == "postgresql"
+    if output is not None:
+        out_handle, owns_handle, header = sys.stdout, False, False
+    else:
+        out_handle, owns_handle, header = _open_output(args.out)
     # One writer on the handle: each writes its own CSV header.
-    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
-    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
+    hourly_writer = (
+        _HourlyWriter(out_handle, args.format, header=header)
+        if args.hourly and output is None
+        else None
+    )
+    writer = (
+        None
+        if args.hourly or output is not None
+        else _IntervalWriter(out_handle, args.format, header=header)
+    )
     hourly = PgHourlyState(db, schema) if args.hourly else None
     progress = _FleetProgress(sys.stderr)
     if hourly is not None:
@@ -84,6 +99,8 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
     size = 1 if args.max_intervals is not None else 200
     governor_backend = PostgresGovernorBackend(db, schema=schema)
     try:
+        if output is not None:
+            await output.open()
         async with (
             _open_client(ctx, governor_backend=governor_backend) as client,
             LeasedFleet(
@@ -102,9 +119,15 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
             # "idle" is never seen while intervals sit in a batch still being gathered.
             max_wait = 0.0 if args.until_caught_up else 1.0
             batches = aiter(fleet.batches(max_size=size, max_wait=max_wait))
-            if hourly is not None:
+            if hourly is not None or pg_sink:
                 await fleet.checkpoint.ensure_ready()
+            if hourly is not None:
                 await hourly.create()
+            if pg_sink:
+                await db.run(
+                    lambda conn: pg_sinks.create_tables(conn, quote_ident(schema)),
+                    what="creating the sink's tables",
+                )
             while args.max_intervals is None or progress.written < args.max_intervals:
                 # Caught up: this run idle and no system left without a holder (one
                 # given up to a run that has stopped already is taken here first).
@@ -114,14 +137,28 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
                 batch = await _next_batch(batches, idle)
                 if batch is None:
                     break
-                if hourly is not None and hourly_writer is not None:
+                if hourly is not None:
                     rows, states = await hourly.rows_of(batch)
-                    hourly_writer.write(rows)
+                    also = None
+                    if pg_sink:
+                        also = pg_sinks.hour_writer(quote_ident(schema), rows)
+                    elif output is not None:
+                        await output.write(rows)
+                    else:
+                        assert hourly_writer is not None
+                        hourly_writer.write(rows)
                     # Written and flushed: the state it was built from moves on with
                     # the batch's checkpoint, in one transaction (or neither does).
-                    if await hourly.commit(fleet, batch, states):
+                    if await hourly.commit(fleet, batch, states, also=also):
                         hourly.rows_written += len(rows)
                         progress.rows = hourly.rows_written
+                elif pg_sink:
+                    # The rows and the checkpoint in one fenced transaction.
+                    await fleet.commit_batch(batch, pg_sinks.interval_writer(quote_ident(schema)))
+                elif output is not None:
+                    # Acknowledged by the sink: only now does it count as delivered.
+                    await output.write_intervals(batch.intervals)
+                    await fleet.commit(batch)
                 else:
                     assert writer is not None
                     for interval in batch:
@@ -136,5 +173,7 @@ async def _cmd_stream_leased(ctx: _Context, system_ids: list[int] | None) -> int
         progress.close()
         if owns_handle:
             out_handle.close()
+        if output is not None:
+            await output.close()
         await db.close()
     return EXIT_OK

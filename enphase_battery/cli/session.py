@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +16,7 @@ from enphase_battery.cli.settings import _Context
 from enphase_battery.cli.usage import open_governor
 from enphase_battery.client.client import EnphaseClient
 from enphase_battery.exceptions import InvalidRequestError, NotSignedInError, SettingsError
+from enphase_battery.quota.limits import RateLimits
 from enphase_battery.quota.state import GovernorBackend
 
 
@@ -36,6 +38,9 @@ async def _open_client(
     ctx.credential("client_secret")
     # The month's count lives in usage.json: every request is recorded as it is admitted.
     governor = open_governor(ctx, api_key, backend=governor_backend)
+    if ctx.args.command not in _WITH_PROGRESS and sys.stderr.isatty():
+        # For a person at a terminal; a script's stderr keeps its one line per error.
+        governor.on_wait = _WaitNotice(governor.limits)
 
     async def note_secrets(new: OAuth2Token) -> None:
         # The manager has saved ``new`` to the token file already (under its lock).
@@ -57,6 +62,32 @@ async def _open_client(
             yield client
         finally:
             await client.close()
+
+
+#: Commands with a progress line or log of their own: no wait notice on stderr.
+_WITH_PROGRESS = frozenset({"stream", "serve", "live"})
+
+
+class _WaitNotice:
+    """Says once on stderr what a request waits for, when a wait passes a second (the
+    free plan spaces requests 6 s apart: `now` would otherwise sit silent for 12 s)."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self.said = False
+
+    def __call__(self, seconds: float, why: str) -> None:
+        if self.said:
+            return
+        self.said = True
+        limits = self.limits
+        if why == "spacing":
+            per = limits.max_rate / limits.time_period
+            what = f"the {limits.plan_name} plan's spacing (one request every {1 / per:.0f} s)"
+        else:
+            what = f"the {limits.plan_name} plan's request budget"
+        sys.stderr.write(f"{PROG}: waiting {seconds:.0f} s for {what}\n")
+        sys.stderr.flush()
 
 
 def _sign_in_again(err: SettingsError) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from enphase_battery.cli.argtypes import _moment
 from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
-from enphase_battery.cli.output import _cell, _plural, _StatusLine, _warn
+from enphase_battery.cli.output import _cell, _csv_row, _plural, _StatusLine, _warn
 from enphase_battery.cli.pg_stream import is_dsn
 from enphase_battery.cli.session import _known_encharges, _open_client
 from enphase_battery.cli.settings import _Context, _write_private_text
@@ -26,7 +26,8 @@ from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.poll.settings import check_start_at
 
 if TYPE_CHECKING:
-    pass
+    from enphase_battery.cli.hourly import RowWriter
+    from enphase_battery.cli.sinks import SinkOutput
 
 
 class _IntervalWriter:
@@ -43,7 +44,7 @@ class _IntervalWriter:
     def write(self, interval: TelemetryInterval) -> None:
         record = _interval_record(interval)
         if self.fmt == "csv":
-            self._csv.writerow(record)
+            self._csv.writerow(_csv_row(record))
         else:
             self.handle.write(json.dumps(record, separators=(",", ":")) + "\n")
         # Flushed before the poller is asked for the next interval: that request is what
@@ -103,13 +104,22 @@ class _ProgressLine(_StatusLine):
         self._shown_phase = phase
         text = self._text(phase, poller, client)
         if self._live:
-            text += f"; next poll every {poller.current_poll_interval() / 60:.0f} min"
+            text += f"; next poll every {_every(poller.current_poll_interval())}"
         self._show(text)
 
     def finish(self, outcome: str, poller: TelemetryPoller, client: EnphaseClient) -> None:
         """The last line: how the run ended and the final count."""
         self._show(self._text(outcome, poller, client))
         self.close()
+
+
+def _every(seconds: float) -> str:
+    """A poll interval as people say it: ``5 s``, ``90 s``, ``15 min``, ``1.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _checkpoint_path(ctx: _Context, system_id: int) -> Path:
@@ -182,12 +192,13 @@ def _stream_since(checkpoint: Path, since: datetime | None) -> datetime | None:
     remembered = _read_since(sidecar)
     if since is None:
         return remembered
-    if _has_position(checkpoint):
+    if remembered != since and _has_position(checkpoint):
+        # The same --since as before (a rerun of the same command) is no news: silent.
         _warn(
             f"checkpoint {checkpoint} already has a position: its streams resume from"
             " there; --since only applies to streams it has not seen yet"
         )
-        if remembered is not None and remembered != since:
+        if remembered is not None:
             _warn(
                 f"keeping the --since remembered for this checkpoint,"
                 f" {remembered.isoformat()} (not {since.isoformat()}); delete {sidecar}"
@@ -213,6 +224,11 @@ async def _cmd_stream(ctx: _Context) -> int:
     if args.since is not None:
         # Before any request, and before it is remembered, on every path.
         check_start_at(args.since)
+    from enphase_battery.cli.sinks import sink_target
+
+    # Before the paths split: a PostgreSQL sink is the checkpoint too, a SQLite one is
+    # unless --checkpoint says otherwise.
+    target = sink_target(args)
     systems = getattr(args, "systems", None) or []
     if args.all_systems or len(systems) > 1 or is_dsn(args.checkpoint):
         # A PostgreSQL checkpoint is shared with other runs: the fleet path, with leases.
@@ -235,13 +251,26 @@ async def _cmd_stream(ctx: _Context) -> int:
     # The arguments are valid: remember --since now, not once the poller is built, so
     # that a Ctrl-C or a failure in between does not leave a rerun starting "today".
     since = _stream_since(checkpoint, args.since)
-    out_handle, owns_handle, header = _open_output(args.out)
-    hourly_writer = _HourlyWriter(out_handle, args.format, header=header) if args.hourly else None
-    writer = None if hourly_writer else _IntervalWriter(out_handle, args.format, header=header)
+    output: SinkOutput | None = None
+    if target is not None:
+        from enphase_battery.cli.sinks import SinkOutput
+
+        output = SinkOutput(ctx, target, checkpoint)
+        out_handle, owns_handle, header = sys.stdout, False, False
+    else:
+        out_handle, owns_handle, header = _open_output(args.out)
+    hourly_writer: RowWriter | None = None
+    if args.hourly:
+        hourly_writer = output or _HourlyWriter(out_handle, args.format, header=header)
+    writer = (
+        None if hourly_writer or output else _IntervalWriter(out_handle, args.format, header=header)
+    )
     progress = _ProgressLine(sys.stderr)
     running: list[tuple[TelemetryPoller, EnphaseClient]] = []
     outcome = "stopped"
     try:
+        if output is not None:
+            await output.open()
         async with _open_client(ctx) as client:
             poller = TelemetryPoller(
                 client,
@@ -266,6 +295,17 @@ async def _cmd_stream(ctx: _Context) -> int:
                         caught_up=poller.wait_caught_up if args.until_caught_up else None,
                         progress=progress,
                         refresh=lambda: progress.update(poller, client),
+                    )
+                elif output is not None:
+                    from enphase_battery.cli.sinks import run_sink
+
+                    await run_sink(
+                        poller,
+                        output,
+                        args,
+                        caught_up=poller.wait_caught_up if args.until_caught_up else None,
+                        record=progress.record,
+                        tick=lambda: progress.update(poller, client),
                     )
                 while writer is not None and (
                     args.max_intervals is None or progress.written < args.max_intervals
@@ -293,6 +333,8 @@ async def _cmd_stream(ctx: _Context) -> int:
         progress.close()
         if owns_handle:
             out_handle.close()
+        if output is not None:
+            await output.close()
     return EXIT_OK
 
 

@@ -12,10 +12,10 @@ import attrs
 
 from enphase_battery.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from enphase_battery.cli.output import _cell, _jsonable, _out, _print_json, _table, _warn
-from enphase_battery.cli.session import _open_client
+from enphase_battery.cli.session import _known_encharges, _open_client
 from enphase_battery.cli.settings import _Context
 from enphase_battery.client.client import EnphaseClient
-from enphase_battery.exceptions import ApiError
+from enphase_battery.exceptions import ApiError, NotFoundError
 from enphase_battery.models import Granularity
 from enphase_battery.models.delivered import TelemetryInterval
 
@@ -133,9 +133,18 @@ async def _cmd_telemetry(ctx: _Context) -> int:
     if args.until is not None and args.until <= args.since:
         raise CliError("--until must be after --since", EXIT_USAGE)
     async with _open_client(ctx) as client:
-        intervals, data_starts = await _fetch_telemetry(
-            client, system_id, args.encharge, args.since, args.until, Granularity(args.granularity)
-        )
+        try:
+            intervals, data_starts = await _fetch_telemetry(
+                client, system_id, args.encharge, args.since, args.until,
+                Granularity(args.granularity),
+            )  # fmt: skip
+        except NotFoundError:
+            if args.encharge is None:
+                raise
+            # An unknown serial: the same friendly exit 2 as `stream --encharge`, with the
+            # system's serials (a request only on this failure path).
+            await _known_encharges(client, system_id, [args.encharge])
+            raise
     if not intervals:
         # An empty table alone reads like a failure to fetch; say why it is empty.
         why = f"; its data starts at {_cell(data_starts)}" if data_starts is not None else ""

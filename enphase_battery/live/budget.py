@@ -2,8 +2,10 @@
 
 Every ``live_data`` connection is billed [secondary: fact sheet §7, "about $0.10 a hit"],
 and the server closes each stream after ``duration`` seconds, so staying live means
-paying again and again.  The ledger counts every connection *attempt* (a refused one may
-be billed too: we cannot tell) and refuses the next one once any limit is reached.
+paying again and again.  The ledger counts every connection attempt, and refuses the
+next one once any limit is reached; an attempt the server refused outright (a 403: the
+plan or grant has no live data, so no stream was opened) is taken back
+(:meth:`LiveLedger.refund`): it is not reported as spent.
 """
 
 from __future__ import annotations
@@ -222,6 +224,15 @@ class LiveLedger:
         now = self._clock() if now is None else now
         with self._lock:
             self._record(now)
+
+    def refund(self) -> None:
+        """Take back the last connection counted: the server refused it before any stream
+        was opened (403), so nothing was billed."""
+        with self._lock:
+            if self.connections > 0:
+                self.connections -= 1
+                if self._recent:
+                    self._recent.pop()
 
     def _record(self, now: float) -> None:
         self._prune(now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -21,6 +22,7 @@ from enphase_battery.http.errors import error_for, truncate
 from enphase_battery.http.routes import ROUTES
 from enphase_battery.live.errors import LIVE_ERROR_CODES, envelope_error, live_error
 from enphase_battery.live.frames import ERROR_CODE_KEYS
+from enphase_battery.models import BatteryTelemetry, Granularity
 from enphase_battery.models.now import LatestTelemetry
 from enphase_battery.quota.limits import RateLimits
 from enphase_battery.util.json_decoder import loads
@@ -149,4 +151,13 @@ class LiveTransport(Protocol):
 
     async def get_latest_telemetry(self, system_id: int) -> LatestTelemetry:
         """``latest_telemetry`` through the client's request path."""
+        ...
+
+    async def get_battery_telemetry(
+        self,
+        system_id: int,
+        start_at: datetime | None = None,
+        granularity: Granularity | str = Granularity.DAY,
+    ) -> BatteryTelemetry:
+        """The battery telemetry (its ``last_reported_aggregate_soc``: the fallback's SoC)."""
         ...

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import attrs
 
 from enphase_battery.exceptions import (
     ApiError,
@@ -56,6 +57,7 @@ from enphase_battery.live.errors import (
 from enphase_battery.live.fallback import default_fallback_interval_s
 from enphase_battery.live.frames import frame_from_event, frame_from_latest
 from enphase_battery.live.stats import LiveStats
+from enphase_battery.models import Granularity
 from enphase_battery.models.live import LiveFrame, LiveSource
 
 __all__ = [
@@ -84,6 +86,9 @@ _GAPS_KEPT = 1000
 MAX_RECONNECT_WAIT_S = 30.0
 #: The first back-off after a failed connection (doubling, up to the cap).
 DEFAULT_RECONNECT_BACKOFF_S = 1.0
+#: How often a fallback frame's SoC is read again (the battery telemetry's newest SoC
+#: moves once per 15-minute interval).
+_SOC_EVERY_S = 900.0
 #: A wait before reconnecting longer than this polls ``latest_telemetry`` meanwhile.
 _POLL_DURING_WAITS_OVER_S = 5.0
 #: The longest a 429 on connecting makes the session wait before trying again.
@@ -142,6 +147,9 @@ class LiveSession:
                 f"reconnect_backoff_s must be 0-{MAX_RECONNECT_WAIT_S:g}, got {reconnect_backoff_s}"
             )
         self._transport = transport
+        #: The fallback frames' SoC and when it was read (monotonic).
+        self._soc: int | None = None
+        self._soc_read_at: float | None = None
         self.system_id = system_id
         self.ledger = ledger
         self.duration_s = duration_s
@@ -309,6 +317,10 @@ class LiveSession:
             return
         except PermissionDeniedError as error:
             self._after_stream(decoder)
+            if frames == 0:
+                # Refused before any stream opened: nothing was billed.
+                self.ledger.refund()
+                self._connections -= 1
             self._fall_back("the API plan or grant lacks live_data (403)", until=None, error=error)
             return
         except QuotaExceededError:
@@ -421,11 +433,28 @@ class LiveSession:
             return
         latest = await self._transport.get_latest_telemetry(self.system_id)
         self._latest_frames += 1
-        yield frame_from_latest(latest)
+        yield attrs.evolve(frame_from_latest(latest), battery_soc=await self._fallback_soc())
         wait = self.fallback_interval_s
         if not self._live_off:
             wait = min(wait, max(0.0, self._resume_in_s()))
         await asyncio.sleep(wait)
+
+    async def _fallback_soc(self) -> int | None:
+        """The SoC a fallback frame carries, from where ``battery_now`` reads it (the
+        battery telemetry's ``last_reported_aggregate_soc``; ``latest_telemetry`` has
+        none): read again at most every :data:`_SOC_EVERY_S` (it moves per interval)."""
+        now = time.monotonic()
+        if self._soc_read_at is None or now - self._soc_read_at >= _SOC_EVERY_S:
+            try:
+                telemetry = await self._transport.get_battery_telemetry(
+                    self.system_id, granularity=Granularity.FIFTEEN_MINUTES
+                )
+            except (PermissionDeniedError, NotFoundError, ResponseFormatError) as err:
+                _LOGGER.info("live fallback: no SoC for system %s (%s)", self.system_id, err)
+            else:
+                self._soc = telemetry.last_reported_aggregate_soc
+            self._soc_read_at = now
+        return self._soc
 
     def _resume_in_s(self) -> float:
         cool = self._live_retry_at - time.monotonic()

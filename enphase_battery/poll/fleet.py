@@ -184,6 +184,13 @@ class FleetPoller(PollerFront):
             found.extend(system.stream_problems.values())
         return tuple(found)
 
+    def next_poll_in(self) -> float | None:
+        """Seconds until the next timed poll (or look at the systems list); 0 when one is
+        due now, ``None`` when nothing is timed.  What an idle progress line shows."""
+        engine = self._engine
+        due = engine.scheduler.next_due()
+        return None if due is None else max(0.0, due - engine.clock.time())
+
     def progress_of(self, system_id: int) -> SystemProgress:
         """One system's progress."""
         engine = self._engine

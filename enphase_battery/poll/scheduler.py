@@ -270,6 +270,14 @@ class FleetScheduler:
             due.append(self._relist_due)
         return min(due) if due else None
 
+    def next_due(self) -> float | None:
+        """When the next timed job (a system's poll or retry, the systems list) is due,
+        without taking it; ``None``: nothing is timed."""
+        due = [t for t, _, _ in self._timers[:1]]
+        if self._relist_due is not None and not self._relisting:
+            due.append(self._relist_due)
+        return min(due) if due else None
+
     def _pop_live(self, now: float) -> Poll | None:
         while self._live:
             _, _, _, system_id = heapq.heappop(self._live)

@@ -292,8 +292,9 @@ class LeaseWorker:
                     key=lambda lease: lease.system_id,
                 )
             )
-        # Rows of workers gone for a long time only slow the count down.
-        await conn.execute(f"DELETE FROM {s}.worker WHERE expires_at < now() - interval '1 hour'")
+        # A worker expires with its leases (killed, it never said goodbye): its row goes at
+        # the next heartbeat of any worker, not an hour later.
+        await conn.execute(f"DELETE FROM {s}.worker WHERE expires_at < now()")
         return LeaseChange(acquired, lost, released, surplus_left)
 
     async def release(self, system_ids: Iterable[int] | None = None) -> None:

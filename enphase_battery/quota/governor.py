@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
@@ -78,6 +79,10 @@ __all__ = [
     "calendar_month",
     "is_background",
 ]
+
+
+#: A wait longer than this (seconds) is reported to :attr:`QuotaGovernor.on_wait`.
+WAIT_NOTICE_S = 1.0
 
 
 @attrs.frozen
@@ -136,6 +141,11 @@ class QuotaGovernor:
         #: Requests this governor admitted and refunded (this process).
         self.admitted = 0
         self.refunded = 0
+        #: Called as ``on_wait(seconds, why)`` when a request is about to wait longer than
+        #: :data:`WAIT_NOTICE_S` for its slot (``why``: ``"spacing"``, the plan's minimum
+        #: time between requests, or ``"budget"``, its per-minute or background budget):
+        #: what a command line says instead of sitting silent.
+        self.on_wait: Callable[[float, str], None] | None = None
 
     def __repr__(self) -> str:
         return f"QuotaGovernor(plan={self.plan!r}, quota_share={self.quota_share})"
@@ -230,6 +240,8 @@ class QuotaGovernor:
                 )
             if type(result) is not Admission:
                 if isinstance(result, _Wait):
+                    if self.on_wait is not None and result.until - now > WAIT_NOTICE_S:
+                        self.on_wait(result.until - now, "budget")
                     await self.clock.sleep(result.until - now)
                     continue
                 if isinstance(result, QuotaExceededError):
@@ -237,6 +249,8 @@ class QuotaGovernor:
             self.admitted += 1
             if result.slot_at > now:
                 delay = result.slot_at - self.clock.time()
+                if self.on_wait is not None and delay > WAIT_NOTICE_S:
+                    self.on_wait(delay, "spacing")
                 if delay > 0:
                     try:
                         await self.clock.sleep(delay)
