@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from enphase_battery.cli.settings import _Context
     from enphase_battery.cli.sinks import SinkOutput
     from enphase_battery.poll import Batch, FleetPoller
-    from enphase_battery.sinks.metrics import ExporterState
+    from enphase_battery.sinks.metrics import ExporterState, RequestCounter
 
 __all__ = ["DEFAULT_LISTEN", "STOP_GRACE_S"]
 
@@ -99,7 +99,7 @@ async def _cmd_serve(ctx: _Context) -> int:
     from enphase_battery.cli.pg_stream import is_dsn
     from enphase_battery.cli.sinks import SinkOutput, sink_target
     from enphase_battery.cli.stream import _stream_since
-    from enphase_battery.sinks.metrics import ExporterState, RequestCounter
+    from enphase_battery.sinks.metrics import ExporterState
 
     if args.all_systems and args.systems:
         raise CliError("give --all-systems or --system, not both", EXIT_USAGE)
@@ -124,8 +124,6 @@ async def _cmd_serve(ctx: _Context) -> int:
     systems = None if args.all_systems else (args.systems or [ctx.system_id()])
     _setup_logging()
     state = ExporterState(stall_after_s=args.stall_after)
-    counter = RequestCounter(state)
-    counter.install()
     output = (
         SinkOutput(ctx, target, checkpoint if isinstance(checkpoint, Path) else None)
         if target is not None
@@ -174,7 +172,6 @@ async def _cmd_serve(ctx: _Context) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await work
         await runner.cleanup()
-        counter.uninstall()
     return EXIT_OK
 
 
@@ -262,6 +259,7 @@ async def _poll(
     from enphase_battery.cli.session import _open_client
     from enphase_battery.cli.waiting import next_while_ticking
     from enphase_battery.poll import FleetPoller
+    from enphase_battery.sinks.metrics import RequestCounter
 
     args = ctx.args
     async with contextlib.AsyncExitStack() as stack:
@@ -273,6 +271,7 @@ async def _poll(
         batches: AsyncIterator[Batch]
         if isinstance(checkpoint, Path):
             client = await stack.enter_async_context(_open_client(ctx))
+            stack.callback(client.observe_requests(RequestCounter(state)))
             poller = FleetPoller(
                 client,
                 systems=systems,
@@ -288,7 +287,7 @@ async def _poll(
             deliver = output.deliver if output is not None else _commit
         else:
             batches, current, deliver = await _leased(
-                ctx, stack, output, checkpoint, since, systems
+                ctx, stack, output, checkpoint, since, systems, RequestCounter(state)
             )
         state.stopped = None
         events = _Events(state, current)
@@ -319,6 +318,7 @@ async def _leased(
     dsn: str,
     since: datetime | None,
     systems: list[int] | None,
+    counter: RequestCounter,
 ) -> tuple[AsyncIterator[Batch], Callable[[], FleetPoller], Callable[[Batch], Awaitable[object]]]:
     """This run as one worker of a ``LeasedFleet`` on the PostgreSQL checkpoint ``dsn``:
     its batches, its current poller, and how a batch is delivered (``False``: a lease
@@ -340,6 +340,7 @@ async def _leased(
     client = await stack.enter_async_context(
         _open_client(ctx, governor_backend=PostgresGovernorBackend(db, schema=schema))
     )
+    stack.callback(client.observe_requests(counter))
     fleet = await stack.enter_async_context(
         LeasedFleet(
             client,

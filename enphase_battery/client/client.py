@@ -29,7 +29,7 @@ from enphase_battery.client.endpoints import (
     RealtimeEndpoints,
 )
 from enphase_battery.exceptions import InvalidRequestError
-from enphase_battery.http.calls import AccessTokenProvider, ApiCalls
+from enphase_battery.http.calls import AccessTokenProvider, ApiCalls, RequestObserver
 from enphase_battery.http.retry import RetryPolicy
 from enphase_battery.http.routes import DEFAULT_BASE_URL
 from enphase_battery.models import validation
@@ -290,6 +290,19 @@ class EnphaseClient(
     def write_retries(self) -> int:
         """How often a write may be sent again where that cannot apply it twice."""
         return self._transport.retry_policy.write_retries
+
+    def observe_requests(self, observer: RequestObserver) -> Callable[[], None]:
+        """Tell ``observer`` how every try of every API request ends (an HTTP status, or
+        no answer and why), for metrics such as ``enphase-battery serve``'s; returns the
+        function that stops telling it.  Token requests are not API requests."""
+        observers = self._transport.observers
+        observers.append(observer)
+
+        def stop() -> None:
+            if observer in observers:
+                observers.remove(observer)
+
+        return stop
 
     @property
     def requests_sent(self) -> int:

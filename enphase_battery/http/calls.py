@@ -35,7 +35,14 @@ from enphase_battery.quota.state import Admission, Outcome
 from enphase_battery.util.json_decoder import loads
 from enphase_battery.util.redaction import scrub
 
-__all__ = ["MAX_RESPONSE_BYTES", "AccessTokenProvider", "ApiCalls", "RefreshingTokens"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "AccessTokenProvider",
+    "ApiCalls",
+    "RefreshingTokens",
+    "RequestObserver",
+    "RequestOutcome",
+]
 
 # The client's logger: the choke point logs as the client users configure.
 _LOGGER = logging.getLogger("enphase_battery.client")
@@ -61,6 +68,27 @@ class RefreshingTokens(Protocol):
     def lend_session(self, session: aiohttp.ClientSession) -> None: ...
 
     def secrets(self) -> tuple[str, ...]: ...
+
+
+@attrs.frozen
+class RequestOutcome:
+    """How one try of one API request ended, for a :data:`RequestObserver`.
+
+    Attributes:
+        operation_id: the route's operationId (``get_battery_telemetry``...).
+        status: the HTTP status of the answer; ``None`` when no answer came (no
+            connection, a timeout, a broken connection).
+        error: for a try without an answer, what happened (one line, no secrets).
+    """
+
+    operation_id: str
+    status: int | None
+    error: str | None = None
+
+
+#: Told of every try of every API request as it ends (a retried request, once per try).
+#: It runs on the event loop and must not block; what it raises is logged and ignored.
+RequestObserver = Callable[[RequestOutcome], None]
 
 
 class ApiCalls:
@@ -100,6 +128,8 @@ class ApiCalls:
             redact=self.redact,
         )
         self.closed = False
+        #: Told of every try's outcome (:meth:`EnphaseClient.observe_requests`).
+        self.observers: list[RequestObserver] = []
         # The converter's hook per model, looked up once (cattrs dispatches on every call).
         self._hooks: dict[Any, Callable[[Any, Any], Any]] = {}
         if token_manager is not None and session is not None:
@@ -166,6 +196,8 @@ class ApiCalls:
                 if token is None:
                     token = await self._admitted_token(admission, call, None)
                 answer = await self._sender.send(route, path, params, body, token, call, admission)
+                if self.observers:
+                    self._tell(RequestOutcome(route.operation_id, answer.status))
                 if answer.status == 401 and not api_key_refused(answer.raw):
                     # A token can be refused just after passing the freshness check (clock
                     # skew, revocation): refresh once, retry once; a second 401 is final.
@@ -173,6 +205,8 @@ class ApiCalls:
                         "%s %s -> 401; refreshing the access token once", route.method, path
                     )
                     answer = await self._send_refreshed(route, path, params, body, call, answer)
+                    if self.observers:
+                        self._tell(RequestOutcome(route.operation_id, answer.status))
                 if not (route.writes and 200 <= answer.status < 300):
                     return self._structure(route, path, answer, parse)
                 try:
@@ -183,6 +217,10 @@ class ApiCalls:
             except FinalError as final:
                 raise final.error from None
             except EnphaseError as err:
+                if self.observers and isinstance(err, EnphaseConnectionError):
+                    self._tell(
+                        RequestOutcome(route.operation_id, None, f"{type(err).__name__}: {err}")
+                    )
                 wait = self.retry_policy.wait_before_retry(
                     err, call, writes=route.writes, full_state=full_state
                 )
@@ -190,6 +228,13 @@ class ApiCalls:
                     raise
                 log_retry(err, call, wait)
                 await asyncio.sleep(wait)
+
+    def _tell(self, outcome: RequestOutcome) -> None:
+        for observer in tuple(self.observers):
+            try:
+                observer(outcome)
+            except Exception:  # an observer's bug must not fail the request it watches
+                _LOGGER.warning("a request observer failed on %s", outcome, exc_info=True)
 
     def _structure(self, route: Route, path: str, answer: Answer, parse: type[_T]) -> _T:
         status, raw = answer.status, answer.raw

@@ -32,12 +32,12 @@ Series (labels in braces):
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from enphase_battery.http.calls import RequestOutcome
 from enphase_battery.models.delivered import StreamKey, TelemetryInterval
 
 if TYPE_CHECKING:
@@ -51,13 +51,6 @@ __all__ = ["ExporterState", "RequestCounter", "registry"]
 #: How long a value delivered partial is remembered, for the difference its revision adds
 #: (beyond the pollers' longest ``revise_for`` of 6 h by default).
 REVISABLE_S = 2 * 86400.0
-
-#: The SDK's logger whose debug records say how each API request ended: an answer
-#: (``http.wire``: method, path, status, milliseconds) or a retry (``http.retry``: try,
-#: wait, error class, message).
-_CLIENT_LOGGER = "enphase_battery.client"
-_ANSWER = "%s %s -> %s in"
-_RETRY = "retrying after try"
 
 
 class ExporterState:
@@ -165,49 +158,23 @@ class ExporterState:
 _TOKEN_ERRORS = frozenset({"AuthenticationError", "NotSignedInError"})
 
 
-class RequestCounter(logging.Handler):
-    """Counts API requests by outcome from the SDK's own debug records of each answer
-    and retry (logger ``enphase_battery.client``), without formatting or printing them.
-    :meth:`install` sets that logger to DEBUG and stops its records from propagating;
-    its warnings and errors are passed on to the ``enphase_battery`` logger's handlers."""
+class RequestCounter:
+    """Counts API requests by outcome: a :data:`~enphase_battery.http.calls.RequestObserver`
+    for :meth:`EnphaseClient.observe_requests <enphase_battery.EnphaseClient.observe_requests>`."""
 
     def __init__(self, state: ExporterState) -> None:
-        super().__init__(logging.DEBUG)
         self.state = state
-        self._loggers: list[tuple[logging.Logger, int, bool]] = []
 
-    def install(self) -> None:
-        """Attach to the client's logger."""
-        logger = logging.getLogger(_CLIENT_LOGGER)
-        self._loggers.append((logger, logger.level, logger.propagate))
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        logger.addHandler(self)
-
-    def uninstall(self) -> None:
-        """Detach, restoring the loggers' level."""
-        for logger, level, propagate in self._loggers:
-            logger.removeHandler(self)
-            logger.setLevel(level)
-            logger.propagate = propagate
-        self._loggers.clear()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """One record: an answer's status, or a retry's error."""
-        args, msg = record.args, record.msg
-        if isinstance(msg, str) and isinstance(args, tuple) and len(args) == 4:
-            if msg.startswith(_ANSWER) and isinstance(args[2], int):
-                self.state.answered(args[2])
-                return
-            if msg.startswith(_RETRY):
-                error, message = args[2], args[3]
-                if error == "EnphaseConnectionError":
-                    self.state.unanswered()
-                self.state.failed(f"{error}: {message}")
-                return
-        if record.levelno >= logging.WARNING:
-            # Not ours to swallow: what the loggers would have shown.
-            logging.getLogger("enphase_battery").handle(record)
+    def __call__(self, outcome: RequestOutcome) -> None:
+        """One try: its status, or no answer."""
+        status = outcome.status
+        if status is None:
+            self.state.unanswered()
+            self.state.failed(outcome.error or "no answer")
+            return
+        self.state.answered(status)
+        if status == 429 or status >= 500:
+            self.state.failed(f"{outcome.operation_id} answered HTTP {status}")
 
 
 def _stream_labels(key: StreamKey) -> list[str]:
