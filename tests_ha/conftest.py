@@ -5,8 +5,9 @@ every request crosses a real socket to ``enphase_battery.simulator``."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -38,28 +39,45 @@ def auto_enable_custom_integrations(
     load custom_components/enphase_battery, and a frontend request for the OAuth2 redirect."""
 
 
-def sim_start() -> datetime:
-    """The simulated now: the real now on a quarter hour (the history's start, midnight
-    UTC some days back, is computed from the real clock)."""
+#: ``HH:MM`` (UTC): the time of day of every simulator whose ``sim`` marker does not pin
+#: one (``ENPHASE_HA_SIM_AT=16:30 make test-ha`` runs the suite at that time of day).
+SIM_AT_ENV = "ENPHASE_HA_SIM_AT"
+
+
+def sim_start(at: str | None = None) -> datetime:
+    """The simulated now: 7 minutes past a quarter hour, so that every device's newest
+    finished interval has been uploaded (reporting latency 15 min + jitter of at most
+    90 s) and the next has not.  The quarter hour is ``at`` (``"HH:MM"`` UTC, rounded down
+    to a quarter) on today's date, else ``$ENPHASE_HA_SIM_AT``, else the real clock's.
+    The date is always the real one: the integration computes the history's start
+    (midnight UTC some days back) from the real clock."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
+    at = at or os.environ.get(SIM_AT_ENV)
+    if at:
+        of_day = time.fromisoformat(at)
+        now = now.replace(hour=of_day.hour, minute=of_day.minute)
     return now - timedelta(minutes=now.minute % 15) + timedelta(minutes=7)
 
 
-async def start_simulator(**options: Any) -> EnphaseSimulator:
+async def start_simulator(*, at: str | None = None, **options: Any) -> EnphaseSimulator:
+    """A simulator serving on loopback; ``at``: its time of day (see :func:`sim_start`)."""
     options.setdefault("seed", 3)
     options.setdefault("systems", 1)
     options.setdefault("history", timedelta(days=10))
     options.setdefault("enforce_plan_access", True)
-    sim = EnphaseSimulator(start=sim_start(), **options)
+    sim = EnphaseSimulator(start=sim_start(at), **options)
     await sim.start()
     return sim
 
 
 @pytest.fixture
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[EnphaseSimulator]:
-    """A partner-plan simulator (``@pytest.mark.sim(plan=...)`` for others)."""
-    marker = request.node.get_closest_marker("sim")
-    options = dict(marker.kwargs) if marker else {}
+    """A partner-plan simulator (``@pytest.mark.sim(plan=...)`` for others; a test's
+    ``sim`` markers add up, the closest winning: a parameter's ``at=`` and the test's
+    late mix)."""
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("sim"))):
+        options.update(marker.kwargs)
     options.setdefault("plan", "partner")
     simulator = await start_simulator(**options)
     yield simulator
@@ -164,6 +182,8 @@ async def caught_up(hass: HomeAssistant, entry: ConfigEntry, *, poll: bool = Fal
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sim(**options): EnphaseSimulator options")
+    config.addinivalue_line(
+        "markers", "sim(at=None, **options): the simulator's time of day, EnphaseSimulator options"
+    )
     # The plugin logs every SQL statement at INFO: a failure's report would be all SQL.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

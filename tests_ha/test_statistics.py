@@ -11,11 +11,18 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
 from custom_components.enphase_battery.statistics import statistic_id
+from enphase_battery import TelemetryInterval
 from enphase_battery.models import BATTERY
 from enphase_battery.simulator import EnphaseSimulator
 
 from .conftest import add_entry, caught_up
-from .helpers import expected_rows, imported_rows
+from .helpers import delivered_rows, expected_rows, hour_of, imported_rows, record_deliveries
+
+Rows = dict[datetime, tuple[float, float]]
+
+#: Times of day (UTC) the late mix runs at (the simulated now is 7 minutes past each):
+#: which intervals are late, and whether the battery idles through them, depends on it.
+LATE_MIX_AT = ("00:00", "04:30", "09:15", "13:45", "18:30")
 
 
 def _start(entry: ConfigEntry) -> datetime:
@@ -40,10 +47,15 @@ def _truth(
 
 async def _assert_statistics_match(
     hass: HomeAssistant, sim: EnphaseSimulator, entry: ConfigEntry
-) -> dict[str, dict[datetime, tuple[float, float]]]:
+) -> dict[str, Rows]:
     """Every stream's imported hours equal the ground truth through the newest interval."""
     sid = sim.system_ids[0]
     start, newest = _start(entry), _newest(entry, sid)
+    # The ground truth through the newest interval the API has shown is what the
+    # statistics must hold only once the poller has delivered all of it: nothing late
+    # still missing, no partial interval held back.
+    watermarks = entry.runtime_data.histories[sid].poller.progress.watermarks
+    assert set(watermarks.values()) == {newest}, f"not all delivered through {newest}: {watermarks}"
     held = {}
     for source in (BATTERY, *sim.encharge_serials(sid)):
         expected = expected_rows(_truth(sim, sid, source, start, newest))
@@ -51,6 +63,25 @@ async def _assert_statistics_match(
         assert got == {hour: (float(c), float(d)) for hour, (c, d) in expected.items()}, source
         held[source] = got
     return held
+
+
+async def _assert_delivered_imported(
+    hass: HomeAssistant,
+    sid: int,
+    sources: tuple[str, ...],
+    start: datetime,
+    delivered: list[TelemetryInterval],
+) -> dict[str, Rows]:
+    """Every stream's imported hours are exactly what the intervals delivered so far make:
+    an hour appears once one of its intervals is delivered, is corrected when a late one
+    or a revision comes, and nothing is lost or counted twice."""
+    rows = {}
+    for source in sources:
+        expected = delivered_rows(delivered, source)
+        got = await imported_rows(hass, sid, source, start)
+        assert got == {hour: (float(c), float(d)) for hour, (c, d) in expected.items()}, source
+        rows[source] = got
+    return rows
 
 
 async def _advance(
@@ -91,35 +122,62 @@ async def test_backfill_equals_ground_truth(
     await _assert_statistics_match(hass, sim, entry)
 
 
+@pytest.mark.parametrize(
+    "at", [pytest.param(at, marks=pytest.mark.sim(at=at)) for at in LATE_MIX_AT]
+)
 @pytest.mark.sim(late_probability=0.2, late_delay=timedelta(hours=3))
 async def test_late_intervals_and_revisions_change_the_right_hours(
-    hass: HomeAssistant, hass_client_no_auth: Any, sim: EnphaseSimulator
+    hass: HomeAssistant,
+    hass_client_no_auth: Any,
+    sim: EnphaseSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    at: str,
 ) -> None:
     """Late intervals (one Encharge's part of an interval hours late): the battery's
     interval goes out partial and is revised, the Encharge's comes late; each time the
-    hour it belongs to and the sums after it are imported again."""
+    hour it belongs to and the sums after it are imported again.
+
+    Hour by hour the statistics are exactly what the poller has delivered so far; a
+    partial interval is held back for a while and a late one comes hours later, so the
+    ground truth is compared only once the late mix has stopped and all of it has come.
+    """
+    delivered = record_deliveries(monkeypatch)
     entry = await add_entry(hass, hass_client_no_auth, sim, history_days=1)
     sid = sim.system_ids[0]
-    before: dict[datetime, tuple[float, float]] = {}
-    changed_hours: set[datetime] = set()
+    start = _start(entry)
+    sources = (BATTERY, *sim.encharge_serials(sid))
+    held = await _assert_delivered_imported(hass, sid, sources, start, delivered)
+    late_changes = 0
     for _ in range(8):
-        before = await imported_rows(hass, sid, BATTERY, _start(entry))
+        seen = len(delivered)
         await _advance(hass, sim, entry, 1)
-        after = await imported_rows(hass, sid, BATTERY, _start(entry))
-        # An hour already imported either keeps its row or is imported anew; when one
-        # changes, every later hour's sum moves with it (never a jump).
-        moved = sorted(hour for hour in before if after[hour] != before[hour])
-        if moved:
+        now_held = await _assert_delivered_imported(hass, sid, sources, start, delivered)
+        for source in sources:
+            before, after = held[source], now_held[source]
+            # An hour already imported either keeps its row or is imported anew; when one
+            # changes, every later hour's sum moves with it (never a jump), and the first
+            # that changed is the hour of an interval delivered meanwhile.
+            moved = sorted(hour for hour in before if after[hour] != before[hour])
+            if not moved:
+                continue
             first = moved[0]
-            changed_hours.add(first)
-            assert all(after[h] == before[h] for h in before if h < first)
-            assert all(after[h] != before[h] for h in before if h >= first)
-    # Everything late has arrived: the statistics equal the ground truth.
-    await _advance(hass, sim, entry, 4)
-    await _assert_statistics_match(hass, sim, entry)
+            hours_delivered = {hour_of(i) for i in delivered[seen:] if i.source == source}
+            assert first in hours_delivered, (source, first)
+            assert all(after[h] == before[h] for h in before if h < first), source
+            assert all(after[h] != before[h] for h in before if h >= first), source
+            # Not only the newest hour going on: an older one rewritten.
+            late_changes += first < max(before)
+        held = now_held
     history = entry.runtime_data.histories[sid]
-    assert changed_hours, "the late mix changed no imported hour: nothing was tested"
+    assert late_changes, "the late mix changed no older imported hour: nothing was tested"
     assert history.revisions_received > 0, "no partial interval was revised"
+    # No interval is late from now on; 4 hours on (3 h late + the 15-minute upload) every
+    # late one has come and every partial one is revised: the statistics equal the
+    # ground truth through the newest interval.
+    sim.system(sid).late_probability = 0.0
+    await _advance(hass, sim, entry, 4)
+    await _assert_delivered_imported(hass, sid, sources, start, delivered)
+    await _assert_statistics_match(hass, sim, entry)
 
 
 async def test_restart_resumes_without_gap_or_repeat(
