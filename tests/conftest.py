@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestServer
 from enphase_battery import EnphaseClient, OAuth2Token, RateLimits, TokenManager
 
 from .fake_api import API_KEY, CLIENT_ID, CLIENT_SECRET, FakeEnphase
-from .pg_fixtures import pg_schema, postgres_dsn, restart_postgres
+from .pg_fixtures import pg_schema, postgres_dsn, private_postgres
 from .servers import influx
 
-__all__ = ["influx", "pg_schema", "postgres_dsn", "restart_postgres"]
+__all__ = ["influx", "pg_schema", "postgres_dsn", "private_postgres"]
 
 #: Fast enough that the limiter never slows a test (1 ms between requests), no monthly cap.
 FAST = RateLimits(1000, 1.0)

@@ -26,6 +26,7 @@ from enphase_battery.postgres import (
 from enphase_battery.postgres._db import Connection
 from enphase_battery.store.checkpoint import CheckpointStore, StreamState
 
+from .pg_fixtures import PrivateServer
 from .poller_helpers import HOUR, NO_WAIT, check_exactly_once, open_env, run_with_restarts
 
 KEY = "3546743/battery"
@@ -212,6 +213,14 @@ async def test_poller_exactly_once_across_crashes_with_postgres_checkpoint(
 
 
 async def test_server_restart_is_waited_out(
+    private_postgres: PrivateServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server is the test's own: restarting the shared one would cut other workers off.
+    async with asyncpg.create_pool(private_postgres.dsn, min_size=1, max_size=4) as pool:
+        await _restart_is_waited_out(pool, "enphase_test", private_postgres.restart, caplog)
+
+
+async def _restart_is_waited_out(
     pool: asyncpg.Pool,
     pg_schema: str,
     restart_postgres: Callable[[], None],

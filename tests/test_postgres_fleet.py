@@ -9,10 +9,8 @@ import asyncio
 import json
 import os
 import random
-import shlex
-import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from enphase_battery.postgres import LeaseWorker, PostgresCheckpoint
 from enphase_battery.simulator import EnphaseSimulator
 
 from .fleet_helpers import check_exactly_once, streams_of
-from .pg_fixtures import CTL_VARIABLE
+from .pg_fixtures import CTL_VARIABLE, PrivateServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = 200
@@ -38,26 +36,24 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def restart_server() -> bool:
-    ctl = os.environ.get(CTL_VARIABLE)
-    if not ctl:
-        return False  # a user's own server is never restarted
-    process = await asyncio.create_subprocess_exec(
-        *shlex.split(ctl),
-        "-m",
-        "fast",
-        "-w",
-        "-t",
-        "60",
-        "restart",
-        stdout=subprocess.DEVNULL,
-    )
-    assert await process.wait() == 0
-    return True
-
-
 async def test_three_workers_200_systems_kill_9_ten_times_exactly_once(
-    postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str
+    request: pytest.FixtureRequest,
+) -> None:
+    restart: Callable[[], None] | None = None
+    if os.environ.get(CTL_VARIABLE):
+        # A server of the test's own: restarting the shared one would cut other workers off.
+        server: PrivateServer = request.getfixturevalue("private_postgres")
+        dsn, restart = server.dsn, server.restart
+    else:
+        # A user's own server is never restarted: the rest of the test runs on it, in this
+        # process's own database.
+        dsn = request.getfixturevalue("postgres_dsn")
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
+        await _kill_9_ten_times(dsn, pool, "enphase_test", restart)
+
+
+async def _kill_9_ten_times(
+    postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str, restart: Callable[[], None] | None
 ) -> None:
     rng = random.Random(11)
     plan = RateLimits(6000, 60.0, 10_000_000)
@@ -110,8 +106,9 @@ async def test_three_workers_200_systems_kill_9_ten_times_exactly_once(
                 victim.kill()  # SIGKILL: no cleanup, leases left to expire
                 await victim.wait()
                 workers[workers.index(victim)] = await spawn()
-                if kill == 4:
-                    restarted = await restart_server()
+                if kill == 4 and restart is not None:
+                    await asyncio.to_thread(restart)
+                    restarted = True
             # Let the survivors finish the day of history.
             done_rows = -1
             for _ in range(120):
