@@ -46,6 +46,11 @@ from .poller_helpers import (
     values_of,
 )
 
+#: The simulator's plan for the tests that inject 429s: no limit it would reach, and a
+#: one-second rate window, so that a 429's reset (the window's end, which the client's
+#: governor waits for) comes within a second instead of the next real minute.
+ONE_SECOND_WINDOW = RateLimits(100_000, 1.0)
+
 
 def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
@@ -490,7 +495,7 @@ async def test_without_revisions_a_partial_interval_comes_out_flagged_once() -> 
 async def test_transient_failures_mid_stream_are_retried_inside() -> None:
     """429, 5xx, a broken body, a dropped connection: the client gives up at once
     (max_retries=0), the poller backs off and retries; nothing lost, nothing twice."""
-    async with open_env(history=timedelta(days=1), max_retries=0) as env:
+    async with open_env(history=timedelta(days=1), max_retries=0, plan=ONE_SECOND_WINDOW) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=5)
         poller = TelemetryPoller(
@@ -536,7 +541,7 @@ async def test_server_errors_retried_by_the_client_stay_exactly_once() -> None:
 
 
 async def test_transient_failure_of_device_discovery_is_retried() -> None:
-    async with open_env(history=timedelta(days=1), max_retries=0) as env:
+    async with open_env(history=timedelta(days=1), max_retries=0, plan=ONE_SECOND_WINDOW) as env:
         sim = env.sim
         start_at = sim.clock.now() - timedelta(hours=2)
         poller = TelemetryPoller(
