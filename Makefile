@@ -40,6 +40,12 @@ XDIST := -n $(PYTEST_WORKERS) --dist worksteal
 # Line coverage of enphase_battery, combined across the workers; it must not fall.
 COVERAGE := --cov=enphase_battery --cov-report=term:skip-covered --cov-fail-under=93
 
+# Compiled bytecode is kept (__pycache__, ignored by git) even where the environment says
+# not to (PYTHONDONTWRITEBYTECODE=1, as on the development machine): otherwise every worker
+# and every CLI process the tests start compiles the package again (a quarter of the run's
+# CPU time on 2 cores).
+pytest: export PYTHONDONTWRITEBYTECODE =
+
 # A throwaway PostgreSQL server (or the user's ENPHASE_TEST_POSTGRES_DSN), and the InfluxDB
 # and Prometheus binaries the tests start throwaway servers of (scripts/with-servers.sh).
 pytest: $(STAMP)
