@@ -23,9 +23,8 @@ from enphase_battery import (
     TokenManager,
 )
 from enphase_battery.auth.manager import DEFAULT_REDIRECT_URI
-
-from .conftest import MakeClient, MakeManager, seeded_token
-from .fake_api import (
+from tests.support.clients import MakeClient, MakeManager, seeded_token
+from tests.support.fake_api import (
     ACCESS_PREFIX,
     AUTH_CODE,
     CLIENT_ID,

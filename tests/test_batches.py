@@ -21,8 +21,7 @@ from enphase_battery import CheckpointError, InvalidRequestError
 from enphase_battery.poll.batch import Batch
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint
-
-from .poller_helpers import (
+from tests.support.poller import (
     HOUR,
     NO_WAIT,
     Env,
@@ -34,7 +33,7 @@ from .poller_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CHILD = ROOT / "tests" / "batch_child.py"
+CHILD = ROOT / "tests" / "support" / "batch_child.py"
 
 
 def make_poller(env: Env, checkpoint: object, hours: int = 12) -> TelemetryPoller:

@@ -24,8 +24,7 @@ from enphase_battery.store.checkpoint import (
     StreamState,
 )
 from enphase_battery.store.sqlite import SqliteCheckpoint
-
-from .poller_helpers import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
+from tests.support.poller import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
 
 KEY = "3546743/battery"
 

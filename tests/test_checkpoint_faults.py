@@ -18,8 +18,7 @@ from enphase_battery import CheckpointError, EnphaseError
 from enphase_battery.exceptions import CheckpointInUseError
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint
-
-from .poller_helpers import HOUR, NO_WAIT, Driver, Env, open_env
+from tests.support.poller import HOUR, NO_WAIT, Driver, Env, open_env
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,6 @@ background thread with a loop of its own; a few tests run the CLI as a real subp
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -21,10 +20,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -33,116 +31,15 @@ from enphase_battery import FileTokenStore, OAuth2Token
 from enphase_battery.auth import DEFAULT_REDIRECT_URI
 from enphase_battery.cli import main
 from enphase_battery.simulator import EnphaseSimulator
-
-_T = TypeVar("_T")
-
-#: The simulator's "now" is 2026-06-01 00:00 UTC; these lie inside its 2-day history.
-SINCE = "2026-05-31T12:00:00+00:00"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class SimulatorThread:
-    """An :class:`EnphaseSimulator` serving from its own event loop in a daemon thread."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def start() -> EnphaseSimulator:
-            sim = EnphaseSimulator(**kwargs)
-            await sim.start()
-            return sim
-
-        self.sim = self.run(start())
-
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        """Run ``coro`` on the simulator's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Call ``fn`` on the simulator's loop (its state is not thread-safe)."""
-
-        async def wrapper() -> _T:
-            return fn(*args)
-
-        return self.run(wrapper())
-
-    def close(self) -> None:
-        self.run(self.sim.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
-@pytest.fixture
-def simulator() -> Iterator[SimulatorThread]:
-    thread = SimulatorThread(
-        seed=3, systems=1, encharges=1, plan="partner", history=timedelta(days=2)
-    )
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def sim(simulator: SimulatorThread) -> EnphaseSimulator:
-    return simulator.sim
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    return tmp_path / "config" / "enphase-battery"
-
-
-@pytest.fixture
-def token_path(config_dir: Path) -> Path:
-    return config_dir / "token.json"
-
-
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sim: EnphaseSimulator, token_path: Path
-) -> dict[str, str]:
-    """Credentials and URLs in the environment, config under tmp_path, a saved token."""
-    for name in list(os.environ):
-        if name.startswith("ENPHASE_"):
-            monkeypatch.delenv(name)
-    values = {
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "HOME": str(tmp_path / "home"),
-        "ENPHASE_API_KEY": sim.api_key,
-        "ENPHASE_CLIENT_ID": sim.client_id,
-        "ENPHASE_CLIENT_SECRET": sim.client_secret,
-        "ENPHASE_BASE_URL": sim.base_url,
-        "ENPHASE_TOKEN_URL": sim.token_url,
-        "ENPHASE_AUTHORIZE_URL": sim.authorize_url,
-        # The fastest plan: its limiter spaces requests 0.2 s apart.
-        "ENPHASE_PLAN": "partner",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    FileTokenStore(token_path).save_sync(sim.token)
-    return values
-
-
-@pytest.fixture
-def system_id(sim: EnphaseSimulator) -> int:
-    return sim.system_ids[0]
-
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run ``main(argv)``; returns (exit code, stdout, stderr)."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+from tests.support.cli import (
+    SINCE,
+    Run,
+    SimulatorThread,
+    keys,
+    one_error_line,
+    read_jsonl,
+    subprocess_env,
+)
 
 
 def secrets_of(sim: EnphaseSimulator, token_path: Path) -> list[str]:
@@ -156,14 +53,6 @@ def secrets_of(sim: EnphaseSimulator, token_path: Path) -> list[str]:
 def assert_no_secrets(text: str, secrets: list[str]) -> None:
     for secret in secrets:
         assert secret not in text
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("enphase-battery: error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- read-only commands ----------------------------------------------------------------------
@@ -566,13 +455,6 @@ def test_login_with_a_used_code_fails_cleanly(
     assert "invalid_grant" in one_error_line(err)
 
 
-def subprocess_env(values: dict[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ENPHASE_")}
-    base.update(values)
-    base["PYTHONPATH"] = str(ROOT)
-    return base
-
-
 def read_url_from(stream: Any, deadline: float) -> str:
     while time.monotonic() < deadline:
         line = stream.readline()
@@ -819,14 +701,6 @@ def test_usage_is_counted_between_runs(
 
 
 # -- stream ------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def keys(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(r["source"], r["end_at"]) for r in records]
 
 
 def test_stream_interrupted_and_resumed_loses_and_repeats_nothing(

@@ -2,7 +2,6 @@
 
 Fixtures from ``test_cli``, with ``simulator`` overridden (hence the F811 waiver).
 """
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -13,17 +12,7 @@ import pytest
 
 from enphase_battery.cli.live import EXIT_HOLES
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    sim,
-    system_id,
-    token_path,
-)
+from tests.support.cli import Run, SimulatorThread
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from . import test_cli as _fixtures
-from .test_cli import Run, SimulatorThread
+from tests.support.cli import Run, SimulatorThread
 
 
 @pytest.fixture
@@ -22,13 +20,6 @@ def simulator() -> Iterator[SimulatorThread]:
     )
     yield thread
     thread.close()
-
-
-sim = _fixtures.sim
-config_dir = _fixtures.config_dir
-token_path = _fixtures.token_path
-env = _fixtures.env
-cli = _fixtures.cli
 
 
 def rows(path: Path) -> list[dict[str, object]]:

@@ -7,22 +7,30 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
-from . import test_cli_hourly as _hourly
-from .test_cli import ROOT, SINCE, Run, SimulatorThread, read_jsonl, subprocess_env
-from .test_cli_hourly import expected_rows, key_of, one_error_line, requests_seen, upserted
+from tests.support.cli import (
+    ROOT,
+    SINCE,
+    Run,
+    SimulatorThread,
+    one_error_line,
+    read_jsonl,
+    subprocess_env,
+)
+from tests.support.hourly import expected_rows, hourly_simulator, key_of, requests_seen, upserted
 
-simulator = _hourly.simulator
-sim = _hourly.sim
-config_dir = _hourly.config_dir
-token_path = _hourly.token_path
-env = _hourly.env
-cli = _hourly.cli
-system_id = _hourly.system_id
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorThread]:
+    thread = hourly_simulator()
+    yield thread
+    thread.close()
 
 
 def test_hourly_on_postgres_resumes_and_shares_the_systems(

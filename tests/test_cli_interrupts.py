@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """Ctrl-C at the earliest moments of a run: exit 130, one line, no traceback, nothing lost.
 
 Each run is a real process running what the installed ``enphase-battery`` script runs
@@ -24,20 +23,7 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    keys,
-    read_jsonl,
-    sim,
-    subprocess_env,
-    system_id,
-    token_path,
-)
+from tests.support.cli import Run, SimulatorThread, keys, read_jsonl, subprocess_env
 
 LAUNCHER = """\
 import os, signal, sys

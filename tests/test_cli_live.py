@@ -3,7 +3,6 @@
 The fixtures come from ``test_cli`` (imported by name, hence the file-wide F811 waiver:
 pytest passes them as same-named parameters).
 """
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -15,21 +14,7 @@ import time
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    SINCE,
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    one_error_line,
-    sim,
-    simulator,
-    subprocess_env,
-    system_id,
-    token_path,
-)
+from tests.support.cli import SINCE, Run, one_error_line, subprocess_env
 
 
 def fast_live(simulated: EnphaseSimulator) -> None:

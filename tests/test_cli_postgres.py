@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from . import test_cli as _fixtures
-from .test_cli import ROOT, Run, SimulatorThread, subprocess_env
+from tests.support.cli import ROOT, Run, SimulatorThread, subprocess_env
 
 
 @pytest.fixture
@@ -26,13 +24,6 @@ def simulator() -> Iterator[SimulatorThread]:
     )
     yield thread
     thread.close()
-
-
-sim = _fixtures.sim
-config_dir = _fixtures.config_dir
-token_path = _fixtures.token_path
-env = _fixtures.env
-cli = _fixtures.cli
 
 
 def keys(path: Path) -> list[tuple[int, str, str]]:

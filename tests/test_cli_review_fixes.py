@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """Defects a review found in the CLI, each shown on the simulator: ``simulate --plan``
 that gated nothing, ``check`` from a future start "adding up", ``stream --since`` ignored
 silently on a checkpoint that has a position, and "1 requests"."""
@@ -11,21 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from .test_cli import (  # noqa: F401  (fixtures)
+from tests.support.cli import (
     SINCE,
     Run,
     SimulatorThread,
-    cli,
-    config_dir,
-    env,
     keys,
     one_error_line,
     read_jsonl,
-    sim,
-    simulator,
     subprocess_env,
-    system_id,
-    token_path,
 )
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """Revisions through ``enphase-battery stream``: the CLI as a real process against the
 simulator over loopback HTTP, late Encharge uploads, ``kill -9`` at random moments,
 counted against the simulator's ground truth (issue 17's tests).
@@ -28,26 +27,14 @@ import pytest
 
 from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.simulator import EnphaseSimulator
-
-from .poller_helpers import (
+from tests.support.cli import Run, SimulatorThread, read_jsonl, subprocess_env
+from tests.support.poller import (
     check_exactly_once,
     emission_of,
     last_emissions,
     reported,
     truth,
     values_of,
-)
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    read_jsonl,
-    sim,
-    subprocess_env,
-    system_id,
-    token_path,
 )
 
 #: The issue's late mix (Encharge uploads 2 h late), a little more often than its 5 %: a

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """``stream --since`` is remembered as soon as it is known valid, and only then.
 
 A rerun without ``--since`` starts the streams the checkpoint has no position for from
@@ -15,21 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    keys,
-    one_error_line,
-    read_jsonl,
-    sim,
-    simulator,
-    system_id,
-    token_path,
-)
+from tests.support.cli import Run, SimulatorThread, keys, one_error_line, read_jsonl
 
 #: The first day of the simulator's 2-day history: well before the local midnight a
 #: stream started without --since begins at.

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """``enphase-battery stream`` against the simulator: when it stops, what it refuses, and
 whether its progress lines are true."""
 
@@ -18,21 +17,14 @@ import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.store.sqlite import SqliteCheckpoint
-
-from .test_cli import (  # noqa: F401  (fixtures)
+from tests.support.cli import (
     SINCE,
     Run,
     SimulatorThread,
-    cli,
-    config_dir,
-    env,
     keys,
     one_error_line,
     read_jsonl,
-    sim,
     subprocess_env,
-    system_id,
-    token_path,
 )
 
 

@@ -6,17 +6,9 @@ import json
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
-
-from . import test_cli as _fixtures
-from .test_cli import Run, SimulatorThread, one_error_line
+from tests.support.cli import Run, SimulatorThread, one_error_line
 
 # The CLI tests' fixtures: a simulator in a thread, a config dir, credentials in env.
-simulator = _fixtures.simulator
-sim = _fixtures.sim
-config_dir = _fixtures.config_dir
-token_path = _fixtures.token_path
-env = _fixtures.env
-cli = _fixtures.cli
 
 
 def test_a_month_429_locks_only_that_plan_says_where_and_resets(

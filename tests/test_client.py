@@ -32,9 +32,8 @@ from enphase_battery import (
     ResponseFormatError,
 )
 from enphase_battery.models import GridState, LoadControlMode
-
-from .conftest import MakeClient, MakeManager
-from .fake_api import (
+from tests.support.clients import MakeClient, MakeManager
+from tests.support.fake_api import (
     API_KEY,
     ENCHARGE_SERIAL,
     ERRORS,

@@ -20,8 +20,7 @@ import pytest
 from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint
-
-from .poller_helpers import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
+from tests.support.poller import HOUR, NO_WAIT, Driver, check_exactly_once, open_env
 
 RUNS = 200
 

@@ -26,9 +26,8 @@ from enphase_battery import (
     ResponseFormatError,
     TokenManager,
 )
-
-from .conftest import MakeClient, MakeManager
-from .fake_api import API_KEY, ERRORS, SYSTEM_ID, FakeEnphase, Reply
+from tests.support.clients import MakeClient, MakeManager
+from tests.support.fake_api import API_KEY, ERRORS, SYSTEM_ID, FakeEnphase, Reply
 
 GRID = f"/api/v4/systems/config/{SYSTEM_ID}/grid_status"
 #: What a call may take beyond its budget: one event-loop turn, a connect, a jitter.

@@ -19,8 +19,7 @@ from enphase_battery import (
     TelemetryInterval,
 )
 from enphase_battery.exceptions import CheckpointInUseError
-
-from .fleet_helpers import (
+from tests.support.fleet import (
     check_exactly_once,
     consume,
     consume_until_idle,

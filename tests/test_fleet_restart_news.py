@@ -15,8 +15,7 @@ from enphase_battery import (
     TelemetryInterval,
 )
 from enphase_battery.simulator import EnphaseSimulator
-
-from .fleet_helpers import check_exactly_once, consume_until_idle, fleet_simulator, streams_of
+from tests.support.fleet import check_exactly_once, consume_until_idle, fleet_simulator, streams_of
 
 #: No limit worth pacing to: the data's clock (the simulator's) stands still between the
 #: runs, and the fleet schedules on real time, so only the test decides when there is news.

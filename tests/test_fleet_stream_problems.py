@@ -23,14 +23,8 @@ from enphase_battery import (
     TelemetryInterval,
 )
 from enphase_battery.poll.poller import TelemetryPoller
-
-from .fleet_helpers import (
-    check_exactly_once,
-    fleet_client,
-    fleet_simulator,
-    streams_of,
-)
-from .poller_helpers import HOUR, NO_WAIT, Driver, open_env
+from tests.support.fleet import check_exactly_once, fleet_client, fleet_simulator, streams_of
+from tests.support.poller import HOUR, NO_WAIT, Driver, open_env
 
 #: Simulated seconds a real second (a simulated hour in a second).
 SPEED = 3600.0

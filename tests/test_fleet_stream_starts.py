@@ -30,11 +30,9 @@ from enphase_battery import (
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.store.checkpoint import CheckpointStore
-
-from . import test_cli as _fixtures
-from .fleet_helpers import consume, fleet_simulator, until
-from .poller_helpers import HOUR, NO_WAIT, Driver, open_env
-from .test_cli import Run, SimulatorThread
+from tests.support.cli import Run, SimulatorThread
+from tests.support.fleet import consume, fleet_simulator, until
+from tests.support.poller import HOUR, NO_WAIT, Driver, open_env
 
 #: No system's local midnight (Los Angeles, New York, Amsterdam, Sydney) within 5 hours:
 #: "the current day" is the same day for every poll of a test.
@@ -281,13 +279,6 @@ def simulator() -> Iterator[SimulatorThread]:
     )
     yield thread
     thread.close()
-
-
-sim = _fixtures.sim
-config_dir = _fixtures.config_dir
-token_path = _fixtures.token_path
-env = _fixtures.env
-cli = _fixtures.cli
 
 
 def test_stream_all_systems_without_since_starts_encharges_at_the_systems_day(

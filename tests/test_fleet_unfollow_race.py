@@ -12,8 +12,7 @@ import pytest
 
 from enphase_battery import FleetPoller, MemoryCheckpoint, TelemetryInterval
 from enphase_battery.store.checkpoint import StreamState
-
-from .fleet_helpers import fleet_client, fleet_simulator
+from tests.support.fleet import fleet_client, fleet_simulator
 
 
 class GatedCheckpoint(MemoryCheckpoint):

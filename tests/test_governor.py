@@ -18,23 +18,7 @@ from enphase_battery.quota.state import (
     background_work,
     calendar_month,
 )
-
-JUNE = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
-
-
-class FakeClock:
-    """Time moves only when someone sleeps (each sleeper moves it to its own deadline)."""
-
-    def __init__(self, start: float = JUNE) -> None:
-        self.now = start
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.now += seconds
-        await asyncio.sleep(0)
+from tests.support.quota import JUNE, FakeClock
 
 
 def max_in_window(times: list[float], window: float) -> int:

@@ -8,8 +8,7 @@ import pytest
 from enphase_battery import RateLimits
 from enphase_battery.quota.governor import QuotaGovernor
 from enphase_battery.quota.state import calendar_month
-
-from .test_governor import JUNE, FakeClock
+from tests.support.quota import JUNE, FakeClock
 
 MONTH_END = calendar_month(JUNE)[1]  # June: 30 days
 

@@ -20,8 +20,6 @@ from enphase_battery.quota.file_backend import FileGovernorBackend
 from enphase_battery.quota.governor import SPACING_MARGIN
 from enphase_battery.quota.state import GovernorBackend, MemoryGovernorBackend
 
-from .pg_fixtures import pg_schema, postgres_dsn  # noqa: F401
-
 JUNE = datetime(2026, 6, 10, tzinfo=UTC).timestamp()
 WATT = RateLimits.WATT
 SPACING_S = WATT.min_spacing_s * SPACING_MARGIN
@@ -97,7 +95,7 @@ async def test_a_usage_file_without_a_clock_stamp_is_capped_too(tmp_path: Path) 
 
 
 @pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[object]:  # noqa: F811
+async def pool(postgres_dsn: str) -> AsyncIterator[object]:
     import asyncpg
 
     made = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
@@ -107,7 +105,7 @@ async def pool(postgres_dsn: str) -> AsyncIterator[object]:  # noqa: F811
 
 async def test_postgres_governor_does_not_wait_out_a_clock_stepped_back(
     pool: object,
-    pg_schema: str,  # noqa: F811
+    pg_schema: str,
 ) -> None:
     from enphase_battery.postgres import PostgresGovernorBackend
 

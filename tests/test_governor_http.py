@@ -10,9 +10,8 @@ import pytest
 
 from enphase_battery import EnphaseConnectionError, QuotaExceededError, RateLimits
 from enphase_battery.quota.governor import QuotaGovernor
-
-from .conftest import MakeClient
-from .fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Reply
+from tests.support.clients import MakeClient
+from tests.support.fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Reply
 
 
 def _free_port() -> int:

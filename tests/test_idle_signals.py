@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from enphase_battery import Batch, FleetPoller, MemoryCheckpoint, TelemetryInterval
 from enphase_battery.poll.poller import TelemetryPoller
-
-from .fleet_helpers import consume_until_idle, fleet_simulator
-from .poller_helpers import FAST, open_env
+from tests.support.fleet import consume_until_idle, fleet_simulator
+from tests.support.poller import FAST, open_env
 
 
 async def test_fleet_wait_idle_waits_for_the_batch_being_gathered() -> None:

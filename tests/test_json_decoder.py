@@ -17,8 +17,7 @@ import pytest
 from enphase_battery import BatterySettings, BatteryTelemetry, EnphaseClient
 from enphase_battery.models import converter
 from enphase_battery.util import json_decoder as _json
-
-from .fake_api import FakeEnphase, Reply
+from tests.support.fake_api import FakeEnphase, Reply
 
 SYSTEM_ID = 698905955
 FIXTURES = Path(__file__).parent / "fixtures"

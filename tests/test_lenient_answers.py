@@ -14,8 +14,7 @@ import pytest
 
 from enphase_battery import EnphaseClient, Granularity, ResponseFormatError
 from enphase_battery.poll.poller import FORMAT_RETRIES, TelemetryPoller
-
-from .fake_api import SYSTEM_ID, FakeEnphase, Reply, load_fixture
+from tests.support.fake_api import SYSTEM_ID, FakeEnphase, Reply, load_fixture
 
 CONFIG = f"/api/v4/systems/config/{SYSTEM_ID}"
 BATTERY_PATH = f"/api/v4/systems/{SYSTEM_ID}/telemetry/battery"

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from enphase_battery import InvalidRequestError, MonthlyQuota, RateLimits
-
-from .conftest import MakeClient
-from .fake_api import SYSTEM_ID, FakeEnphase
+from tests.support.clients import MakeClient
+from tests.support.fake_api import SYSTEM_ID, FakeEnphase
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """A live session falls back instead of dying, bounds the server's ``retry:``, and sessions
 sharing a ledger never overspend it (issue 18, items 2, 3 and 7).
 
-Against the tests' raw SSE server on loopback (:mod:`tests.sse_server`).
+Against the tests' raw SSE server on loopback (:mod:`tests.support.sse_server`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import pytest
 from enphase_battery import ApiError, EnphaseClient, InvalidRequestError
 from enphase_battery.live import LiveBudget, LiveLedger, LiveSession
 from enphase_battery.models.live import LiveFrame, LiveSource
-
-from .sse_server import SYSTEM_ID, RawLiveServer, serve
+from tests.support.sse_server import SYSTEM_ID, RawLiveServer, serve
 
 
 @pytest.fixture

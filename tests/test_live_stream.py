@@ -23,8 +23,7 @@ from enphase_battery.live import (
     LiveUnsupportedError,
 )
 from enphase_battery.models.live import LiveFrame, LiveSource
-
-from .sse_server import (
+from tests.support.sse_server import (
     ABORT,
     LATEST_DISCHARGE_W,
     SYSTEM_ID,

@@ -18,8 +18,7 @@ from enphase_battery.models import (
     SystemDevices,
     converter,
 )
-
-from .fake_api import load_fixture
+from tests.support.fake_api import load_fixture
 
 
 def utc(ts: int) -> datetime:

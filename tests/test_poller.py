@@ -3,7 +3,7 @@
 Every test drives the poller with the simulated clock (``speed=0``) through its public
 seams only: it waits for its next poll (``poll_interval=HOUR``, observed with
 ``wait_idle()``) until the test moves the clock and calls ``poll_now()``, and its own
-retries cost no time (``retry_wait_s=NO_WAIT``); see ``tests/poller_helpers.py``.
+retries cost no time (``retry_wait_s=NO_WAIT``); see ``tests/support/poller.py``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.poll.pacing import MONTH_S, poll_interval_for
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint, StreamState
-
-from .poller_helpers import (
+from tests.support.poller import (
     HOUR,
     NO_WAIT,
     REPEATING_STOPS,

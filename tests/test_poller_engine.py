@@ -16,9 +16,8 @@ from enphase_battery import MemoryCheckpoint, QuotaGovernor, RateLimits, Telemet
 from enphase_battery.poll.pacing import poll_interval_for
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.simulator import EnphaseSimulator, SimClock
-
-from .fleet_helpers import check_exactly_once as check_delivered
-from .poller_helpers import FAST, HOUR, NO_WAIT, open_env
+from tests.support.fleet import check_exactly_once as check_delivered
+from tests.support.poller import FAST, HOUR, NO_WAIT, open_env
 
 Interval = TelemetryInterval
 

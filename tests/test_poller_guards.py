@@ -16,10 +16,9 @@ from enphase_battery import EnphaseClient, InvalidRequestError
 from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint
-
-from .conftest import MakeClient
-from .fake_api import SYSTEM_ID, FakeEnphase, Recorded, Reply
-from .poller_helpers import HOUR, NO_WAIT, open_env
+from tests.support.clients import MakeClient
+from tests.support.fake_api import SYSTEM_ID, FakeEnphase, Recorded, Reply
+from tests.support.poller import HOUR, NO_WAIT, open_env
 
 BATTERY_PATH = f"/api/v4/systems/{SYSTEM_ID}/telemetry/battery"
 Y2056 = int(datetime(2056, 3, 1, tzinfo=UTC).timestamp())

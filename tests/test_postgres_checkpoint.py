@@ -25,9 +25,8 @@ from enphase_battery.postgres import (
 )
 from enphase_battery.postgres._db import Connection
 from enphase_battery.store.checkpoint import CheckpointStore, StreamState
-
-from .pg_fixtures import PrivateServer
-from .poller_helpers import HOUR, NO_WAIT, check_exactly_once, open_env, run_with_restarts
+from tests.support.poller import HOUR, NO_WAIT, check_exactly_once, open_env, run_with_restarts
+from tests.support.postgres import PrivateServer
 
 KEY = "3546743/battery"
 

@@ -21,9 +21,8 @@ import pytest
 from enphase_battery import RateLimits, TelemetryInterval
 from enphase_battery.postgres import LeaseWorker, PostgresCheckpoint
 from enphase_battery.simulator import EnphaseSimulator
-
-from .fleet_helpers import check_exactly_once, streams_of
-from .pg_fixtures import CTL_VARIABLE, PrivateServer
+from tests.support.fleet import check_exactly_once, streams_of
+from tests.support.postgres import CTL_VARIABLE, PrivateServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = 200
@@ -92,7 +91,7 @@ async def _kill_9_ten_times(
             started += 1
             spec = {**base, "name": f"worker-{started}"}
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.fleet_worker", json.dumps(spec), cwd=ROOT
+                sys.executable, "-m", "tests.support.fleet_worker", json.dumps(spec), cwd=ROOT
             )
 
         workers = [await spawn() for _ in range(3)]

@@ -33,11 +33,16 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def race(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run one tests.governor_racer process per spec, starting together; their reports."""
+    """Run one tests.support.governor_racer process per spec, starting together; their reports."""
     start_at = time.time() + 1.5  # after every interpreter has started
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.governor_racer", json.dumps({**s, "start_at": start_at})],
+            [
+                sys.executable,
+                "-m",
+                "tests.support.governor_racer",
+                json.dumps({**s, "start_at": start_at}),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

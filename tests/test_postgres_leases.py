@@ -149,7 +149,7 @@ async def test_two_processes_racing_for_one_lease_never_both_write(
     )
     racers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.lease_racer", postgres_dsn, pg_schema, name, "4"],
+            [sys.executable, "-m", "tests.support.lease_racer", postgres_dsn, pg_schema, name, "4"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

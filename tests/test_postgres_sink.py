@@ -18,8 +18,7 @@ from enphase_battery.poll.batch import Batch
 from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres._db import Connection
-
-from .poller_helpers import HOUR, NO_WAIT, check_exactly_once, open_env, wake
+from tests.support.poller import HOUR, NO_WAIT, check_exactly_once, open_env, wake
 
 TABLE_SQL = (
     'CREATE TABLE "{schema}".battery_interval ('

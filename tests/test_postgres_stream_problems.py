@@ -15,8 +15,7 @@ from enphase_battery import RateLimits, TelemetryInterval
 from enphase_battery.poll import LeasedFleet
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.simulator import EnphaseSimulator
-
-from .fleet_helpers import check_exactly_once, streams_of
+from tests.support.fleet import check_exactly_once, streams_of
 
 
 @pytest.fixture

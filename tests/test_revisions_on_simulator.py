@@ -9,7 +9,7 @@ from the one in the consumer's hands at a crash.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,40 +17,20 @@ import pytest
 from enphase_battery import MemoryCheckpoint
 from enphase_battery.models.delivered import BATTERY, TelemetryInterval
 from enphase_battery.poll.poller import TelemetryPoller
-
-from .poller_helpers import (
+from tests.support.poller import (
     HOUR,
+    LATE,
     NO_WAIT,
     STOPS,
     Driver,
     Env,
     check_exactly_once,
+    epoch,
     last_emissions,
     open_env,
-    reported,
     run_with_restarts,
-    truth,
-    values_of,
+    wrong_final,
 )
-
-
-def epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-#: The realistic late mix of the issue: 5 % of Encharge uploads 2 h late, settle 1 h.
-LATE = {"late_probability": 0.05, "late_delay": timedelta(hours=2), "encharges": 3}
-
-
-def wrong_final(env: Env, emitted: list[TelemetryInterval], start: int) -> list[TelemetryInterval]:
-    """The intervals whose last emission differs from their final value (or is still
-    flagged partial) although every device has reported them."""
-    expected = truth(env, start)
-    return [
-        iv
-        for key, iv in last_emissions(emitted).items()
-        if reported(env, key) and (iv.partial or values_of(iv) != expected[key])
-    ]
 
 
 async def follow(

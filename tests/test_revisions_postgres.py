@@ -12,16 +12,17 @@ from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres.schema import SCHEMA_VERSION, _version_1
 from enphase_battery.store.checkpoint import PendingRevision, StreamState
-
-from .poller_helpers import (
+from tests.support.poller import (
     HOUR,
+    LATE,
     NO_WAIT,
     STOPS,
     check_exactly_once,
+    epoch,
     open_env,
     run_with_restarts,
+    wrong_final,
 )
-from .test_revisions_on_simulator import LATE, epoch, wrong_final
 
 
 async def test_pending_revisions_round_trip_and_a_version_1_database_is_upgraded(

@@ -31,8 +31,7 @@ from enphase_battery.poll import LeasedFleet
 from enphase_battery.postgres import PostgresCheckpoint
 from enphase_battery.postgres._db import Connection
 from enphase_battery.simulator import EnphaseSimulator
-
-from .fleet_helpers import fleet_client, fleet_simulator, until
+from tests.support.fleet import fleet_client, fleet_simulator, until
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = 6
@@ -310,7 +309,7 @@ async def eventually(
 async def test_kill_9_of_a_worker_process_with_revisions_pending_loses_and_repeats_none(
     postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str
 ) -> None:
-    """The same with worker processes (tests/fleet_worker.py) on a replica of the fast
+    """The same with worker processes (tests/support/fleet_worker.py) on a replica of the fast
     simulated clock: the first is killed with SIGKILL at a random moment while it has
     revisions pending, mid-fetch, mid-batch or mid-transaction."""
     rng = random.Random(31)
@@ -344,7 +343,7 @@ async def test_kill_9_of_a_worker_process_with_revisions_pending_loses_and_repea
             clock = [sim.clock.timestamp(), time.monotonic(), sim.clock.speed]
             spec = {**base, "name": name, "sim_clock": clock}
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.fleet_worker", json.dumps(spec), cwd=ROOT
+                sys.executable, "-m", "tests.support.fleet_worker", json.dumps(spec), cwd=ROOT
             )
 
         async def held_by(name: str) -> set[int]:

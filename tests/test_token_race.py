@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from enphase_battery import AuthenticationError, FileTokenStore, OAuth2Token, TokenStore
-
-from .conftest import MakeManager, seeded_token
-from .fake_api import FakeEnphase
-from .test_cli import ROOT, SimulatorThread
+from tests.support.cli import ROOT, SimulatorThread
+from tests.support.clients import MakeManager, seeded_token
+from tests.support.fake_api import FakeEnphase
 
 
 def _expired(token: OAuth2Token) -> OAuth2Token:
@@ -171,7 +170,7 @@ def test_cli_runs_sharing_a_token_file_refresh_once(tmp_path: Path) -> None:
         start_at = time.time() + 4.0
         racers = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.token_racer", str(start_at), "systems"],
+                [sys.executable, "-m", "tests.support.token_racer", str(start_at), "systems"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,

@@ -20,9 +20,8 @@ from enphase_battery import (
     InvalidRequestError,
     ResponseFormatError,
 )
-
-from .conftest import MakeClient
-from .fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Recorded, Reply
+from tests.support.clients import MakeClient
+from tests.support.fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Recorded, Reply
 
 CONFIG = f"/api/v4/systems/config/{SYSTEM_ID}"
 SETTINGS = f"{CONFIG}/battery_settings"

@@ -1,4 +1,4 @@
-"""A process on a shared API key for the governor tests: ``python -m tests.governor_racer
+"""A process on a shared API key for the governor tests: ``python -m tests.support.governor_racer
 SPEC_JSON``.
 
 Modes (``spec["mode"]``):

@@ -1,4 +1,4 @@
-"""A worker process for the lease race test: ``python -m tests.lease_racer DSN SCHEMA NAME
+"""A worker process for the lease race test: ``python -m tests.support.lease_racer DSN SCHEMA NAME
 SECONDS``.
 
 It keeps one system's lease when it can, and while it holds it commits a counter (the

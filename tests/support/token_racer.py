@@ -1,4 +1,5 @@
-"""One CLI run racing others for a refresh: ``python -m tests.token_racer START_AT ARGS...``.
+"""One CLI run racing others for a refresh:
+``python -m tests.support.token_racer START_AT ARGS...``.
 
 Imports first, then waits for the wall-clock ``START_AT`` (seconds since the epoch) so
 every racer reads the shared token file and asks for a refresh at the same moment, then

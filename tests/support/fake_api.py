@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 # Distinctive secrets: any leak of them into logs, reprs or tracebacks is detectable.
 API_KEY = "APIKEY-d1st1nct-5f0c3a9e"

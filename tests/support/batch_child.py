@@ -1,6 +1,6 @@
 """A consumer process for the kill -9 tests: batches from a simulator into a sink.
 
-``python tests/batch_child.py CONFIG.json`` reads the simulator's address and credentials,
+``python tests/support/batch_child.py CONFIG.json`` reads the simulator's address and credentials,
 the checkpoint path and the mode, prints ``ready`` once the poller holds its checkpoint,
 and consumes batches until the poller has caught up (then prints ``done``):
 

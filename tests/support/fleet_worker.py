@@ -1,4 +1,5 @@
-"""One fleet worker process for the kill -9 test: ``python -m tests.fleet_worker SPEC_JSON``.
+"""One fleet worker process for the kill -9 test:
+``python -m tests.support.fleet_worker SPEC_JSON``.
 
 A ``LeasedFleet`` on the simulator, its client governed through PostgreSQL with the other
 workers, committing every batch into ``sink`` (a plain primary key: a duplicate fails the

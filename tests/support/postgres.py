@@ -31,7 +31,7 @@ import pytest
 
 DSN_VARIABLE = "ENPHASE_TEST_POSTGRES_DSN"
 CTL_VARIABLE = "ENPHASE_TEST_POSTGRES_CTL"
-WITH_POSTGRES = Path(__file__).resolve().parent.parent / "scripts" / "with-postgres.sh"
+WITH_POSTGRES = Path(__file__).resolve().parents[2] / "scripts" / "with-postgres.sh"
 
 
 def _no_server(reason: str) -> None:
