@@ -25,12 +25,12 @@ typecheck: $(STAMP)
 
 # The suite runs with orjson (installed by the dev extra); the suites that decode API
 # bodies run again on the standard library, the path of an install without [speed].
-STDLIB_JSON_TESTS := tests/test_json_decoder.py tests/test_client.py \
-	tests/test_sdk_on_simulator.py tests/test_live_stream.py tests/test_sse.py \
+STDLIB_JSON_TESTS := tests/util/test_json_decoder.py tests/client/test_client.py \
+	tests/client/test_on_simulator.py tests/live/test_session.py tests/http/test_sse.py \
 	tests/client/test_commissioning.py
 
 # The suite runs on pytest-xdist workers, each with a PostgreSQL database of its own
-# (tests/pg_fixtures.py), its own temporary directories and loopback ports. Most tests wait
+# (tests/support/postgres.py), its own temporary directories and loopback ports. Most tests wait
 # on loopback I/O, subprocesses and the simulator's clock rather than on the CPU, so more
 # workers than cores pays: 6 measured best on the 2-core machine (`make pytest
 # PYTEST_WORKERS=0` runs serially). worksteal: a worker that runs out takes tests queued on

@@ -1,7 +1,7 @@
 """``reconcile()`` and ``check`` validate their start before sending, and skip the days
 before the system's first interval (issue 18 item 5).
 
-On the simulator over loopback; the CLI through the fixtures of ``test_cli``.
+On the simulator over loopback; the CLI through the fixtures of tests/support/cli.py.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from enphase_battery.simulator import EnphaseSimulator
 from tests.support.fleet import check_exactly_once, streams_of
 from tests.support.postgres import CTL_VARIABLE, PrivateServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = 200
 
 

@@ -431,7 +431,7 @@ async def test_partial_interval_is_held_until_complete() -> None:
 
 async def test_without_revisions_a_partial_interval_comes_out_flagged_once() -> None:
     """``revise_for=timedelta(0)``: the behaviour before revisions (the partial value stays);
-    with revisions see tests/test_revisions_on_simulator.py."""
+    with revisions see tests/poll/test_revisions_on_simulator.py."""
     async with open_env(history=timedelta(days=1)) as env:
         sim = env.sim
         steady, lagging = env.serials()

@@ -1,8 +1,5 @@
-"""``now``, ``live`` and ``check`` on the command line, against the simulator.
-
-The fixtures come from ``test_cli`` (imported by name, hence the file-wide F811 waiver:
-pytest passes them as same-named parameters).
-"""
+"""``now``, ``live`` and ``check`` on the command line, against the simulator (the CLI
+fixtures of tests/support/cli.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import time
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
-from tests.support.cli import SINCE, Run, one_error_line, subprocess_env
+from tests.support.cli import SINCE, Run, SimulatorThread, one_error_line, subprocess_env
 
 
 def fast_live(simulated: EnphaseSimulator) -> None:
@@ -131,3 +128,24 @@ def test_live_ctrl_c_stops_cleanly_and_shows_the_spend(
     while sim.live.open_now and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sim.live.open_now == 0
+
+
+def test_check_from_a_future_start_is_refused_before_any_request(
+    cli: Run, env: dict[str, str], simulator: SimulatorThread, system_id: int
+) -> None:
+    code, out, err = cli("check", "--system", str(system_id), "--since", "2999-01-01")
+    assert code == 2, out
+    assert "in the future" in one_error_line(err)
+    assert "adds up" not in out
+    assert simulator.call(lambda: simulator.sim.request_count) == 0
+
+
+def test_check_that_checked_nothing_says_so(cli: Run, env: dict[str, str], system_id: int) -> None:
+    # After the simulator's newest meter reading (its clock is at 2026-06-01 00:00Z), yet
+    # not in the future: no span has readings at both ends.
+    code, out, err = cli("check", "--system", str(system_id), "--since", "2026-06-02")
+    assert code == 0, err
+    assert "every span adds up" not in out
+    assert "nothing was checked" in out
+    # One request (the newest reading) and the grammar for it.
+    assert out.rstrip().endswith("; 1 request)")

@@ -20,7 +20,7 @@ from enphase_battery.poll.poller import TelemetryPoller
 from enphase_battery.store.checkpoint import MemoryCheckpoint
 from tests.support.poller import HOUR, NO_WAIT, Driver, Env, open_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_poller(env: Env, checkpoint: object) -> TelemetryPoller:

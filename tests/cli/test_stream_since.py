@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from enphase_battery.simulator import EnphaseSimulator
+from tests.support.cli import SINCE as HISTORY_SINCE
 from tests.support.cli import Run, SimulatorThread, keys, one_error_line, read_jsonl
 
 #: The first day of the simulator's 2-day history: well before the local midnight a
@@ -88,3 +89,29 @@ def test_an_invalid_since_is_remembered_on_no_path(
     assert simulator.call(lambda: sim.request_count) == 0
     assert not list(config_dir.glob("*.since"))
     assert not list(tmp_path.glob("*.since"))
+
+
+def test_since_on_a_checkpoint_with_a_position_is_not_ignored_silently(
+    cli: Run, env: dict[str, str], system_id: int, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "cp.sqlite"
+    sidecar = tmp_path / "cp.sqlite.since"
+    out = tmp_path / "out.jsonl"
+    base = ("stream", "--system", str(system_id), "--checkpoint", str(checkpoint),
+            "--out", str(out), "--poll-interval", "0")  # fmt: skip
+    code, _, first = cli(*base, "--since", HISTORY_SINCE, "--max-intervals", "1")
+    assert code == 0, first
+    assert "already has a position" not in first
+    remembered = sidecar.read_text(encoding="utf-8")
+
+    later = "2026-05-31T18:00:00+00:00"
+    code, _, err = cli(*base, "--since", later, "--max-intervals", "3")
+    assert code == 0, err
+    assert "already has a position" in err
+    assert "--since only applies to streams it has not seen" in err
+    assert f"keeping the --since remembered for this checkpoint, {HISTORY_SINCE}" in err
+    assert sidecar.read_text(encoding="utf-8") == remembered
+    # And the stream resumed where it was: nothing repeated, nothing skipped to `later`.
+    written = keys(read_jsonl(out))
+    assert len(written) == len(set(written)) == 4
+    assert first.strip().splitlines()[-1].startswith("done: 1 interval written,")

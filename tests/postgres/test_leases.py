@@ -19,7 +19,7 @@ from enphase_battery import InvalidRequestError
 from enphase_battery.postgres import LeaseLostError, LeaseWorker, PostgresCheckpoint
 from enphase_battery.store.checkpoint import StreamState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

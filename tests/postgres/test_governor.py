@@ -22,7 +22,7 @@ from enphase_battery.postgres import PostgresGovernorBackend
 from enphase_battery.quota.state import GovernorState
 from enphase_battery.simulator import EnphaseSimulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

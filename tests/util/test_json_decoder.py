@@ -20,7 +20,7 @@ from enphase_battery.util import json_decoder as _json
 from tests.support.fake_api import FakeEnphase, Reply
 
 SYSTEM_ID = 698905955
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _orjson_installed() -> bool:

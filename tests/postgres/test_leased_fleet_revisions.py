@@ -33,7 +33,7 @@ from enphase_battery.postgres._db import Connection
 from enphase_battery.simulator import EnphaseSimulator
 from tests.support.fleet import fleet_client, fleet_simulator, until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = 6
 TTL = 2.0
 #: The issue's late mix: 5 % of Encharge uploads 2 h late.

@@ -48,7 +48,7 @@ sys.exit(main())
 
 @pytest.fixture
 def simulator() -> Iterator[SimulatorThread]:
-    """As in test_cli, with 30 days of history: a backfill long enough to interrupt."""
+    """As in tests/support/cli.py, with 30 days of history: a backfill long enough to interrupt."""
     thread = SimulatorThread(
         seed=3, systems=1, encharges=1, plan="partner", history=timedelta(days=30)
     )

@@ -32,7 +32,7 @@ from tests.support.poller import (
     truth,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "support" / "batch_child.py"
 
 

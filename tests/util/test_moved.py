@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-import tomllib
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import enphase_battery
 from enphase_battery.util import moved
-from enphase_battery.util.version import VERSION
 
 
 @pytest.fixture(autouse=True)
@@ -100,8 +97,3 @@ def test_a_name_that_never_was_there_is_still_an_attribute_error() -> None:
         old = importlib.import_module("enphase_battery.poller")
     with pytest.raises(AttributeError):
         _ = old.Nope
-
-
-def test_the_version_is_the_projects() -> None:
-    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
-    assert enphase_battery.__version__ == VERSION == pyproject["project"]["version"]

@@ -1,6 +1,6 @@
 """``check`` on a simulator whose gateway uploads some intervals late: exit 5, spans named.
 
-Fixtures from ``test_cli``, with ``simulator`` overridden (hence the F811 waiver).
+The CLI fixtures of tests/support/cli.py, with ``simulator`` overridden.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from enphase_battery.auth import DEFAULT_REDIRECT_URI
 from enphase_battery.simulator import EnphaseSimulator
 from enphase_battery.simulator.runner import shell_exports
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 
