@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))
 from benchtable import ROWS_ENV, Row, emit, format_table, read_rows  # noqa: E402
 
 
+@pytest.mark.slow
 def test_smoke_run_of_every_benchmark_prints_one_table() -> None:
     scripts = sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
     assert "bench_client.py" in scripts

@@ -179,6 +179,7 @@ def long_simulator() -> Iterator[SimulatorThread]:
     thread.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_a_stop_mid_backfill_loses_no_hour_and_no_correction(
     long_simulator: SimulatorThread,

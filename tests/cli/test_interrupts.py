@@ -130,6 +130,7 @@ def assert_resumes(
     assert sorted(resumed) == sorted(keys(read_jsonl(reference)))
 
 
+@pytest.mark.slow
 def test_ctrl_c_a_random_moment_after_the_cli_starts_loading_exits_130_and_loses_nothing(
     env: dict[str, str],
     simulator: SimulatorThread,

@@ -31,6 +31,7 @@ def keys(path: Path) -> list[tuple[int, str, str]]:
     return [(r["system_id"], r["source"], r["end_at"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_two_terminals_share_the_systems_through_postgres(
     cli: Run,
     env: dict[str, str],

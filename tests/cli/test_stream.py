@@ -136,6 +136,7 @@ def test_piped_progress_lines_are_true(
         assert count <= written
 
 
+@pytest.mark.slow
 def test_interrupted_stream_prints_a_final_count_and_loses_nothing(
     env: dict[str, str],
     simulator: SimulatorThread,

@@ -122,6 +122,7 @@ STEP = timedelta(minutes=20)
 POLL_REQUESTS = 3
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_with_late_data_ends_with_final_values(
     env: dict[str, str],
     simulator: SimulatorThread,
@@ -191,6 +192,7 @@ def test_kill_9_at_random_moments_with_late_data_ends_with_final_values(
     assert all(iv.source == BATTERY for iv in revised)
 
 
+@pytest.mark.slow
 def test_revise_for_0_writes_no_revision_and_rows_carry_the_field(
     env: dict[str, str],
     simulator: SimulatorThread,

@@ -204,6 +204,7 @@ def simulate(tmp_path: Path) -> Iterator[Callable[..., Simulate]]:
         server.close()
 
 
+@pytest.mark.slow
 @runs("quick-start")
 def test_quick_start_runs_on_the_free_plan_with_what_simulate_prints(
     block: Block, tmp_path: Path, simulate: Callable[..., Simulate]
@@ -719,6 +720,7 @@ async def test_the_hourly_recipe_writes_hours_and_its_state(
         assert charge_sum_wh == running
 
 
+@pytest.mark.slow
 def test_the_readmes_cli_lines_run_against_the_simulator(
     tmp_path: Path, simulate: Callable[..., Simulate]
 ) -> None:

@@ -64,6 +64,7 @@ def outcome(hook: Any, value: Any, model: type[Any]) -> tuple[str, Any]:
         return "error", (type(err), str(err))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_the_quick_hook_gives_what_the_generated_hook_gives(model: type[Any]) -> None:
     generated = make_dict_structure_fn(model, converter)

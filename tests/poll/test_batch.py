@@ -170,6 +170,7 @@ async def test_commit_conn_needs_the_checkpoints_own_file(tmp_path: Path) -> Non
 KILLS = 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["transactional", "own"])
 async def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path, mode: str) -> None:
     rng = random.Random(12 if mode == "own" else 13)

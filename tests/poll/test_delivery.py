@@ -89,6 +89,7 @@ async def test_a_sink_that_raises_at_random_points_loses_nothing(
         check_exactly_once(env, stored, int(start_at.timestamp()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 async def test_a_consumer_cancelled_at_random_points_loses_nothing(
     tmp_path: Path, store_kind: str

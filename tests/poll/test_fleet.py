@@ -30,6 +30,7 @@ from tests.support.fleet import (
 )
 
 
+@pytest.mark.slow
 async def test_fifty_systems_every_interval_once_across_random_restarts(tmp_path: Path) -> None:
     rng = random.Random(5)
     async with fleet_simulator(

@@ -60,6 +60,7 @@ def encharge_path(system_id: int, serial: str) -> str:
     return f"/systems/{system_id}/devices/encharges/{serial}/telemetry"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [403, 404])
 async def test_one_refusal_of_one_encharge_stops_no_stream(status: int) -> None:
     # The measurement: one 403 (or 404) on one Encharge's telemetry, then the API

@@ -281,6 +281,7 @@ def simulator() -> Iterator[SimulatorThread]:
     thread.close()
 
 
+@pytest.mark.slow
 def test_stream_all_systems_without_since_starts_encharges_at_the_systems_day(
     cli: Run, env: dict[str, str], sim: EnphaseSimulator, tmp_path: Path, config_dir: Path
 ) -> None:

@@ -788,6 +788,7 @@ async def test_poller_stays_within_its_quota_share() -> None:
 # -- property: random arrival orders and restart points -------------------------------------
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

@@ -121,6 +121,7 @@ def test_an_old_state_without_revisions_still_loads() -> None:
 DELAYS = st.sampled_from([0, 0, 0, 0, 1, 2, 3, 6, 12, 20])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     n=st.integers(4, 24),

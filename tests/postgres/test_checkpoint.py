@@ -211,6 +211,7 @@ async def test_poller_exactly_once_across_crashes_with_postgres_checkpoint(
         assert sum(run.segments) > 100
 
 
+@pytest.mark.slow
 async def test_server_restart_is_waited_out(
     private_postgres: PrivateServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -79,6 +79,7 @@ def test_three_processes_admit_exactly_the_quota_spaced_apart(
     assert min(gaps) >= spacing - 1e-6
 
 
+@pytest.mark.slow
 async def test_three_clients_on_one_key_keep_to_the_plan_on_the_server(
     postgres_dsn: str, pg_schema: str
 ) -> None:

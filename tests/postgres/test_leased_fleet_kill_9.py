@@ -35,6 +35,7 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.mark.slow
 async def test_three_workers_200_systems_kill_9_ten_times_exactly_once(
     request: pytest.FixtureRequest,
 ) -> None:

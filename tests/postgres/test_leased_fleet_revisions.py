@@ -177,6 +177,7 @@ def last_report(sim: EnphaseSimulator, system_id: int, end_at: int) -> float:
     return max(sim.arrival.visible_at(d, d.index(end_at)) for d in devices)
 
 
+@pytest.mark.slow
 async def test_two_workers_a_takeover_and_late_data_end_with_final_values(
     pool: asyncpg.Pool, pg_schema: str
 ) -> None:
@@ -306,6 +307,7 @@ async def eventually(
         raise AssertionError(f"not within {deadline_s:.0f} s: {what}") from None
 
 
+@pytest.mark.slow
 async def test_kill_9_of_a_worker_process_with_revisions_pending_loses_and_repeats_none(
     postgres_dsn: str, pool: asyncpg.Pool, pg_schema: str
 ) -> None:

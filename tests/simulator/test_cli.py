@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import one_error_line, subprocess_env
 
 
@@ -27,6 +29,7 @@ def _exports_of(server: subprocess.Popen[str]) -> dict[str, str]:
     return exports
 
 
+@pytest.mark.slow
 def test_simulate_on_the_watt_plan_refuses_what_watt_cannot_call(tmp_path: Path) -> None:
     home = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     server = subprocess.Popen(
