@@ -35,19 +35,22 @@ async def pool(postgres_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture
+def restartable(request: pytest.FixtureRequest) -> tuple[str, Callable[[], None] | None]:
+    """A DSN, and how to restart its server: a server of the test's own under `make test`
+    (restarting the shared one would cut other workers off); a user's own server is never
+    restarted, and the rest of the test runs on it, in this process's own database."""
+    if os.environ.get(CTL_VARIABLE):
+        server: PrivateServer = request.getfixturevalue("private_postgres")
+        return server.dsn, server.restart
+    return request.getfixturevalue("postgres_dsn"), None
+
+
 @pytest.mark.slow
 async def test_three_workers_200_systems_kill_9_ten_times_exactly_once(
-    request: pytest.FixtureRequest,
+    restartable: tuple[str, Callable[[], None] | None],
 ) -> None:
-    restart: Callable[[], None] | None = None
-    if os.environ.get(CTL_VARIABLE):
-        # A server of the test's own: restarting the shared one would cut other workers off.
-        server: PrivateServer = request.getfixturevalue("private_postgres")
-        dsn, restart = server.dsn, server.restart
-    else:
-        # A user's own server is never restarted: the rest of the test runs on it, in this
-        # process's own database.
-        dsn = request.getfixturevalue("postgres_dsn")
+    dsn, restart = restartable
     async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
         await _kill_9_ten_times(dsn, pool, "enphase_test", restart)
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,10 +81,13 @@ def postgres_dsn() -> Iterator[str]:
     assert dsn is not None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"enphase_test_{worker}_{uuid.uuid4().hex[:8]}"
-    # Its own event loop: a session fixture outlives every test's loop.
-    asyncio.run(_create_database(dsn, name))
+    # An event loop of its own, in a thread of its own: a session fixture outlives every
+    # test's loop, and may be first asked for from inside one (getfixturevalue).
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _create_database(dsn, name)).result()
     yield with_database(dsn, name)
-    asyncio.run(_drop_database(dsn, name))
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _drop_database(dsn, name)).result()
 
 
 @pytest.fixture
