@@ -17,7 +17,7 @@ pytest_plugins = [
     "tests.support.clients",
     "tests.support.cli",
     "tests.support.postgres",
-    "tests.servers",
+    "tests.support.servers",
 ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from enphase_battery import FileTokenStore
 from enphase_battery.models.delivered import BATTERY
 from enphase_battery.simulator import EnphaseSimulator
-from tests.test_cli import SimulatorThread, subprocess_env
+from tests.support.cli import SimulatorThread, subprocess_env
 
 #: Where the runs start: a day and a half of backfill, then live intervals.
 SINCE = "2026-05-30T00:00:00+00:00"

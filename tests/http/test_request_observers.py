@@ -9,9 +9,8 @@ import pytest
 
 from enphase_battery import ApiError, EnphaseConnectionError
 from enphase_battery.http.calls import RequestOutcome
-
-from .conftest import MakeClient
-from .fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Reply
+from tests.support.clients import MakeClient
+from tests.support.fake_api import ERRORS, SYSTEM_ID, FakeEnphase, Reply
 
 
 async def test_each_try_is_told_with_its_status(fake: FakeEnphase, make_client: MakeClient) -> None:
