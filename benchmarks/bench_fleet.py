@@ -27,7 +27,7 @@ plan's minute window counts simulated time, so a week takes minutes, not days.
 Run: ``.venv/bin/python benchmarks/bench_fleet.py`` (defaults: 1,000 systems for one
 simulated day at 600x, then 10,000 systems for 6 hours at 300x: about 10 minutes);
 ``--days 7`` is the issue's week (about 20 minutes per side); ``--large 0`` skips the
-large fleet; ``--smoke`` runs 30 systems for 6 h.
+large fleet; ``--smoke`` runs 30 systems for 2.4 h.
 
 A whole month (does the budget line repay the start-up burst?): ``--month`` starts on the
 first of the simulator's month and runs to its end; ``--scale 10`` divides the fleet and
@@ -367,7 +367,7 @@ def main() -> None:
     args = parser.parse_args()
     smoke = args.smoke or is_smoke()
     if smoke:
-        args.systems, args.days, args.large, args.speed = 30, 0.25, 0, 3000.0
+        args.systems, args.days, args.large, args.speed = 30, 0.1, 0, 3000.0
     setup = Setup()
     if args.month:
         first = DEFAULT_START.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

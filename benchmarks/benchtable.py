@@ -11,7 +11,7 @@ Contract for a benchmark script (so a new one plugs in by being added, nothing e
 
 * it is named ``benchmarks/bench_<topic>.py`` and runs as ``python benchmarks/bench_<topic>.py``;
 * it accepts ``--smoke``: a few iterations only, finishing in seconds; ``make test`` runs
-  every script that way (tests/test_benchmarks.py) and asserts only that it runs and
+  every script that way (tests/benchmarks/test_run_all.py) and asserts only that it runs and
   emits its rows, so goals are judged from the full run, never in a timed test;
 * it calls :func:`emit` once with its rows.  Standalone, ``emit`` prints the script's own
   table; under ``run_all.py`` (environment variable ``ENPHASE_BENCH_ROWS`` set to a file)

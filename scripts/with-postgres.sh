@@ -11,8 +11,10 @@
 # * No server to be had: under CI=true this fails loudly; elsewhere the command runs without
 #   a DSN and the PostgreSQL tests are skipped (they say why).
 #
-# Also exported for the tests that restart the server: ENPHASE_TEST_POSTGRES_CTL, a command
-# prefix that runs pg_ctl on the throwaway cluster (unset for a user's own server).
+# Also exported: ENPHASE_TEST_POSTGRES_CTL, a command prefix that runs pg_ctl on the throwaway
+# cluster (unset for a user's own server). The tests that restart PostgreSQL run this script
+# again for a throwaway server of their own (tests/support/postgres.py), which they restart
+# with it: the shared one serves every pytest-xdist worker at once.
 set -euo pipefail
 
 log() { echo "with-postgres: $*" >&2; }

@@ -8,7 +8,7 @@
 #   `prometheus` packages are installed (their services are not started: the packages'
 #   own units are left alone).
 # * ENPHASE_TEST_INFLUXD and ENPHASE_TEST_PROMETHEUS are exported with the binaries'
-#   paths. The tests (tests/servers.py) start throwaway instances of their own from them,
+#   paths. The tests (tests/support/servers.py) start throwaway instances of their own from them,
 #   on free loopback ports in temporary directories, restart them when a test needs it,
 #   and stop them at the end.
 # * A binary that cannot be had: under CI=true this fails loudly; elsewhere the tests that

@@ -1,9 +1,8 @@
 """``reconcile()`` and ``check`` validate their start before sending, and skip the days
 before the system's first interval (issue 18 item 5).
 
-On the simulator over loopback; the CLI through the fixtures of ``test_cli``.
+On the simulator over loopback; the CLI through the fixtures of tests/support/cli.py.
 """
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -15,17 +14,7 @@ import pytest
 from enphase_battery import EnphaseClient, InvalidRequestError, RateLimits
 from enphase_battery.cli.errors import EXIT_USAGE
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    sim,
-    system_id,
-    token_path,
-)
+from tests.support.cli import Run, SimulatorThread
 
 #: The simulator's "now": a week of history before it.
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)

@@ -3,7 +3,6 @@
 
 On the simulator over loopback: its request count shows that nothing was sent.
 """
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -24,17 +23,7 @@ from enphase_battery import (
 from enphase_battery.cli.errors import EXIT_USAGE
 from enphase_battery.live import LiveBudget
 from enphase_battery.simulator import EnphaseSimulator
-
-from .test_cli import (  # noqa: F401  (fixtures)
-    Run,
-    SimulatorThread,
-    cli,
-    config_dir,
-    env,
-    sim,
-    system_id,
-    token_path,
-)
+from tests.support.cli import Run, SimulatorThread
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 

@@ -372,6 +372,7 @@ def arrivals(draw: st.DrawFn, final: Sequence[TelemetryInterval]) -> list[Teleme
     return draw(st.permutations(sent + repeats))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_final_rows_equal_one_pass_whatever_the_arrival(data: st.DataObject) -> None:
@@ -421,6 +422,7 @@ def test_the_statistics_load_without_the_poller_the_client_sqlite_or_the_cli() -
     assert not loaded & (heavy | {"enphase_battery.cli", "enphase_battery.poll.engine"})
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_with_a_short_horizon_late_data_within_it_still_adds_up(data: st.DataObject) -> None:

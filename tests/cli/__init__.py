@@ -1,1 +1,1 @@
-"""Tests of enphase_battery.cli, mirroring the package."""
+"""Tests of enphase_battery.cli: the enphase-battery command against the simulator."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_cli import SimulatorThread
+from tests.support.cli import SimulatorThread
 
 
 @pytest.fixture

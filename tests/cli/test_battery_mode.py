@@ -6,57 +6,21 @@ of its own (as in the other CLI tests); its gateway takes :data:`DELAY_S` to app
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
 from enphase_battery import FileTokenStore
 from enphase_battery.cli import main
-from enphase_battery.simulator import EnphaseSimulator
+from tests.support.cli import Run, SimulatorThread
 
-_T = TypeVar("_T")
 DELAY_S = 0.3
 #: Fast confirmation reads for the tests.
 WAIT = ("--wait", "5", "--wait-interval", "0.1")
-Run = Callable[..., tuple[int, str, str]]
-
-
-class SimulatorThread:
-    """An :class:`EnphaseSimulator` serving from its own event loop in a daemon thread."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def start() -> EnphaseSimulator:
-            sim = EnphaseSimulator(**kwargs)
-            await sim.start()
-            return sim
-
-        self.sim = self.run(start())
-
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def call(self, fn: Callable[..., _T], *args: Any) -> _T:
-        async def wrapper() -> _T:
-            return fn(*args)
-
-        return self.run(wrapper())
-
-    def close(self) -> None:
-        self.run(self.sim.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures of test_cli are imported by name)
 """Issue 20, item 3: the CLI frictions a new user hit, each with its test."""
 
 from __future__ import annotations
@@ -17,18 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import (  # noqa: F401  (fixtures)
-    SINCE,
-    Run,
-    cli,
-    config_dir,
-    env,
-    sim,
-    simulator,
-    subprocess_env,
-    system_id,
-    token_path,
-)
+from tests.support.cli import SINCE, Run, subprocess_env
 
 
 def test_csv_spells_partial_as_jsonl_does(
@@ -183,8 +171,8 @@ def test_live_on_a_plan_without_live_data_spends_nothing_and_shows_the_soc(
     from datetime import timedelta
 
     from enphase_battery.cli import main
-    from tests.cli.sink_helpers import cli_values
-    from tests.test_cli import SimulatorThread
+    from tests.support.cli import SimulatorThread
+    from tests.support.sinks import cli_values
 
     thread = SimulatorThread(seed=3, systems=1, encharges=1, plan="watt",
                              history=timedelta(days=1), enforce_plan_access=True)  # fmt: skip

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.sink_helpers import SINCE, cli_values
-from tests.servers import Prometheus, binary, free_port
-from tests.test_cli import SimulatorThread, subprocess_env
+from tests.support.cli import SimulatorThread, subprocess_env
+from tests.support.servers import Prometheus, binary, free_port
+from tests.support.sinks import SINCE, cli_values
 
 
 class Serve:
@@ -181,7 +181,7 @@ def test_two_serve_processes_share_the_systems_through_postgres(
 
     import asyncpg
 
-    from tests.cli.sink_helpers import Rows, check_against_truth
+    from tests.support.sinks import Rows, check_against_truth
 
     async def read() -> Rows:
         conn = await asyncpg.connect(postgres_dsn)

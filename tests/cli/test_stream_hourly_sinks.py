@@ -17,9 +17,9 @@ import pytest
 from enphase_battery.cli.pg_stream import LEASE_TTL_S
 from enphase_battery.models.delivered import TelemetryInterval
 from enphase_battery.statistics import hourly_rows
-from tests.cli.sink_helpers import SINCE, cli_values, run_killed, run_to_the_end, stream_argv
-from tests.servers import Influx
-from tests.test_cli import SimulatorThread
+from tests.support.cli import SimulatorThread
+from tests.support.servers import Influx
+from tests.support.sinks import SINCE, cli_values, run_killed, run_to_the_end, stream_argv
 
 HourKey = tuple[int, str, int]
 Hours = dict[HourKey, tuple[Any, ...]]

@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.cli.sink_helpers import (
+from tests.support.cli import SimulatorThread, subprocess_env
+from tests.support.servers import Influx
+from tests.support.sinks import (
     SINCE,
     Rows,
     check_against_truth,
@@ -18,8 +20,6 @@ from tests.cli.sink_helpers import (
     run_to_the_end,
     stream_argv,
 )
-from tests.servers import Influx
-from tests.test_cli import SimulatorThread, subprocess_env
 
 
 def read_points(influx: Influx, database: str = "enphase") -> Rows:

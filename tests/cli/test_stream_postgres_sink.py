@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.cli.pg_stream import LEASE_TTL_S
-from tests.cli.sink_helpers import (
+from tests.support.cli import SimulatorThread, subprocess_env
+from tests.support.sinks import (
     JUMP,
     SINCE,
     Rows,
@@ -21,7 +22,6 @@ from tests.cli.sink_helpers import (
     run_killed,
     stream_argv,
 )
-from tests.test_cli import SimulatorThread, subprocess_env
 
 
 async def _setup(dsn: str, schema: str) -> None:

@@ -8,7 +8,8 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from tests.cli.sink_helpers import (
+from tests.support.cli import SimulatorThread
+from tests.support.sinks import (
     SINCE,
     Rows,
     check_against_truth,
@@ -17,7 +18,6 @@ from tests.cli.sink_helpers import (
     run_to_the_end,
     stream_argv,
 )
-from tests.test_cli import SimulatorThread
 
 #: Every write of a row (insert or update) and its revision, logged by triggers in the
 #: same transaction: a write rolled back leaves no trace, one committed twice shows.

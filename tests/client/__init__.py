@@ -1,1 +1,2 @@
-"""Tests of enphase_battery.client, mirroring the package."""
+"""Tests of enphase_battery.client: EnphaseClient over loopback HTTP, its settings from
+the environment."""

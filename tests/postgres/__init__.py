@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.postgres (and LeasedFleet on it) against a real server."""

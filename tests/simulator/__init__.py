@@ -1,1 +1,1 @@
-"""Tests of enphase_battery.simulator, mirroring the package."""
+"""Tests of enphase_battery.simulator: its HTTP API, bodies and fleets."""

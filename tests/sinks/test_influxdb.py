@@ -18,7 +18,7 @@ from enphase_battery.sinks.influxdb import (
     interval_line,
 )
 from enphase_battery.statistics import HourlyRow
-from tests.servers import Influx
+from tests.support.servers import Influx
 
 END = datetime(2026, 5, 31, 12, 15, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.auth: the token manager, tokens shared across processes."""

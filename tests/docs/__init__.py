@@ -1,0 +1,1 @@
+"""Tests of the documentation: every Python snippet of docs/ and README.md runs."""

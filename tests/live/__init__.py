@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.live: live sessions, their budget and fallback."""

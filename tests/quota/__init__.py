@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.quota: plan limits and the quota governor."""

@@ -1,0 +1,1 @@
+"""Tests of enphase_battery.store: checkpoint stores (memory, SQLite, your own)."""
