@@ -82,9 +82,10 @@ class SendOnce(aiohttp.BytesPayload):
     aiohttp resends a PUT once by itself when the connection drops after sending
     (RFC 9112 allows it for idempotent methods), but the server may have applied it: only
     :mod:`.retry`'s rules decide a resend.  A body that reports itself consumed once
-    written makes aiohttp raise the connection's error instead, from the releases that ask
-    (3.14); the releases before rebuild the request from the same body, whose size a
-    written body then refuses to give (:class:`WriteNotResent`), before any connection.
+    written makes aiohttp raise the connection's error instead, in the releases that ask
+    (3.14.5 does); the releases before rebuild the request from the same body (3.10, 3.11),
+    whose size a written body then refuses to give (:class:`WriteNotResent`), before any
+    connection.
     """
 
     def __init__(self, value: Any) -> None:
