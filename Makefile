@@ -79,7 +79,8 @@ test-ha: $(HA_STAMP)
 # (backoff), limits (aiolimiter), the poller basics, the CLI and environment settings; on the
 # minimums also PostgreSQL (asyncpg).
 DEPS_TESTS := tests/test_client.py tests/test_writes.py tests/test_faults.py \
-	tests/test_lenient_answers.py tests/test_auth.py tests/test_token_race.py \
+	tests/test_lenient_answers.py tests/test_auth.py tests/test_token_endpoint.py \
+	tests/test_token_race.py \
 	tests/test_json_decoder.py tests/test_models.py tests/test_models_live.py \
 	tests/test_settings_validation.py tests/test_config_structure.py tests/test_retry_policy.py \
 	tests/test_limits.py tests/test_simulator.py tests/test_simulator_bodies.py \
