@@ -87,7 +87,7 @@ DEPS_TESTS := tests/test_client.py tests/test_writes.py tests/test_faults.py \
 	tests/test_sdk_on_simulator.py tests/test_sse.py tests/test_live_stream.py \
 	tests/test_live_simulator.py tests/test_live_resilience.py tests/test_poller.py \
 	tests/test_poller_engine.py tests/test_checkpoint.py tests/test_environment.py \
-	tests/test_cli.py \
+	tests/test_cli.py tests/client tests/simulator tests/cli/test_battery_mode.py \
 	--deselect tests/test_poller.py::test_transient_failures_mid_stream_are_retried_inside \
 	--deselect tests/test_poller.py::test_transient_failure_of_device_discovery_is_retried
 # (Those two wait out the simulator's real one-minute rate window, 70 and 45 s, for the
