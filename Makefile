@@ -99,6 +99,10 @@ DEPS_WORKERS ?= 4
 DEPS_PYTEST = -q -p no:cacheprovider -n $(DEPS_WORKERS) --dist worksteal
 DEPS_EXTRAS := postgres speed exporter
 
+# Compiled bytecode is kept even where the environment says not to (PYTHONDONTWRITEBYTECODE=1):
+# otherwise every worker and every CLI process the tests start compiles the package again.
+test-pins test-min: export PYTHONDONTWRITEBYTECODE =
+
 VENV_PINS := .venv-pins
 PINS_STAMP := $(VENV_PINS)/.installed
 
