@@ -76,8 +76,9 @@ test-ha: $(HA_STAMP)
 # What runs: the suites that touch the dependencies' surface (docs/development.md says why
 # these): HTTP through aiohttp and the models through attrs/cattrs (client, writes, faults,
 # auth, JSON, models, settings), the simulator (aiohttp's server), live streams (SSE), retries
-# (backoff), limits (aiolimiter), the poller basics, the CLI and environment settings; on the
-# minimums also PostgreSQL (asyncpg).
+# (backoff), limits (aiolimiter), the poller basics, the sinks and `serve` (prometheus-client),
+# the CLI and environment settings; on the minimums also PostgreSQL (asyncpg). Both runs have
+# the PostgreSQL server: a few of these tests use it (and under CI=true must not skip).
 DEPS_TESTS := tests/test_client.py tests/test_writes.py tests/test_faults.py \
 	tests/test_lenient_answers.py tests/test_auth.py tests/test_token_endpoint.py \
 	tests/test_token_race.py \
@@ -88,6 +89,7 @@ DEPS_TESTS := tests/test_client.py tests/test_writes.py tests/test_faults.py \
 	tests/test_live_simulator.py tests/test_live_resilience.py tests/test_poller.py \
 	tests/test_poller_engine.py tests/test_checkpoint.py tests/test_environment.py \
 	tests/test_cli.py tests/client tests/simulator tests/cli/test_battery_mode.py \
+	tests/sinks tests/cli/test_serve.py \
 	--deselect tests/test_poller.py::test_transient_failures_mid_stream_are_retried_inside \
 	--deselect tests/test_poller.py::test_transient_failure_of_device_discovery_is_retried
 # (Those two wait out the simulator's real one-minute rate window, 70 and 45 s, for the
@@ -116,7 +118,7 @@ $(PINS_STAMP): $(HA_STAMP) pyproject.toml
 
 test-pins: $(PINS_STAMP)
 	@$(VENV_PINS)/bin/python scripts/dep-bounds.py installed $(DEPS_EXTRAS)
-	$(VENV_PINS)/bin/pytest $(DEPS_PYTEST) $(DEPS_TESTS)
+	scripts/with-postgres.sh $(VENV_PINS)/bin/pytest $(DEPS_PYTEST) $(DEPS_TESTS)
 
 MIN_PYTHON_VERSION := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 MIN_PYTHON ?= $(shell scripts/find-python.sh $(MIN_PYTHON_VERSION) MIN_PYTHON)
