@@ -80,6 +80,7 @@ test-ha: $(HA_STAMP)
 # the CLI and environment settings; on the minimums also PostgreSQL (asyncpg). Both runs have
 # the PostgreSQL server: a few of these tests use it (and under CI=true must not skip).
 DEPS_TESTS := tests/test_client.py tests/test_writes.py tests/test_faults.py \
+	tests/test_request_observers.py \
 	tests/test_lenient_answers.py tests/test_auth.py tests/test_token_endpoint.py \
 	tests/test_token_race.py \
 	tests/test_json_decoder.py tests/test_models.py tests/test_models_live.py \
