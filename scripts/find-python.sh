@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Print the path of the newest Python X.Y interpreter found (X.Y is $1, e.g. 3.13):
-# `pythonX.Y` on PATH, else pyenv's newest X.Y.* version; exit 1 with a message if none.
-# Used by `make test-ha` (Home Assistant needs a newer Python than the SDK's floor).
+# `pythonX.Y` on PATH, else pyenv's newest X.Y.* version; exit 1 with a message if none
+# (naming $2, the make variable that overrides it: HA_PYTHON by default).
+# Used by `make test-ha` and `make test-pins` (Home Assistant needs a newer Python than the
+# SDK's floor) and by `make test-min` (the floor itself).
 set -euo pipefail
-want="${1:?usage: find-python.sh X.Y}"
+want="${1:?usage: find-python.sh X.Y [VARIABLE]}"
+variable="${2:-HA_PYTHON}"
 candidates=()
 if command -v "python$want" >/dev/null 2>&1; then
     candidates+=("$(command -v "python$want")")
@@ -26,5 +29,5 @@ for python in "${candidates[@]}"; do
     fi
 done
 echo "no Python $want found (looked for python$want on PATH and in $root/versions);" \
-     "install it (pyenv install $want) or set HA_PYTHON=/path/to/python$want" >&2
+     "install it (pyenv install $want) or set $variable=/path/to/python$want" >&2
 exit 1

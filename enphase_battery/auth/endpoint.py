@@ -6,6 +6,7 @@ a Basic ``Authorization`` header, with an empty body (fact sheet §1).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from enphase_battery.exceptions import (
 from enphase_battery.http.retry import jittered_waits
 from enphase_battery.util.redaction import printable, scrub
 
-__all__ = ["TokenEndpoint"]
+__all__ = ["TokenEndpoint", "basic_authorization"]
 
 # The token manager's logger: users configure "enphase_battery.auth".
 _LOGGER = logging.getLogger("enphase_battery.auth")
@@ -44,6 +45,18 @@ class _TransientTokenError(EnphaseError):
     def __init__(self, cause: EnphaseError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def basic_authorization(login: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic auth (RFC 7617), credentials in UTF-8.
+
+    What ``aiohttp.encode_basic_auth`` returns, on every aiohttp the SDK supports: that
+    function came in aiohttp 3.14, and ``aiohttp.BasicAuth(...).encode()``, the older way,
+    encodes Latin-1 and warns of its removal from 3.14.
+    """
+    if ":" in login:
+        raise ValueError('A ":" is not allowed in login (RFC 7617#section-2)')
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 class TokenEndpoint:
@@ -135,7 +148,7 @@ class TokenEndpoint:
         timeout_s: float,
     ) -> OAuth2Token:
         headers = {
-            "Authorization": aiohttp.encode_basic_auth(self.client_id, self._client_secret),
+            "Authorization": basic_authorization(self.client_id, self._client_secret),
             "Accept": "application/json",
         }
         grant = params.get("grant_type", "")

@@ -72,12 +72,20 @@ class Answer(NamedTuple):
 _new_answer = tuple.__new__
 
 
+class WriteNotResent(aiohttp.ClientConnectionError):
+    """The connection broke after a write's body was sent; aiohttp was about to send it again."""
+
+
 class SendOnce(aiohttp.BytesPayload):
     """A write's JSON body that aiohttp does not replay on its own.
 
     aiohttp resends a PUT once by itself when the connection drops after sending
-    (RFC 9112 allows it for idempotent methods); a body that reports itself consumed once
-    written makes it raise instead, so only :mod:`.retry`'s rules decide a resend.
+    (RFC 9112 allows it for idempotent methods), but the server may have applied it: only
+    :mod:`.retry`'s rules decide a resend.  A body that reports itself consumed once
+    written makes aiohttp raise the connection's error instead, in the releases that ask
+    (3.14.5 does); the releases before rebuild the request from the same body (3.10, 3.11),
+    whose size a written body then refuses to give (:class:`WriteNotResent`), before any
+    connection.
     """
 
     def __init__(self, value: Any) -> None:
@@ -87,6 +95,19 @@ class SendOnce(aiohttp.BytesPayload):
     @property
     def consumed(self) -> bool:
         return self._written
+
+    @property
+    def size(self) -> int | None:
+        # Read where aiohttp makes a request of this body, and only there (every release
+        # from 3.10 on): a second request of a body already sent is aiohttp's own resend.
+        if self._written:
+            raise WriteNotResent("the connection broke after the body was sent")
+        return super().size
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        # aiohttp before 3.12 writes a payload with write() alone.
+        self._written = True
+        await super().write(writer)
 
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None

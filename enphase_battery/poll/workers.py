@@ -147,6 +147,14 @@ class WorkerPool:
             self._fatal = err
             self._progressed.set()
 
+    async def _sleep_to(self, due: float) -> None:
+        # The delay is read when the sleeping task starts, not when it is created: the
+        # idle signal of _sleep_until lets others run first, and a clock moved meanwhile
+        # (the simulator's advance(), a jumping test clock) would push the wake-up past
+        # ``due`` by the move (on Python 3.13 a waiter of wait_idle() ran first, and moved
+        # the clock an hour).
+        await self._clock.sleep(max(0.0, due - self._clock.time()))
+
     async def _sleep_until(self, due: float | None) -> None:
         self._sleeping += 1
         if self._sleeping == self._concurrency:
@@ -154,9 +162,8 @@ class WorkerPool:
             self._progressed.set()  # lets a waiting batch see that nothing more is coming
         self._wake.clear()
         try:
-            delay = None if due is None else max(0.0, due - self._clock.time())
             sleeper = asyncio.ensure_future(
-                self._clock.sleep(delay) if delay is not None else asyncio.Event().wait()
+                self._sleep_to(due) if due is not None else asyncio.Event().wait()
             )
             waker = asyncio.ensure_future(self._wake.wait())
             try:

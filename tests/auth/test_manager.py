@@ -34,12 +34,13 @@ from tests.support.fake_api import (
     FakeEnphase,
     Reply,
 )
+from .fake_api import basic_header as fake_basic_header
 
 GRID = f"/api/v4/systems/config/{SYSTEM_ID}/grid_status"
 
 
 def basic_header() -> str:
-    return aiohttp.encode_basic_auth(CLIENT_ID, CLIENT_SECRET)
+    return fake_basic_header(CLIENT_ID, CLIENT_SECRET)
 
 
 # -- token requests as the real API wants them -----------------------------------------

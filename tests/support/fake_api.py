@@ -17,6 +17,7 @@ bodies) for a path; unscripted requests get the fixture answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import re
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -93,6 +93,11 @@ _CONFIG = re.compile(
 )
 _SYSTEM = re.compile(r"^/api/v4/systems/(\d+)/(devices|battery_lifetime|telemetry/battery)$")
 _ENCHARGE = re.compile(r"^/api/v4/systems/(\d+)/devices/encharges/([^/]+)/telemetry$")
+
+
+def basic_header(login: str, password: str) -> str:
+    """HTTP Basic auth as RFC 7617 spells it (UTF-8), written out here, not taken from aiohttp."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
 
 
 class FakeEnphase:
@@ -209,7 +214,7 @@ class FakeEnphase:
             await asyncio.sleep(self.token_delay)
         if self.token_script:
             return self.token_script.popleft()
-        expected = aiohttp.encode_basic_auth(self.client_id, self.client_secret)
+        expected = basic_header(self.client_id, self.client_secret)
         if req.method != "POST" or req.headers.get("Authorization") != expected:
             return Reply(401, {"error": "unauthorized", "error_description": "Bad credentials"})
         grant = req.query.get("grant_type")
