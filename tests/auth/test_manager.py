@@ -34,7 +34,7 @@ from tests.support.fake_api import (
     FakeEnphase,
     Reply,
 )
-from .fake_api import basic_header as fake_basic_header
+from tests.support.fake_api import basic_header as fake_basic_header
 
 GRID = f"/api/v4/systems/config/{SYSTEM_ID}/grid_status"
 
