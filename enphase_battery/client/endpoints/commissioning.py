@@ -15,7 +15,7 @@ from enphase_battery.client.endpoints.confirmation import (
     DEFAULT_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     WaitBounds,
-    wait_until_applied,
+    send_write,
 )
 from enphase_battery.client.endpoints.writes import battery_mode_write
 from enphase_battery.models import validation
@@ -131,16 +131,12 @@ class CommissioningEndpoints(EndpointBase):
 
         write = battery_mode_write(cfg_allowed=cfg_allowed, dtg_allowed=dtg_allowed)
         bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
-        answer = await self._call(
-            write.operation_id,
+        return await send_write(
+            self,
+            write,
             BatteryModeUpdate,
             system_id,
-            body=dict(write.body),
-            full_state=write.full_state,
+            bounds,
+            lambda: self.get_battery_mode(system_id),
             activation_id=activation_id(system_id),
-        )
-        if bounds is None:
-            return answer
-        return await wait_until_applied(
-            lambda: self.get_battery_mode(system_id), write, system_id, bounds, answer=answer
         )

@@ -13,7 +13,7 @@ from enphase_battery.client.endpoints.confirmation import (
     DEFAULT_INTERVAL_S,
     DEFAULT_TIMEOUT_S,
     WaitBounds,
-    wait_until_applied,
+    send_write,
 )
 from enphase_battery.client.endpoints.writes import (
     battery_settings_write,
@@ -92,21 +92,13 @@ class ConfigurationEndpoints(EndpointBase):
             energy_independence=energy_independence,
         )
         bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
-        answer = await self._call(
-            write.operation_id,
+        return await send_write(
+            self,
+            write,
             BatterySettings,
             system_id,
-            body=dict(write.body),
-            full_state=write.full_state,
-        )
-        if bounds is None:
-            return answer
-        return await wait_until_applied(
-            lambda: self.get_system_battery_settings(system_id),
-            write,
-            system_id,
             bounds,
-            answer=answer,
+            lambda: self.get_system_battery_settings(system_id),
         )
 
     async def get_system_storm_guard(self, system_id: int) -> StormGuard:
@@ -144,21 +136,13 @@ class ConfigurationEndpoints(EndpointBase):
         it (as :meth:`update_system_battery_settings` does)."""
         write = storm_guard_write(enabled=enabled)
         bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
-        answer = await self._call(
-            write.operation_id,
+        return await send_write(
+            self,
+            write,
             StormGuard,
             system_id,
-            body=dict(write.body),
-            full_state=write.full_state,
-        )
-        if bounds is None:
-            return answer
-        return await wait_until_applied(
-            lambda: self.get_system_storm_guard(system_id),
-            write,
-            system_id,
             bounds,
-            answer=answer,
+            lambda: self.get_system_storm_guard(system_id),
         )
 
     async def get_system_grid_status(self, system_id: int) -> GridStatus:
@@ -230,19 +214,11 @@ class ConfigurationEndpoints(EndpointBase):
             essential_end_time=essential_end_time,
         )
         bounds = WaitBounds.checked(timeout_s, interval_s, settle_s) if confirm else None
-        answer = await self._call(
-            write.operation_id,
+        return await send_write(
+            self,
+            write,
             LoadControl,
             system_id,
-            body=dict(write.body),
-            full_state=write.full_state,
-        )
-        if bounds is None:
-            return answer
-        return await wait_until_applied(
-            lambda: self.get_system_load_control(system_id),
-            write,
-            system_id,
             bounds,
-            answer=answer,
+            lambda: self.get_system_load_control(system_id),
         )

@@ -35,10 +35,12 @@ __all__ = [
     "MAX_TIMEOUT_S",
     "ConfirmationEndpoints",
     "WaitBounds",
+    "send_write",
     "wait_until_applied",
 ]
 
 _S = TypeVar("_S")
+_A = TypeVar("_A")
 
 #: How long a confirmation waits by default: gateways on Ethernet or Wi-Fi pick a change up
 #: within a minute or two [inferred: the spec says nothing of the delay].
@@ -88,6 +90,31 @@ class WaitBounds:
         if values["settle_s"] >= values["timeout_s"]:
             raise InvalidRequestError("settle_s must be shorter than timeout_s")
         return cls(**values)
+
+
+async def send_write(
+    endpoints: EndpointBase,
+    write: PreparedWrite,
+    model: type[_A],
+    system_id: int,
+    bounds: WaitBounds | None,
+    read: Callable[[], Awaitable[_S]],
+    **path_params: str,
+) -> _A | WriteConfirmation[_S]:
+    """Send ``write`` (its body, its resend rule); with ``bounds`` (``confirm=True``), then
+    :func:`wait_until_applied` with ``read``, the operation's matching GET."""
+    around: dict[str, Any] = dict(path_params)  # the path's other ids (activation_id)
+    answer = await endpoints._call(
+        write.operation_id,
+        model,
+        system_id,
+        body=dict(write.body),
+        full_state=write.full_state,
+        **around,
+    )
+    if bounds is None:
+        return answer
+    return await wait_until_applied(read, write, system_id, bounds, answer=answer)
 
 
 async def wait_until_applied(
