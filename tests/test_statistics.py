@@ -22,6 +22,7 @@ from enphase_battery.statistics import (
     hour_of,
     hourly_rows,
 )
+from tests.support.cli import without_coverage
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 RowKey = tuple[int, str, datetime]
@@ -414,7 +415,12 @@ def test_the_statistics_load_without_the_poller_the_client_sqlite_or_the_cli() -
         "import sys\nprint('\\n'.join(sorted(sys.modules)))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=without_coverage(),
     )
     loaded = set(done.stdout.split())
     assert "enphase_battery.statistics" in loaded

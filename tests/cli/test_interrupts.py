@@ -23,7 +23,14 @@ from pathlib import Path
 import pytest
 
 from enphase_battery.simulator import EnphaseSimulator
-from tests.support.cli import Run, SimulatorThread, keys, read_jsonl, subprocess_env
+from tests.support.cli import (
+    Run,
+    SimulatorThread,
+    keys,
+    read_jsonl,
+    subprocess_env,
+    without_coverage,
+)
 
 LAUNCHER = """\
 import os, signal, sys
@@ -59,7 +66,7 @@ def simulator() -> Iterator[SimulatorThread]:
 def spawn(env: dict[str, str], argv: list[str], **moments: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, *argv],
-        env=subprocess_env({**env, **moments}),
+        env=without_coverage(subprocess_env({**env, **moments})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -175,7 +182,7 @@ def test_a_sigint_ignored_at_start_stays_ignored_and_sigterm_still_stops_the_str
             "2026-05-31T12:00:00+00:00", "--poll-interval", "3600"]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, *argv],
-        env=subprocess_env(env),
+        env=without_coverage(subprocess_env(env)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

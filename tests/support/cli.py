@@ -151,6 +151,20 @@ def subprocess_env(values: dict[str, str]) -> dict[str, str]:
     return base
 
 
+#: What coverage's ``patch = subprocess`` (pyproject.toml) hands a child to measure it.
+_COVERAGE_VARS = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def without_coverage(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) for a child that must start as a user's would:
+    coverage in the child imports modules (sqlite3...) before the program does, which the
+    tests of what a start-up imports, or of a Ctrl-C at a module's first import, watch."""
+    base = dict(os.environ if env is None else env)
+    for name in _COVERAGE_VARS:
+        base.pop(name, None)
+    return base
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

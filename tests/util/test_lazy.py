@@ -21,6 +21,7 @@ import enphase_battery.poll
 import enphase_battery.simulator
 import enphase_battery.store
 from enphase_battery.util import lazy
+from tests.support.cli import without_coverage
 
 #: Packages whose names are listed once, in their TYPE_CHECKING imports.
 LISTED_ONCE = [enphase_battery, enphase_battery.store, enphase_battery.poll]
@@ -79,7 +80,12 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 def _loaded_after(code: str) -> set[str]:
     probe = code + "\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=without_coverage(),
     )
     return set(done.stdout.split())
 
